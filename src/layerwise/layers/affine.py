@@ -1,0 +1,75 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from .base import Layer
+
+__all__ = ["Affine"]
+
+
+class Affine(Layer):
+    """forward: out = x·W + b, for x of shape (N, ...) flattened to (N, D) with D = W.shape[0].
+    backward: dx = dout·Wᵀ (reshaped back to x's shape), dW = xᵀ·dout, db = Σ_N dout.
+
+    ``W``, ``b``, ``dW``, ``db`` are the book's attribute names for ``params["W"]``,
+    ``params["b"]``, ``grads["W"]``, ``grads["b"]``: one array each, never two copies.
+    Set ``needs_input_grad = False`` on a network's first layer to skip dx, which nothing uses.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        super().__init__()
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 2:
+            raise ShapeError(f"Affine: W must be 2-D (in_features, out_features), got {W.shape}")
+        if b.shape != (W.shape[1],):
+            raise ShapeError(f"Affine: b has shape {b.shape}, expected ({W.shape[1]},) for W {W.shape}")
+        self.params = {"W": W, "b": b}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.needs_input_grad = True
+        self.x: np.ndarray | None = None
+        self.x_shape: tuple[int, ...] | None = None
+
+    # The book's attribute names, as views onto params/grads.
+    W = property(lambda self: self.params["W"], lambda self, v: self.params.__setitem__("W", v))
+    b = property(lambda self: self.params["b"], lambda self, v: self.params.__setitem__("b", v))
+    dW = property(lambda self: self.grads["W"], lambda self, v: self.grads.__setitem__("W", v))
+    db = property(lambda self: self.grads["b"], lambda self, v: self.grads.__setitem__("b", v))
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        x = self._input(x)
+        W = self.params["W"]
+        if x.ndim < 2:
+            raise ShapeError(f"Affine: input must have a batch axis, shape (N, {W.shape[0]}); got {x.shape}")
+        features = int(np.prod(x.shape[1:]))
+        if features != W.shape[0]:
+            raise ShapeError(
+                f"Affine: input has {features} features per sample (x.shape={x.shape}) "
+                f"but W expects {W.shape[0]} (W.shape={W.shape})"
+            )
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], features)
+        return self.x @ W + self.params["b"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        self._need(self.x)
+        dout = np.asarray(dout)
+        W = self.params["W"]
+        if dout.shape != (self.x.shape[0], W.shape[1]):
+            raise ShapeError(
+                f"Affine: dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}"
+            )
+        self.grads["W"] = self.x.T @ dout
+        self.grads["b"] = dout.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
+        return (dout @ W.T).reshape(self.x_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (input_shape[0], self.params["W"].shape[1])
+
+    def __repr__(self) -> str:
+        W = self.params["W"]
+        return f"Affine({W.shape[0]} -> {W.shape[1]}, dtype={W.dtype})"

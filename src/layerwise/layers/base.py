@@ -1,0 +1,59 @@
+"""The layer contract every layer follows (see DESIGN.md).
+
+- ``forward(x, train=True)`` returns the output and caches only what ``backward`` needs.
+- ``backward(dout)`` returns ``dx`` and fills ``grads``; it never writes into ``dout`` nor
+  into anything ``forward`` returned.
+- ``params`` and ``grads`` are dicts with the same keys; a layer without parameters has
+  empty ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import StateError
+from ..functional import to_float_array
+
+
+class Layer:
+    """Base class: holds ``params``/``grads`` and the checks every layer shares."""
+
+    #: Loss layers take labels: ``forward(x, t) -> float``, ``backward(dout=1.0) -> dx``.
+    is_loss = False
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        return self.forward(x, train)
+
+    def _input(self, x: object) -> np.ndarray:
+        return to_float_array(x, self.name)
+
+    def _need(self, value: object) -> None:
+        """Raise a clear error when backward runs before forward filled the cache."""
+        if value is None:
+            raise StateError(f"{self.name}.backward called before forward")
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the output for an input of ``input_shape`` (batch axis included)."""
+        return input_shape
+
+    def config(self) -> dict:
+        """The constructor arguments (no arrays) needed to rebuild this layer from a file."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{self.name}({args})"

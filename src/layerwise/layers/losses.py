@@ -1,0 +1,88 @@
+"""Loss layers: ``forward(x, t) -> float`` and ``backward(dout=1.0) -> dx``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..functional import _as_batch, _check_labels, softmax_and_log_softmax
+from .base import Layer
+
+__all__ = ["MeanSquaredError", "SoftmaxWithLoss"]
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax followed by cross-entropy, as one layer.
+
+    forward: y = softmax(x); L = -(1/N) Σ_n log y[n, t_n]  (or -(1/N) Σ t·log y for one-hot t).
+    backward: dx = dout · (y - onehot(t)) / N.
+
+    The loss is computed through log-softmax, so it is exact and finite for logits of any
+    magnitude (the book's log(y + 1e-7) caps it at 16.1 while the gradient keeps growing).
+    Labels are class indices (shape (N,), integer) or one-hot (shape (N, C)), told apart by
+    their number of axes. ``y``, ``t`` and ``loss`` are kept under the book's names.
+    """
+
+    is_loss = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.y: np.ndarray | None = None
+        self.t: np.ndarray | None = None
+        self.loss: float | None = None
+        self._x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:  # type: ignore[override]
+        x = self._input(x)
+        self._x_shape = x.shape
+        x, t = _as_batch(self.name, x, np.asarray(t))
+        t = _check_labels(self.name, x, t)
+        y, logp = softmax_and_log_softmax(x)
+        n = x.shape[0]
+        if t.ndim == 2:
+            loss = -np.sum(t * logp) / n
+        else:
+            loss = -np.sum(logp[np.arange(n), t]) / n
+        self.y, self.t, self.loss = y, t, float(loss)
+        return self.loss
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        self._need(self.y)
+        n = self.y.shape[0]
+        # A Python float scale keeps float32 gradients float32.
+        scale = float(dout) / n
+        if self.t.ndim == 2:
+            dx = (self.y - self.t) * scale
+        else:
+            dx = self.y.copy()
+            dx[np.arange(n), self.t] -= 1
+            dx *= scale
+        return dx.reshape(self._x_shape)
+
+
+class MeanSquaredError(Layer):
+    """forward: L = (1/N) · ½ Σ (x - t)²  (the book's mean_squared_error, averaged over the batch).
+    backward: dx = dout · (x - t) / N.
+    """
+
+    is_loss = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diff: np.ndarray | None = None
+        self.loss: float | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:  # type: ignore[override]
+        x = self._input(x)
+        t = np.asarray(t)
+        if t.shape != x.shape:
+            raise ShapeError(f"{self.name}: targets have shape {t.shape}, predictions {x.shape}")
+        self.diff = x - t.astype(x.dtype, copy=False)
+        n = x.shape[0] if x.ndim >= 2 else 1
+        self.loss = float(0.5 * np.sum(self.diff * self.diff) / n)
+        return self.loss
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        self._need(self.diff)
+        n = self.diff.shape[0] if self.diff.ndim >= 2 else 1
+        return self.diff * (float(dout) / n)
