@@ -67,6 +67,15 @@ class Affine(Layer):
             return None
         return (dout @ W.T).reshape(self.x_shape)
 
+    def config(self) -> dict:
+        W = self.params["W"]
+        return {"in_features": int(W.shape[0]), "out_features": int(W.shape[1])}
+
+    @classmethod
+    def from_config(cls, config: dict, dtype: np.dtype | str = np.float32) -> Affine:
+        shape = (config["in_features"], config["out_features"])
+        return cls(np.zeros(shape, dtype=dtype), np.zeros(shape[1], dtype=dtype))
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (input_shape[0], self.params["W"].shape[1])
 

@@ -24,6 +24,9 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        # Arrays that are state but not trained (BatchNormalization's running statistics);
+        # saved with the model, never touched by an optimizer.
+        self.buffers: dict[str, np.ndarray] = {}
 
     @property
     def name(self) -> str:
@@ -51,8 +54,13 @@ class Layer:
         return input_shape
 
     def config(self) -> dict:
-        """The constructor arguments (no arrays) needed to rebuild this layer from a file."""
+        """JSON-able constructor arguments (no arrays) that rebuild this layer's structure."""
         return {}
+
+    @classmethod
+    def from_config(cls, config: dict, dtype: np.dtype | str = np.float32) -> Layer:
+        """Build a layer of the right shapes from ``config()``; parameters are loaded after."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
