@@ -11,8 +11,17 @@ import numpy as np
 from .errors import InputError, ShapeError
 
 __all__ = [
+    "avg_pool",
+    "avg_pool_backward",
+    "col2im",
+    "conv_output_shape",
     "cross_entropy_error",
+    "im2col",
     "log_softmax",
+    "max_pool",
+    "max_pool_backward",
+    "max_pool_tiled",
+    "max_pool_tiled_backward",
     "mean_squared_error",
     "sigmoid",
     "softmax",

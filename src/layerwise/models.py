@@ -1,0 +1,505 @@
+"""Networks: ``Sequential`` (a list of layers and a loss layer) and the book's nets built on it.
+
+Parameters are named as in the book, counting layers that own a tensor of that name:
+``W1, b1, W2, b2, ...`` over Affine and Convolution layers in order, ``gamma1, beta1, ...``
+over BatchNormalization layers. ``model.params`` is a live view: ``model.params["W1"] = new``
+replaces the array the layer computes with (the book's nets keep two references, so a
+non-in-place update silently stops training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+
+import numpy as np
+
+from .errors import InputError, ShapeError
+from .functional import to_float_array
+from .layers import Affine, Layer, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
+from .layers.base import Layer as _Layer
+
+__all__ = [
+    "DeepConvNet",
+    "MultiLayerNet",
+    "Sequential",
+    "SimpleConvNet",
+    "TwoLayerNet",
+    "build_model",
+]
+
+
+class _TensorView(MutableMapping):
+    """A flat, book-named view over the per-layer dicts ``params``/``grads``/``buffers``."""
+
+    def __init__(self, slots: dict[str, tuple[_Layer, str]], attr: str, writable: bool) -> None:
+        self._slots, self._attr, self._writable = slots, attr, writable
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        layer, key = self._slot(name)
+        return getattr(layer, self._attr)[key]
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        if not self._writable:
+            raise TypeError(f"model.{self._attr} is read-only")
+        layer, key = self._slot(name)
+        old = getattr(layer, self._attr)[key]
+        value = np.asarray(value)
+        if value.shape != old.shape:
+            raise ShapeError(f"{name}: new value has shape {value.shape}, expected {old.shape}")
+        getattr(layer, self._attr)[key] = value
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("model tensors cannot be deleted")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def _slot(self, name: str) -> tuple[_Layer, str]:
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise KeyError(f"no tensor {name!r}; this model has {list(self._slots)}") from None
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: array{self[k].shape}" for k in self) + "}"
+
+
+def _layer_types() -> dict[str, type[_Layer]]:
+    """Every Layer subclass by class name, for rebuilding a model from its config."""
+    from . import layers  # noqa: F401  (imports every layer module)
+
+    found: dict[str, type[_Layer]] = {}
+    stack = list(_Layer.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.__name__, cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+class Sequential:
+    """Layers applied in order, then a loss layer.
+
+    predict(x) = layers[-1](... layers[0](x)); loss(x, t) = loss_layer(predict(x), t)
+    + ½ λ Σ ||W||² (weight decay on the weight matrices, as the book does).
+    gradient(x, t) runs forward and backward and returns the flat grads dict; backward stops
+    at the first layer with parameters, whose input gradient nothing uses.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        loss: Layer | None = None,
+        weight_decay_lambda: float = 0.0,
+    ) -> None:
+        self.layers: list[Layer] = list(layers)
+        self.loss_layer: Layer = loss if loss is not None else SoftmaxWithLoss()
+        self.weight_decay_lambda = float(weight_decay_lambda)
+        if not self.layers:
+            raise InputError("Sequential: needs at least one layer")
+        self._index_tensors()
+
+    def _index_tensors(self) -> None:
+        counts: dict[str, int] = {}
+        self._param_slots: dict[str, tuple[Layer, str]] = {}
+        self._buffer_slots: dict[str, tuple[Layer, str]] = {}
+        for layer in self.layers:
+            for slots, keys in ((self._param_slots, layer.params), (self._buffer_slots, layer.buffers)):
+                for key in keys:
+                    counts[key] = counts.get(key, 0) + 1
+                    slots[f"{key}{counts[key]}"] = (layer, key)
+        # Nothing upstream of the first trainable layer needs an input gradient.
+        self._first_trainable = next((i for i, la in enumerate(self.layers) if la.params), 0)
+        first = self.layers[self._first_trainable]
+        if hasattr(first, "needs_input_grad"):
+            first.needs_input_grad = False
+
+    # -- tensors -------------------------------------------------------------------------
+    @property
+    def params(self) -> _TensorView:
+        return _TensorView(self._param_slots, "params", writable=True)
+
+    @property
+    def grads(self) -> _TensorView:
+        return _TensorView(self._param_slots, "grads", writable=False)
+
+    @property
+    def buffers(self) -> _TensorView:
+        return _TensorView(self._buffer_slots, "buffers", writable=True)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every tensor that defines the model: parameters and buffers, by book name."""
+        return {**dict(self.params), **dict(self.buffers)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state`` into the model's existing arrays (shapes must match exactly)."""
+        view = {**self._param_slots, **self._buffer_slots}
+        missing = [k for k in view if k not in state]
+        unexpected = [k for k in state if k not in view]
+        if missing or unexpected:
+            raise ShapeError(
+                f"{type(self).__name__}: state does not fit the model "
+                f"(missing {missing or 'none'}, unexpected {unexpected or 'none'})"
+            )
+        for name, (layer, key) in self._param_slots.items():
+            self._copy_into(name, layer.params, key, state[name])
+        for name, (layer, key) in self._buffer_slots.items():
+            self._copy_into(name, layer.buffers, key, state[name])
+
+    @staticmethod
+    def _copy_into(name: str, store: dict, key: str, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.shape != store[key].shape:
+            raise ShapeError(f"{name}: file has shape {value.shape}, the model expects {store[key].shape}")
+        store[key] = value.astype(store[key].dtype, copy=True)
+
+    @property
+    def dtype(self) -> np.dtype:
+        for _, (layer, key) in self._param_slots.items():
+            return layer.params[key].dtype
+        return np.dtype(np.float64)
+
+    def astype(self, dtype: np.dtype | str) -> Sequential:
+        """Convert every parameter and buffer to ``dtype`` in place; returns self."""
+        for layer in self.layers:
+            for store in (layer.params, layer.buffers):
+                for key in store:
+                    store[key] = store[key].astype(dtype)
+            for key in layer.grads:
+                layer.grads[key] = layer.grads[key].astype(dtype)
+        return self
+
+    # -- computation ---------------------------------------------------------------------
+    def _prepare(self, x: object) -> np.ndarray:
+        x = to_float_array(x, type(self).__name__)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
+        """Scores (pre-softmax) for a batch; evaluation mode unless ``train_flg``."""
+        x = self._prepare(x)
+        for layer in self.layers:
+            x = layer.forward(x, train=train_flg)
+        return x
+
+    def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = True) -> float:
+        """Loss of the batch (with weight decay), in training mode by default."""
+        value = self.loss_layer.forward(self.predict(x, train_flg), t)
+        if self.weight_decay_lambda:
+            value += 0.5 * self.weight_decay_lambda * sum(
+                float(np.sum(w * w)) for name, w in self.params.items() if name.startswith("W")
+            )
+        return value
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Backpropagation: forward in training mode, then backward; returns the grads."""
+        self.loss(x, t, train_flg=True)
+        dout = self.loss_layer.backward(1.0)
+        for layer in reversed(self.layers[self._first_trainable :]):
+            dout = layer.backward(dout)
+        grads = self.grads
+        if self.weight_decay_lambda:
+            lam = self.weight_decay_lambda
+            for name, (layer, key) in self._param_slots.items():
+                if name.startswith("W"):
+                    layer.grads[key] = layer.grads[key] + lam * layer.params[key]
+        return dict(grads)
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Central-difference gradient of ``loss(x, t)`` for every parameter (slow; for checks)."""
+        from .gradcheck import numerical_gradient
+
+        return {name: numerical_gradient(lambda _: self.loss(x, t), w, h) for name, w in self.params.items()}
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
+        """Fraction of correct predictions over every sample, the last partial batch included."""
+        t = np.asarray(t)
+        labels = t.argmax(axis=1) if t.ndim == 2 else t
+        n = len(labels)
+        if len(x) != n:
+            raise ShapeError(f"accuracy: {len(x)} inputs but {n} labels")
+        if n == 0:
+            raise InputError("accuracy: empty dataset")
+        correct = 0
+        for start in range(0, n, batch_size):
+            scores = self.predict(x[start : start + batch_size])
+            correct += int(np.sum(scores.argmax(axis=1) == labels[start : start + batch_size]))
+        return correct / n
+
+    # -- structure -----------------------------------------------------------------------
+    def config(self) -> dict:
+        """JSON-able architecture: enough for ``build_model`` to rebuild the same network."""
+        return {
+            "class": "Sequential",
+            "layers": [{"type": la.name, "config": la.config()} for la in self.layers],
+            "loss": self.loss_layer.name,
+            "weight_decay_lambda": self.weight_decay_lambda,
+        }
+
+    def summary(self, input_shape: Sequence[int] | None = None) -> str:
+        lines = [f"{type(self).__name__} ({self.dtype})"]
+        shape = tuple(input_shape) if input_shape is not None else None
+        for layer in self.layers:
+            if shape is not None:
+                shape = layer.output_shape(shape)
+            n = sum(p.size for p in layer.params.values())
+            lines.append(f"  {layer!r:<40} -> {shape if shape else ''}  params={n}")
+        lines.append(f"  loss: {self.loss_layer.name}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def build_model(config: dict, dtype: np.dtype | str = np.float32) -> Sequential:
+    """Rebuild a model from ``model.config()``; its tensors are loaded separately."""
+    cls_name = config.get("class")
+    if cls_name == "Sequential":
+        types = _layer_types()
+        layers = []
+        for spec in config["layers"]:
+            cls = types.get(spec["type"])
+            if cls is None:
+                raise InputError(f"unknown layer type {spec['type']!r} in model config")
+            layers.append(cls.from_config(spec.get("config", {}), dtype=dtype))
+        loss_cls = types.get(config.get("loss", "SoftmaxWithLoss"))
+        if loss_cls is None:
+            raise InputError(f"unknown loss layer {config.get('loss')!r} in model config")
+        return Sequential(layers, loss_cls(), config.get("weight_decay_lambda", 0.0))
+    book_nets = {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, SimpleConvNet, DeepConvNet)}
+    if cls_name not in book_nets:
+        raise InputError(f"unknown model class {cls_name!r}; known: Sequential, {', '.join(book_nets)}")
+    return book_nets[cls_name](**config["kwargs"], dtype=dtype)
+
+
+# -- the book's networks ------------------------------------------------------------------
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+class _BookNet(Sequential):
+    """A Sequential remembering its constructor arguments, so a file can rebuild it."""
+
+    _kwargs: dict
+
+    def config(self) -> dict:
+        return {"class": type(self).__name__, "kwargs": self._kwargs}
+
+
+class TwoLayerNet(_BookNet):
+    """The book's two-layer net: Affine -> ReLU -> Affine -> SoftmaxWithLoss.
+
+    W1 ~ weight_init_std · N(0, 1) of shape (input_size, hidden_size), biases zero.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        weight_init_std: float = 0.01,
+        *,
+        seed: int | np.random.Generator | None = None,
+        dtype: np.dtype | str = np.float32,
+    ) -> None:
+        rng = _rng(seed)
+        std = float(weight_init_std)
+        W1 = (std * rng.standard_normal((input_size, hidden_size))).astype(dtype)
+        W2 = (std * rng.standard_normal((hidden_size, output_size))).astype(dtype)
+        super().__init__(
+            [
+                Affine(W1, np.zeros(hidden_size, dtype=dtype)),
+                ReLU(),
+                Affine(W2, np.zeros(output_size, dtype=dtype)),
+            ]
+        )
+        self._kwargs = {
+            "input_size": input_size,
+            "hidden_size": hidden_size,
+            "output_size": output_size,
+            "weight_init_std": std,
+        }
+
+
+_ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+class MultiLayerNet(_BookNet):
+    """The book's fully connected net (MultiLayerNet / MultiLayerNetExtend):
+    [Affine -> (BatchNorm) -> activation -> (Dropout)] × hidden layers -> Affine -> SoftmaxWithLoss,
+    with weight decay ½ λ Σ ||W||² in the loss.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size_list: Sequence[int],
+        output_size: int,
+        activation: str = "relu",
+        weight_init_std: str | float = "relu",
+        weight_decay_lambda: float = 0,
+        use_dropout: bool = False,
+        dropout_ration: float = 0.5,
+        use_batchnorm: bool = False,
+        *,
+        seed: int | np.random.Generator | None = None,
+        dtype: np.dtype | str = np.float32,
+    ) -> None:
+        from .init import init_weight
+        from .layers.norm import BatchNormalization, Dropout
+
+        if activation not in _ACTIVATIONS:
+            raise InputError(
+                f"MultiLayerNet: unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
+            )
+        rng = _rng(seed)
+        sizes = [input_size, *hidden_size_list, output_size]
+        layers: list[Layer] = []
+        for i in range(len(sizes) - 1):
+            W = init_weight((sizes[i], sizes[i + 1]), weight_init_std, rng, dtype=dtype)
+            layers.append(Affine(W, np.zeros(sizes[i + 1], dtype=dtype)))
+            if i == len(sizes) - 2:
+                break
+            if use_batchnorm:
+                gamma, beta = np.ones(sizes[i + 1], dtype=dtype), np.zeros(sizes[i + 1], dtype=dtype)
+                layers.append(BatchNormalization(gamma, beta))
+            layers.append(_ACTIVATIONS[activation]())
+            if use_dropout:
+                layers.append(Dropout(dropout_ration, seed=int(rng.integers(2**63))))
+        super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
+        self._kwargs = {
+            "input_size": input_size,
+            "hidden_size_list": list(hidden_size_list),
+            "output_size": output_size,
+            "activation": activation,
+            "weight_init_std": weight_init_std,
+            "weight_decay_lambda": float(weight_decay_lambda),
+            "use_dropout": bool(use_dropout),
+            "dropout_ration": float(dropout_ration),
+            "use_batchnorm": bool(use_batchnorm),
+        }
+
+
+def _conv_output(size: int, filter_size: int, pad: int, stride: int) -> int:
+    return (size + 2 * pad - filter_size) // stride + 1
+
+
+class SimpleConvNet(_BookNet):
+    """The book's SimpleConvNet:
+    Convolution -> ReLU -> Pooling(2×2, stride 2) -> Affine -> ReLU -> Affine -> SoftmaxWithLoss.
+    Parameters W1/b1 (convolution), W2/b2, W3/b3 (affine); weights ~ weight_init_std · N(0, 1).
+    """
+
+    def __init__(
+        self,
+        input_dim: Sequence[int] = (1, 28, 28),
+        conv_param: dict | None = None,
+        hidden_size: int = 100,
+        output_size: int = 10,
+        weight_init_std: float = 0.01,
+        *,
+        seed: int | np.random.Generator | None = None,
+        dtype: np.dtype | str = np.float32,
+    ) -> None:
+        from .layers.conv import Convolution, Pooling
+
+        conv_param = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1, **(conv_param or {})}
+        channels, height, width = input_dim
+        fn, fs = conv_param["filter_num"], conv_param["filter_size"]
+        pad, stride = conv_param["pad"], conv_param["stride"]
+        oh = _conv_output(height, fs, pad, stride)
+        ow = _conv_output(width, fs, pad, stride)
+        pooled = fn * (oh // 2) * (ow // 2)
+        rng = _rng(seed)
+        std = float(weight_init_std)
+
+        def normal(*shape: int) -> np.ndarray:
+            return (std * rng.standard_normal(shape)).astype(dtype)
+
+        super().__init__(
+            [
+                Convolution(normal(fn, channels, fs, fs), np.zeros(fn, dtype=dtype), stride, pad),
+                ReLU(),
+                Pooling(2, 2, stride=2),
+                Affine(normal(pooled, hidden_size), np.zeros(hidden_size, dtype=dtype)),
+                ReLU(),
+                Affine(normal(hidden_size, output_size), np.zeros(output_size, dtype=dtype)),
+            ]
+        )
+        self._kwargs = {
+            "input_dim": list(input_dim),
+            "conv_param": conv_param,
+            "hidden_size": hidden_size,
+            "output_size": output_size,
+            "weight_init_std": std,
+        }
+
+
+class DeepConvNet(_BookNet):
+    """The book's DeepConvNet (chapter 8), He-initialised:
+    [conv-relu-conv-relu-pool] × 3 -> Affine -> ReLU -> Dropout -> Affine -> Dropout -> SoftmaxWithLoss.
+    Parameters W1..W6 (3×3 convolutions), W7, W8 (affine). Dropout uses the book's scaling
+    (× (1 - ratio) at test time) so the book's published weights give the book's accuracy.
+    """
+
+    def __init__(
+        self,
+        input_dim: Sequence[int] = (1, 28, 28),
+        conv_param_1: dict | None = None,
+        conv_param_2: dict | None = None,
+        conv_param_3: dict | None = None,
+        conv_param_4: dict | None = None,
+        conv_param_5: dict | None = None,
+        conv_param_6: dict | None = None,
+        hidden_size: int = 50,
+        output_size: int = 10,
+        *,
+        dropout_mode: str = "book",
+        seed: int | np.random.Generator | None = None,
+        dtype: np.dtype | str = np.float32,
+    ) -> None:
+        from .layers.conv import Convolution, Pooling
+        from .layers.norm import Dropout
+
+        defaults = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]
+        given = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
+        conv_params = [
+            {"filter_num": fn, "filter_size": 3, "pad": pad, "stride": 1, **(p or {})}
+            for (fn, pad), p in zip(defaults, given, strict=True)
+        ]
+        rng = _rng(seed)
+        channels, height, width = input_dim
+        layers: list[Layer] = []
+        for i, p in enumerate(conv_params):
+            fan_in = channels * p["filter_size"] ** 2
+            W = rng.standard_normal((p["filter_num"], channels, p["filter_size"], p["filter_size"]))
+            W = (np.sqrt(2.0 / fan_in) * W).astype(dtype)
+            layers += [Convolution(W, np.zeros(p["filter_num"], dtype=dtype), p["stride"], p["pad"]), ReLU()]
+            channels = p["filter_num"]
+            height = _conv_output(height, p["filter_size"], p["pad"], p["stride"])
+            width = _conv_output(width, p["filter_size"], p["pad"], p["stride"])
+            if i % 2 == 1:
+                layers.append(Pooling(2, 2, stride=2))
+                height, width = height // 2, width // 2
+        flat = channels * height * width
+        W7 = (np.sqrt(2.0 / flat) * rng.standard_normal((flat, hidden_size))).astype(dtype)
+        W8 = (np.sqrt(2.0 / hidden_size) * rng.standard_normal((hidden_size, output_size))).astype(dtype)
+        seeds = rng.integers(2**63, size=2)
+        layers += [
+            Affine(W7, np.zeros(hidden_size, dtype=dtype)),
+            ReLU(),
+            Dropout(0.5, mode=dropout_mode, seed=int(seeds[0])),
+            Affine(W8, np.zeros(output_size, dtype=dtype)),
+            Dropout(0.5, mode=dropout_mode, seed=int(seeds[1])),
+        ]
+        super().__init__(layers)
+        self._kwargs = {
+            "input_dim": list(input_dim),
+            **{f"conv_param_{i + 1}": p for i, p in enumerate(conv_params)},
+            "hidden_size": hidden_size,
+            "output_size": output_size,
+            "dropout_mode": dropout_mode,
+        }
