@@ -215,5 +215,5 @@ def test_backward_before_forward_is_a_clear_error(make):
 
 
 def test_complex_input_is_refused_by_name():
-    with pytest.raises(InputError, match="ReLU.*complex"):
+    with pytest.raises(InputError, match=r"ReLU.*complex"):
         lw.ReLU().forward(np.ones(3, dtype=complex))

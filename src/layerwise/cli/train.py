@@ -1,0 +1,248 @@
+"""``layerwise train``: train a network, keep the model, its history and its curves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+CONFIG_NAME = "config.json"
+
+# Settings that define a run; saved in RUN_DIR/config.json so --resume can rebuild it.
+RUN_KEYS = ("dataset", "model", "hidden", "activation", "optimizer", "lr", "epochs", "batch_size",
+            "weight_decay", "dropout", "batchnorm", "seed", "dtype")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 512,512, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network (default: a two-layer net on the bundled digits)",
+        description="Train a network with backpropagation. With no arguments: a two-layer "
+        "net on the bundled 8x8 digits, done in seconds. Writes a run directory holding the "
+        "model (model.safetensors), the last checkpoint, history.json/.csv and curves.png.",
+    )
+    p.add_argument("--dataset", default="digits",
+                   help="digits (bundled), mnist, fashion-mnist, or a folder holding the four IDX files")
+    p.add_argument("--model", choices=MODELS, default="two-layer")
+    p.add_argument("--hidden", type=_hidden, default=None,
+                   help="hidden layer sizes, e.g. 512,512 (default: 50 for two-layer, 100,100 for mlp, "
+                   "100 for convnet)")
+    p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="relu",
+                   help="activation of the mlp's hidden layers")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 0.1 for sgd, 0.01 for momentum/nesterov/adagrad, "
+                   "0.001 for rmsprop/adam)")
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay lambda (mlp)")
+    p.add_argument("--dropout", type=_fraction, default=0.0, help="dropout ratio after hidden layers (mlp)")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalisation before activations (mlp)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<time>-<model>)")
+    p.add_argument("--force", action="store_true", help="overwrite an --out directory holding another run")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="also checkpoint every STEPS batches (default: at the end of each epoch)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.set_defaults(func=run)
+
+
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+
+
+def build_model(settings: dict, input_shape: tuple[int, ...], classes: int):
+    """The network the settings name, for inputs of ``input_shape`` (no batch axis)."""
+    from .. import models
+
+    dtype = np.dtype(settings["dtype"])
+    kind, hidden, seed = settings["model"], settings["hidden"], settings["seed"]
+    if kind != "mlp" and (settings["dropout"] or settings["batchnorm"] or settings["weight_decay"]):
+        raise InputError(f"--dropout, --batchnorm and --weight-decay need --model mlp (got --model {kind})")
+    if kind == "two-layer":
+        size = hidden[0] if hidden else 50
+        if hidden and len(hidden) > 1:
+            raise InputError(f"--model two-layer has one hidden layer; got --hidden {hidden} (use --model mlp)")
+        return models.TwoLayerNet(int(np.prod(input_shape)), size, classes, seed=seed, dtype=dtype)
+    if kind == "mlp":
+        return models.MultiLayerNet(
+            int(np.prod(input_shape)), hidden or [100, 100], classes, activation=settings["activation"],
+            weight_init_std=settings["activation"], weight_decay_lambda=settings["weight_decay"],
+            use_dropout=settings["dropout"] > 0, dropout_ration=settings["dropout"] or 0.5,
+            use_batchnorm=settings["batchnorm"], seed=seed, dtype=dtype,
+        )
+    if kind == "convnet":
+        size = input_shape[-1]
+        conv = {"filter_num": 30, "filter_size": 5 if size >= 16 else 3, "pad": 0, "stride": 1}
+        return models.SimpleConvNet(input_shape, conv, hidden[0] if hidden else 100, classes,
+                                    seed=seed, dtype=dtype)
+    if kind == "deep-convnet":
+        return models.DeepConvNet(input_shape, output_size=classes, dropout_mode="inverted",
+                                  seed=seed, dtype=dtype)
+    raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+
+
+def load_data(settings: dict, progress: bool):
+    from ..datasets import load_dataset
+
+    flatten = settings["model"] in ("two-layer", "mlp")
+    return load_dataset(settings["dataset"], normalize=True, flatten=flatten, one_hot_label=False,
+                        dtype=np.dtype(settings["dtype"]), progress=progress)
+
+
+def _prepare_run_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InputError(f"--out {out} already holds files (another run?); "
+                             "use --resume to continue it or --force to overwrite it")
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / ".write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write to the run directory {out}: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import atomic_write, load_checkpoint, save
+    from ..optim import make_optimizer
+    from ..train import CHECKPOINT_NAME, MODEL_NAME, Trainer
+
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.resume is not None:
+        run_dir = args.resume
+        config_path = run_dir / CONFIG_NAME
+        if not config_path.is_file():
+            raise InputError(f"--resume {run_dir}: no {CONFIG_NAME} there; is it a layerwise run directory?")
+        settings = json.loads(config_path.read_text())
+        given = {k for k in RUN_KEYS if f"--{k.replace('_', '-')}" in sys.argv[1:]}
+        if given - {"epochs"}:
+            raise InputError(f"--resume takes the run's own settings; only --epochs may change (got {sorted(given)})")
+        if "epochs" in given:
+            settings["epochs"] = args.epochs
+    else:
+        settings = {k: getattr(args, k) for k in RUN_KEYS}
+        settings["lr"] = settings["lr"] or DEFAULT_LR[settings["optimizer"]]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = args.out or Path("runs") / f"{stamp}-{args.model}-{Path(str(args.dataset)).name}"
+        _prepare_run_dir(run_dir, args.force)
+
+    (x_train, t_train), (x_test, t_test) = load_data(settings, progress)
+    classes = int(max(t_train.max(), t_test.max())) + 1
+    model = build_model(settings, x_train.shape[1:], classes)
+    optimizer = make_optimizer(settings["optimizer"], lr=settings["lr"])
+    say = (lambda _m: None) if args.quiet else print
+    trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test, epochs=settings["epochs"],
+                      batch_size=settings["batch_size"], seed=settings["seed"], run_dir=run_dir,
+                      checkpoint_every=args.checkpoint_every, progress=progress, log=say)
+    if args.resume is not None:
+        checkpoint_path = run_dir / CHECKPOINT_NAME
+        if not checkpoint_path.is_file():
+            raise InputError(f"--resume {run_dir}: no {CHECKPOINT_NAME}; the run stopped before its first checkpoint")
+        checkpoint = load_checkpoint(checkpoint_path)
+        if checkpoint.model.config() != model.config():
+            raise InputError(f"--resume {run_dir}: the checkpoint holds a different architecture "
+                             f"({checkpoint.model.config()['class']}) than the run's settings")
+        model.load_state_dict(checkpoint.model.state_dict())
+        optimizer.load_state_dict(checkpoint.optimizer.state_dict())
+        trainer.load_state(checkpoint.state)
+        say(f"resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.step_in_epoch + 1}")
+    else:
+        atomic_write(run_dir / CONFIG_NAME, json.dumps(settings, indent=1).encode())
+        say(f"training {settings['model']} on {settings['dataset']} "
+            f"({len(x_train)} train / {len(x_test)} test images, {settings['optimizer']} lr {settings['lr']:g})")
+
+    history = trainer.fit()
+    meta = {"dataset": str(settings["dataset"]), "input_shape": list(x_train.shape[1:]), "classes": classes}
+    save(model, run_dir / MODEL_NAME, state=meta)
+    history.write(run_dir)
+    _plot(history, run_dir / "curves.png")
+    final = history.epochs[-1]
+    print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after {final['epoch']} epochs")
+    print(f"run directory: {run_dir} (model.safetensors, history.json, history.csv, curves.png)")
+    return 0
+
+
+def _plot(history, path: Path) -> None:
+    """Loss per step and accuracy per epoch, side by side, written atomically as PNG."""
+    import io as _io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_write
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(history.step_loss, lw=0.6, alpha=0.5, label="per step")
+    if len(history.step_loss) >= 20:
+        k = max(1, len(history.step_loss) // 50)
+        smooth = np.convolve(history.step_loss, np.ones(k) / k, mode="valid")
+        ax_loss.plot(np.arange(k - 1, len(history.step_loss)), smooth, label=f"mean of {k}")
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
+    ax_loss.legend()
+    epochs = [row["epoch"] for row in history.epochs]
+    ax_acc.plot(epochs, [row["train_acc"] for row in history.epochs], "o-", label="train")
+    if history.epochs and "test_acc" in history.epochs[0]:
+        ax_acc.plot(epochs, [row["test_acc"] for row in history.epochs], "s-", label="test")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax_acc.legend()
+    fig.tight_layout()
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,235 @@
+"""The training loop: epochs of shuffled mini-batches, evaluation, history, checkpoints.
+
+Determinism: one seeded generator shuffles the data; its state at the start of each epoch is
+kept in every checkpoint, together with the model, the optimizer state and every layer's own
+generator (Dropout), so a resumed run repeats the uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, ShapeError, TrainingDiverged
+from .models import Sequential
+
+__all__ = ["History", "Trainer", "check_dataset"]
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+MODEL_NAME = "model.safetensors"
+
+
+@dataclass
+class History:
+    """What training recorded: the loss of every step and a row per epoch."""
+
+    step_loss: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> History:
+        return cls(list(data.get("step_loss", [])), list(data.get("epochs", [])))
+
+    def write(self, run_dir: Path) -> None:
+        from .io import atomic_write
+
+        atomic_write(run_dir / "history.json", json.dumps(self.to_dict(), indent=1).encode())
+        if self.epochs:
+            lines = [",".join(self.epochs[0])]
+            lines += [",".join(str(row[k]) for k in self.epochs[0]) for row in self.epochs]
+            atomic_write(run_dir / "history.csv", ("\n".join(lines) + "\n").encode())
+
+
+def check_dataset(x: np.ndarray, t: np.ndarray, classes: int | None, where: str) -> None:
+    """Refuse data that would fail deep inside a step: wrong kinds, NaN/inf, bad labels."""
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"{where}: images must be real numbers, got dtype {x.dtype}")
+    if len(x) == 0:
+        raise InputError(f"{where}: the dataset is empty")
+    if len(x) != len(t):
+        raise ShapeError(f"{where}: {len(x)} images but {len(t)} labels")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0]
+        raise InputError(f"{where}: image {bad} contains NaN or infinity")
+    if t.ndim == 1:
+        if t.dtype.kind not in "iu":
+            raise InputError(f"{where}: labels must be integer class indices, got dtype {t.dtype}")
+        if classes is not None and (t.min() < 0 or t.max() >= classes):
+            bad = t.min() if t.min() < 0 else t.max()
+            raise InputError(f"{where}: label {bad} is out of range for {classes} classes")
+    elif t.ndim != 2 or (classes is not None and t.shape[1] != classes):
+        raise ShapeError(f"{where}: labels of shape {t.shape}: expected ({len(x)},) or ({len(x)}, {classes})")
+
+
+class Trainer:
+    """Fits a model with an optimizer: ``Trainer(model, optimizer, x, t, x_test, t_test).fit()``.
+
+    Every epoch shuffles the training set without replacement (seeded), runs its mini-batches
+    (the last one may be smaller), then evaluates accuracy on the test split and on a fixed
+    sample of at most ``train_eval_samples`` training images. With ``run_dir`` a checkpoint is
+    written atomically at the end of every epoch (and every ``checkpoint_every`` steps if set).
+    """
+
+    def __init__(
+        self,
+        model: Sequential,
+        optimizer,
+        x_train: np.ndarray,
+        t_train: np.ndarray,
+        x_test: np.ndarray | None = None,
+        t_test: np.ndarray | None = None,
+        *,
+        epochs: int = 20,
+        batch_size: int = 100,
+        seed: int = 0,
+        run_dir: str | Path | None = None,
+        checkpoint_every: int = 0,
+        train_eval_samples: int = 10_000,
+        progress: bool | None = None,
+        log: Callable[[str], None] | None = print,
+    ) -> None:
+        if int(epochs) != epochs or epochs < 1:
+            raise InputError(f"epochs must be a positive whole number, got {epochs}")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise InputError(f"batch_size must be a positive whole number, got {batch_size}")
+        self.model, self.optimizer = model, optimizer
+        classes = model.layers[-1].output_shape((1, *x_train.shape[1:]))[-1] if x_train.ndim >= 2 else None
+        check_dataset(x_train, t_train, classes, "training data")
+        if x_test is not None:
+            check_dataset(x_test, t_test, classes, "test data")
+        self.x_train, self.t_train = x_train, t_train
+        self.x_test, self.t_test = x_test, t_test
+        self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.seed = seed
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every = int(checkpoint_every)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.log = log or (lambda _msg: None)
+        self.history = History()
+        self.shuffle_rng = np.random.default_rng(seed)
+        # Training accuracy on a fixed sample: cheap each epoch, comparable across epochs.
+        n = len(x_train)
+        sample = np.random.default_rng(seed + 1).permutation(n)[: min(n, train_eval_samples)]
+        self._train_eval_idx = np.sort(sample)
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0  # completed steps of the current epoch
+        self._epoch_rng_state = self.shuffle_rng.bit_generator.state
+
+    # -- state for checkpoints -------------------------------------------------------------
+    def _layer_rngs(self) -> dict[str, np.random.Generator]:
+        return {str(i): la.rng for i, la in enumerate(self.model.layers) if hasattr(la, "rng")}
+
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "epoch_rng_state": self._epoch_rng_state,
+            "layer_rng_states": {k: g.bit_generator.state for k, g in self._layer_rngs().items()},
+            "history": self.history.to_dict(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self._epoch_rng_state = state["epoch_rng_state"]
+        self.shuffle_rng.bit_generator.state = self._epoch_rng_state
+        rngs = self._layer_rngs()
+        for key, rng_state in state.get("layer_rng_states", {}).items():
+            if key not in rngs:
+                raise ShapeError(f"checkpoint has a random generator for layer {key}, the model has none")
+            rngs[key].bit_generator.state = rng_state
+        self.history = History.from_dict(state.get("history", {}))
+
+    def save_checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        from .io import save
+
+        return save(self.model, self.run_dir / CHECKPOINT_NAME, optimizer=self.optimizer, state=self.state())
+
+    # -- the loop --------------------------------------------------------------------------
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """This epoch's batches from the current step on; the permutation is drawn from the
+        generator as it stood at the epoch's start, so a resumed epoch sees the same order."""
+        self.shuffle_rng.bit_generator.state = self._epoch_rng_state
+        order = self.shuffle_rng.permutation(len(self.x_train))
+        for start in range(self.step_in_epoch * self.batch_size, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield np.take(self.x_train, idx, axis=0), np.take(self.t_train, idx, axis=0)
+
+    def _steps_per_epoch(self) -> int:
+        return math.ceil(len(self.x_train) / self.batch_size)
+
+    def evaluate(self) -> dict:
+        row = {"train_acc": self.model.accuracy(self.x_train[self._train_eval_idx],
+                                                self.t_train[self._train_eval_idx])}
+        if self.x_test is not None:
+            row["test_acc"] = self.model.accuracy(self.x_test, self.t_test)
+        return row
+
+    def fit(self) -> History:
+        """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
+        from tqdm.auto import tqdm
+
+        while self.epoch < self.epochs:
+            started = time.perf_counter()
+            losses = []
+            bar = tqdm(total=self._steps_per_epoch(), initial=self.step_in_epoch, disable=not self.progress,
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", leave=False)
+            for x, t in self._batches():
+                grads = self.model.gradient(x, t)
+                loss = self.model.loss_layer.loss
+                if not math.isfinite(loss):
+                    bar.close()
+                    self._diverged(loss)
+                self.optimizer.update(self.model.params, grads)
+                losses.append(loss)
+                self.history.step_loss.append(loss)
+                self.step_in_epoch += 1
+                bar.update(1)
+                if len(losses) % 20 == 0:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                if self.checkpoint_every and self.step_in_epoch % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+            bar.close()
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._epoch_rng_state = self.shuffle_rng.bit_generator.state
+            row = {"epoch": self.epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                   **self.evaluate(), "seconds": round(time.perf_counter() - started, 3)}
+            self.history.epochs.append(row)
+            self.log(self._format_row(row))
+            self.save_checkpoint()
+        return self.history
+
+    def _diverged(self, loss: float) -> None:
+        lr = getattr(self.optimizer, "lr", None)
+        step = self.epoch * self._steps_per_epoch() + self.step_in_epoch + 1
+        hint = f"; try a lower learning rate than {lr:g}" if lr is not None else "; try a lower learning rate"
+        kept = ""
+        if self.run_dir is not None and (self.run_dir / CHECKPOINT_NAME).exists():
+            kept = f" The last good checkpoint is kept in {self.run_dir / CHECKPOINT_NAME}."
+        raise TrainingDiverged(
+            f"training diverged: the loss became {loss} at step {step} "
+            f"(epoch {self.epoch + 1}, batch {self.step_in_epoch + 1}){hint}.{kept}"
+        )
+
+    def _format_row(self, row: dict) -> str:
+        parts = [f"epoch {row['epoch']:>3}/{self.epochs}", f"loss {row['train_loss']:.4f}",
+                 f"train acc {row['train_acc']:.4f}"]
+        if "test_acc" in row:
+            parts.append(f"test acc {row['test_acc']:.4f}")
+        parts.append(f"{row['seconds']:.2f}s")
+        return "  ".join(parts)
