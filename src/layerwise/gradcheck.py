@@ -19,6 +19,7 @@ __all__ = [
     "GradCheckCase",
     "check_gradients",
     "check_layer",
+    "check_model",
     "numerical_gradient",
     "relative_error",
     "standard_cases",
@@ -124,6 +125,27 @@ def check_layer(
         analytic = {"x": np.array(dx, copy=True), **analytic}
         tensors = {"x": x, **tensors}
     return check_gradients(scalar_loss, tensors, analytic, h)
+
+
+def check_model(model, x: np.ndarray, t: np.ndarray, *, h: float = 1e-4) -> dict[str, float]:
+    """Max relative error of ``model.gradient(x, t)`` against central differences of
+    ``model.loss(x, t)`` for every parameter. Layers that draw random numbers (Dropout) are
+    rewound to the same generator state before every forward pass, so all passes share masks."""
+    rngs = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
+    saved = [g.bit_generator.state for g in rngs]
+
+    def rewind() -> None:
+        for g, state in zip(rngs, saved, strict=True):
+            g.bit_generator.state = state
+
+    rewind()
+    analytic = {k: np.array(v, copy=True) for k, v in model.gradient(x, t).items()}
+
+    def loss() -> float:
+        rewind()
+        return model.loss(x, t, train_flg=True)
+
+    return check_gradients(loss, dict(model.params), analytic, h)
 
 
 @dataclass

@@ -157,6 +157,13 @@ class Sequential:
         store[key] = value.astype(store[key].dtype, copy=True)
 
     @property
+    def output_size(self) -> int:
+        """Number of outputs (classes): the width of the last layer with parameters."""
+        last = next(la for la in reversed(self.layers) if "W" in la.params)
+        W = last.params["W"]
+        return int(W.shape[0] if W.ndim == 4 else W.shape[1])  # Convolution W is (FN, C, FH, FW)
+
+    @property
     def dtype(self) -> np.dtype:
         for _, (layer, key) in self._param_slots.items():
             return layer.params[key].dtype
@@ -349,25 +356,30 @@ class MultiLayerNet(_BookNet):
         dtype: np.dtype | str = np.float32,
     ) -> None:
         from .init import init_weight
-        from .layers.norm import BatchNormalization, Dropout
 
         if activation not in _ACTIVATIONS:
             raise InputError(
                 f"MultiLayerNet: unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
             )
         rng = _rng(seed)
+        # tanh is symmetric like sigmoid: Xavier's sqrt(1/n) keeps its activations in range.
+        scheme = "xavier" if weight_init_std == "tanh" else weight_init_std
         sizes = [input_size, *hidden_size_list, output_size]
         layers: list[Layer] = []
         for i in range(len(sizes) - 1):
-            W = init_weight((sizes[i], sizes[i + 1]), weight_init_std, rng, dtype=dtype)
+            W = init_weight((sizes[i], sizes[i + 1]), scheme, rng, dtype=dtype)
             layers.append(Affine(W, np.zeros(sizes[i + 1], dtype=dtype)))
             if i == len(sizes) - 2:
                 break
             if use_batchnorm:
+                from .layers.norm import BatchNormalization
+
                 gamma, beta = np.ones(sizes[i + 1], dtype=dtype), np.zeros(sizes[i + 1], dtype=dtype)
                 layers.append(BatchNormalization(gamma, beta))
             layers.append(_ACTIVATIONS[activation]())
             if use_dropout:
+                from .layers.norm import Dropout
+
                 layers.append(Dropout(dropout_ration, seed=int(rng.integers(2**63))))
         super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
         self._kwargs = {
@@ -503,3 +515,41 @@ class DeepConvNet(_BookNet):
             "output_size": output_size,
             "dropout_mode": dropout_mode,
         }
+
+
+BOOK_ARCHS = ("two-layer", "sample-weight", "simple-convnet", "deep-convnet")
+
+
+def book_model(arch: str, params: dict[str, np.ndarray]) -> Sequential:
+    """The network a book weight file belongs to, holding that file's weights (and dtype).
+
+    ``two-layer``: TwoLayerNet (ch. 5); ``sample-weight``: the 784-50-100-10 sigmoid MLP of
+    ch. 3 (sample_weight.pkl); ``simple-convnet``: SimpleConvNet (params.pkl);
+    ``deep-convnet``: DeepConvNet with the book's dropout scaling (deep_convnet_params.pkl).
+    """
+    if arch not in BOOK_ARCHS:
+        raise InputError(f"unknown book architecture {arch!r}; choose from {', '.join(BOOK_ARCHS)}")
+    dtype = next(iter(params.values())).dtype if params else np.float32
+    shape = {k: v.shape for k, v in params.items()}
+    try:
+        if arch == "two-layer":
+            model: Sequential = TwoLayerNet(shape["W1"][0], shape["W1"][1], shape["W2"][1], dtype=dtype)
+        elif arch == "sample-weight":
+            layers: list[Layer] = []
+            for i in (1, 2, 3):
+                W = np.zeros(shape[f"W{i}"], dtype=dtype)
+                layers.append(Affine(W, np.zeros(W.shape[1], dtype=dtype)))
+                if i < 3:
+                    layers.append(Sigmoid())
+            model = Sequential(layers)
+        elif arch == "simple-convnet":
+            fn, channels, fs, _ = shape["W1"]
+            side = 28
+            conv = {"filter_num": fn, "filter_size": fs, "pad": 0, "stride": 1}
+            model = SimpleConvNet((channels, side, side), conv, shape["W2"][1], shape["W3"][1], dtype=dtype)
+        else:
+            model = DeepConvNet(hidden_size=shape["W7"][1], output_size=shape["W8"][1], dtype=dtype)
+    except KeyError as exc:
+        raise ShapeError(f"{arch}: the weight file has no tensor {exc.args[0]} (it has {sorted(params)})") from None
+    model.load_state_dict(params)
+    return model

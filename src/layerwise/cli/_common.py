@@ -1,0 +1,42 @@
+"""Pieces the model-using commands share."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def load_model_file(path: Path) -> tuple:
+    """The model in a layerwise model file and what it was trained on (dataset, input shape)."""
+    from ..io import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    meta = dict(checkpoint.state or {})
+    meta.setdefault("input_shape", None)
+    meta.setdefault("dataset", None)
+    return checkpoint.model, meta
+
+
+def image_shape(meta: dict) -> tuple[int, int, int]:
+    """(channels, height, width) of the model's input images; flat inputs are square images."""
+    shape = meta.get("input_shape")
+    if not shape:
+        raise ValueError("the model file does not record its input shape")
+    if len(shape) == 3:
+        return tuple(shape)
+    side = math.isqrt(shape[0])
+    return (1, side, side)
+
+
+def save_png(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG, atomically."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

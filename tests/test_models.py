@@ -1,0 +1,116 @@
+"""Sequential and the book's nets: gradients, naming, the book's defects not repeated."""
+
+import numpy as np
+import pytest
+
+from layerwise import Affine, ReLU, Sigmoid, SoftmaxWithLoss
+from layerwise.errors import ShapeError
+from layerwise.gradcheck import check_model
+from layerwise.models import MultiLayerNet, Sequential, TwoLayerNet, build_model
+
+
+def data(n=7, d=5, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.integers(0, c, n)
+
+
+def test_two_layer_net_book_api_and_gradients():
+    x, t = data()
+    net = TwoLayerNet(5, 4, 3, weight_init_std=1.0, seed=1, dtype=np.float64)
+    assert list(net.params) == ["W1", "b1", "W2", "b2"]
+    assert net.params["W1"].shape == (5, 4) and net.params["b2"].shape == (3,)
+    grads = net.gradient(x, t)
+    numerical = net.numerical_gradient(x, t)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], numerical[key], rtol=1e-6, atol=1e-9)
+    assert max(check_model(net, x, t).values()) < 1e-7
+    assert 0 <= net.accuracy(x, t) <= 1
+    assert net.predict(x).shape == (7, 3)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("decay", [0.0, 0.1])
+def test_multilayer_net_gradients(activation, decay):
+    x, t = data()
+    net = MultiLayerNet(5, [6, 4], 3, activation=activation, weight_init_std=activation,
+                        weight_decay_lambda=decay, seed=2, dtype=np.float64)
+    assert list(net.params) == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert max(check_model(net, x, t).values()) < 1e-7
+
+
+def test_params_is_a_live_view_non_inplace_update_still_trains():
+    # The book's nets keep params and layers sharing arrays: `params[k] = params[k] - lr*g`
+    # silently stops training. Here the assignment reaches the layer.
+    x, t = data(n=50, seed=3)
+    net = TwoLayerNet(5, 8, 3, weight_init_std=0.5, seed=0, dtype=np.float64)
+    before = net.loss(x, t)
+    for _ in range(50):
+        grads = net.gradient(x, t)
+        for key in grads:
+            net.params[key] = net.params[key] - 0.5 * grads[key]
+    assert net.layers[0].W is net.params["W1"]
+    assert net.loss(x, t) < before * 0.9
+
+
+def test_params_assignment_checks_shape():
+    net = TwoLayerNet(5, 4, 3)
+    with pytest.raises(ShapeError, match="W1"):
+        net.params["W1"] = np.zeros((4, 5))
+
+
+def test_accuracy_counts_the_last_partial_batch():
+    # The book's accuracy() drops the last partial batch but divides by N.
+    net = Sequential([Affine(np.eye(3), np.zeros(3))])
+    x = np.eye(3)[np.arange(25) % 3] * 5.0
+    t = np.arange(25) % 3
+    assert net.accuracy(x, t, batch_size=10) == 1.0
+    assert net.accuracy(x, (t + 1) % 3, batch_size=10) == 0.0
+
+
+def test_accuracy_accepts_one_hot_labels():
+    net = Sequential([Affine(np.eye(3), np.zeros(3))])
+    x = np.eye(3) * 2
+    assert net.accuracy(x, np.eye(3)) == 1.0
+
+
+def test_first_layer_skips_input_gradient():
+    net = TwoLayerNet(5, 4, 3)
+    assert net.layers[0].needs_input_grad is False
+    assert net.layers[2].needs_input_grad is True
+
+
+def test_float32_end_to_end():
+    x, t = data()
+    net = TwoLayerNet(5, 4, 3, seed=0)
+    assert net.dtype == np.float32
+    grads = net.gradient(x.astype(np.float32), t)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert net.predict(x).dtype == np.float32  # float64 input converted to the model's dtype
+
+
+def test_config_round_trip_and_state_dict():
+    net = MultiLayerNet(5, [6], 3, seed=0)
+    clone = build_model(net.config())
+    clone.load_state_dict(net.state_dict())
+    x, _ = data()
+    np.testing.assert_array_equal(clone.predict(x), net.predict(x))
+    seq = Sequential([Affine(np.ones((5, 2)), np.zeros(2)), Sigmoid(), Affine(np.ones((2, 3)), np.zeros(3))])
+    clone = build_model(seq.config(), dtype=np.float64)
+    clone.load_state_dict(seq.state_dict())
+    np.testing.assert_allclose(clone.predict(x), seq.predict(x), rtol=1e-6)
+
+
+def test_load_state_dict_errors_name_the_tensor():
+    net = TwoLayerNet(5, 4, 3)
+    state = net.state_dict()
+    state["W2"] = np.zeros((5, 5))
+    with pytest.raises(ShapeError, match=r"W2.*\(5, 5\).*\(4, 3\)"):
+        net.load_state_dict(state)
+    with pytest.raises(ShapeError, match="missing"):
+        net.load_state_dict({"W1": state["W1"]})
+
+
+def test_sequential_default_loss_and_summary():
+    net = Sequential([Affine(np.zeros((4, 2)), np.zeros(2)), ReLU()])
+    assert isinstance(net.loss_layer, SoftmaxWithLoss)
+    assert "Affine(4 -> 2" in net.summary((1, 4))
