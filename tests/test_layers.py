@@ -52,7 +52,7 @@ def test_affine_gradcheck_any_rank(n, extra, out, seed):
     assert max(errors.values()) < 1e-7, errors
 
 
-@given(n=st.integers(1, 6), c=st.integers(2, 6), scale=st.sampled_from([0.1, 1.0, 10.0]),
+@given(n=st.integers(1, 6), c=st.integers(2, 6), scale=st.sampled_from([0.1, 1.0, 3.0]),
        onehot=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_softmax_with_loss_gradcheck(n, c, scale, onehot, seed):
     rng = np.random.default_rng(seed)

@@ -154,7 +154,9 @@ class Sequential:
         value = np.asarray(value)
         if value.shape != store[key].shape:
             raise ShapeError(f"{name}: file has shape {value.shape}, the model expects {store[key].shape}")
-        store[key] = value.astype(store[key].dtype, copy=True)
+        # Copied into the existing array: anything holding it (an optimizer, a user's
+        # reference in the book's style) sees the loaded values.
+        np.copyto(store[key], value, casting="same_kind")
 
     @property
     def output_size(self) -> int:

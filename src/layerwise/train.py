@@ -103,7 +103,7 @@ class Trainer:
         if int(batch_size) != batch_size or batch_size < 1:
             raise InputError(f"batch_size must be a positive whole number, got {batch_size}")
         self.model, self.optimizer = model, optimizer
-        classes = model.layers[-1].output_shape((1, *x_train.shape[1:]))[-1] if x_train.ndim >= 2 else None
+        classes = model.output_size
         check_dataset(x_train, t_train, classes, "training data")
         if x_test is not None:
             check_dataset(x_test, t_test, classes, "test data")
@@ -162,12 +162,13 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """This epoch's batches from the current step on; the permutation is drawn from the
-        generator as it stood at the epoch's start, so a resumed epoch sees the same order."""
+        generator as it stood at the epoch's start, so a resumed epoch sees the same order.
+        Batches are gathered into reused buffers (no copy of the dataset, no new arrays)."""
+        from .datasets import iterate_minibatches
+
         self.shuffle_rng.bit_generator.state = self._epoch_rng_state
-        order = self.shuffle_rng.permutation(len(self.x_train))
-        for start in range(self.step_in_epoch * self.batch_size, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield np.take(self.x_train, idx, axis=0), np.take(self.t_train, idx, axis=0)
+        return iterate_minibatches(self.x_train, self.t_train, self.batch_size, rng=self.shuffle_rng,
+                                   start_batch=self.step_in_epoch)
 
     def _steps_per_epoch(self) -> int:
         return math.ceil(len(self.x_train) / self.batch_size)

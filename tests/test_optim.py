@@ -1,0 +1,357 @@
+"""Optimizers: trajectories equal torch.optim's, in-place updates, dtype kept, exact resume."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from layerwise.errors import InputError, ShapeError, StateError
+from layerwise.layers import Affine
+from layerwise.models import TwoLayerNet
+from layerwise.optim import (
+    OPTIMIZERS,
+    SGD,
+    AdaGrad,
+    Adam,
+    Momentum,
+    Nesterov,
+    RMSprop,
+    make_optimizer,
+    optimizer_from_state_dict,
+)
+
+SHAPES = {"W1": (3, 4), "b1": (4,), "W2": (2, 3, 2)}
+STEPS = 20
+
+# (layerwise optimizer, the torch.optim optimizer that defines the same step)
+CASES = {
+    "sgd": (lambda: SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    "momentum": (lambda: Momentum(lr=0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    "nesterov": (
+        lambda: Nesterov(lr=0.05, momentum=0.8),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True),
+    ),
+    "adagrad": (lambda: AdaGrad(lr=0.1), lambda p: torch.optim.Adagrad(p, lr=0.1, eps=1e-7)),
+    "rmsprop": (
+        lambda: RMSprop(lr=0.01, decay_rate=0.9),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-7),
+    ),
+    "adam": (lambda: Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
+    "adam-wd": (
+        lambda: Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1),
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+    ),
+    "momentum-wd": (
+        lambda: Momentum(lr=0.05, weight_decay=0.01),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
+    ),
+    "rmsprop-wd": (
+        lambda: RMSprop(weight_decay=0.05),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-7, weight_decay=0.05),
+    ),
+}
+
+
+def make_problem(dtype, seed=0, steps=STEPS):
+    rng = np.random.default_rng(seed)
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()} for _ in range(steps)]
+    return params, grads
+
+
+def torch_trajectory(make_torch, params, grads):
+    tensors = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
+    opt = make_torch(list(tensors.values()))
+    out = []
+    for g in grads:
+        for k, t in tensors.items():
+            t.grad = torch.from_numpy(g[k].copy())
+        opt.step()
+        out.append({k: t.detach().numpy().copy() for k, t in tensors.items()})
+    return out
+
+
+def run(opt, params, grads):
+    out = []
+    for g in grads:
+        opt.update(params, g)
+        out.append({k: v.copy() for k, v in params.items()})
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float64_trajectory_matches_torch(case):
+    ours, theirs = CASES[case]
+    params, grads = make_problem(np.float64)
+    initial = {k: v.copy() for k, v in params.items()}
+    expected = torch_trajectory(theirs, params, grads)
+    got = run(ours(), params, grads)
+    for step, (e, g) in enumerate(zip(expected, got, strict=True)):
+        for k in SHAPES:
+            np.testing.assert_allclose(g[k], e[k], rtol=1e-12, atol=1e-13, err_msg=f"{case} step {step + 1} {k}")
+    assert np.abs(got[-1]["W1"] - initial["W1"]).min() > 1e-3  # it did move
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float32_trajectory_matches_torch_and_stays_float32(case):
+    ours, theirs = CASES[case]
+    params, grads = make_problem(np.float32)
+    expected = torch_trajectory(theirs, params, grads)
+    opt = ours()
+    got = run(opt, params, grads)
+    for e, g in zip(expected, got, strict=True):
+        for k in SHAPES:
+            assert g[k].dtype == np.float32
+            np.testing.assert_allclose(g[k], e[k], rtol=2e-5, atol=2e-6)
+    for slot, arrays in opt.state.items():
+        assert set(arrays) == (set(SHAPES) if opt.slots else set())
+        for k, arr in arrays.items():
+            assert arr.dtype == np.float32, (slot, k)
+            assert arr.shape == SHAPES[k]
+
+
+def test_nesterov_hand_derived_and_differs_from_the_books_formula():
+    lr, mu = 0.1, 0.9
+    p0 = np.array([1.0, -2.0])
+    gs = [np.array([0.5, 1.0]), np.array([-1.0, 0.25]), np.array([2.0, -0.5])]
+    params = {"w": p0.copy()}
+    opt = Nesterov(lr=lr, momentum=mu)
+    p, v = p0.copy(), np.zeros(2)
+    book_p, book_v = p0.copy(), np.zeros(2)
+    for g in gs:
+        opt.update(params, {"w": g})
+        # p ← p + μ²·v_old − (1 + μ)·lr·g; v ← μ·v − lr·g
+        p = p + mu * mu * v - (1 + mu) * lr * g
+        v = mu * v - lr * g
+        # the book's common/optimizer.py: μ² times the *updated* v
+        book_v = mu * book_v - lr * g
+        book_p = book_p + mu * mu * book_v - (1 + mu) * lr * g
+        np.testing.assert_allclose(params["w"], p, rtol=1e-14)
+        np.testing.assert_allclose(opt.v["w"], v, rtol=1e-14)
+    assert not np.allclose(params["w"], book_p, rtol=1e-3)
+
+
+def test_adam_first_step_is_lr_times_sign_and_matches_hand_formula():
+    g = np.array([3.0, -0.02, 1e-3])
+    params = {"w": np.zeros(3)}
+    opt = Adam(lr=0.01)
+    opt.update(params, {"w": g})
+    # m̂ = g, v̂ = g², so the step is lr·g/(|g| + eps)
+    np.testing.assert_allclose(params["w"], -0.01 * g / (np.abs(g) + 1e-8), rtol=1e-14)
+    assert opt.iter == opt.step == 1
+    # second step, by hand
+    g2 = np.array([-1.0, 0.5, 0.0])
+    opt.update(params, {"w": g2})
+    m = 0.9 * (0.1 * g) + 0.1 * g2
+    v = 0.999 * (0.001 * g * g) + 0.001 * g2 * g2
+    step = 0.01 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8)
+    np.testing.assert_allclose(params["w"], -0.01 * g / (np.abs(g) + 1e-8) - step, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_update_is_in_place_and_a_layer_sees_it(name):
+    rng = np.random.default_rng(1)
+    layer = Affine(rng.standard_normal((3, 2)), np.zeros(2))
+    W, b = layer.W, layer.b
+    before = W.copy()
+    opt = make_optimizer(name)
+    for _ in range(2):
+        opt.update(layer.params, {"W": np.ones((3, 2)), "b": np.ones(2)})
+    assert layer.W is W and layer.b is b and layer.params["W"] is W
+    assert not np.array_equal(W, before)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_model_params_updated_in_place(name):
+    net = TwoLayerNet(4, 5, 3, seed=0)
+    ids = {k: id(v) for k, v in net.params.items()}
+    before = {k: v.copy() for k, v in net.params.items()}
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    t = np.array([0, 1, 2, 0, 1, 2])
+    opt = make_optimizer(name, lr=0.1)
+    for _ in range(3):
+        opt.update(net.params, net.gradient(x, t))
+    assert {k: id(v) for k, v in net.params.items()} == ids
+    assert all(v.dtype == np.float32 for v in net.params.values())
+    assert not np.array_equal(net.params["W2"], before["W2"])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_no_parameter_sized_allocation_after_the_first_step(name):
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((400, 250)), "b": rng.standard_normal(250)}  # W is 800 kB
+    grads = {"W": rng.standard_normal((400, 250)), "b": rng.standard_normal(250)}
+    opt = make_optimizer(name, weight_decay=0.01)
+    opt.update(params, grads)  # allocates state and scratch
+    tracemalloc.start()
+    try:
+        opt.update(params, grads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64_000, f"{name} allocated {peak} bytes in a step"
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_float32_kept_with_float64_gradients_and_numpy_scalar_lr(name):
+    params = {"w": np.ones(5, dtype=np.float32)}
+    opt = make_optimizer(name)
+    opt.lr = np.float64(0.02)  # a schedule assigning a NumPy scalar
+    assert type(opt.lr) is float
+    for _ in range(3):
+        opt.update(params, {"w": np.linspace(-1, 1, 5)})  # float64 gradient
+    assert params["w"].dtype == np.float32
+    for arrays in opt.state.values():
+        assert all(a.dtype == np.float32 for a in arrays.values())
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_state_dict_round_trip_continues_bit_exactly(case, dtype):
+    ours, _ = CASES[case]
+    params, grads = make_problem(dtype)
+    opt = ours()
+    run(opt, params, grads[:10])
+    state = opt.state_dict()
+    json.dumps({k: v for k, v in state.items() if k != "arrays"})  # JSON-able apart from arrays
+    snapshot = {k: v.copy() for k, v in params.items()}
+    arrays_at_save = {k: v.copy() for k, v in state["arrays"].items()}
+
+    expected = run(opt, params, grads[10:])
+    # state_dict() handed out copies: continuing did not change them.
+    assert all(np.array_equal(state["arrays"][k], v) for k, v in arrays_at_save.items())
+
+    resumed = optimizer_from_state_dict(state)
+    assert type(resumed) is type(opt) and resumed.step == 10
+    got = run(resumed, snapshot, grads[10:])
+    for e, g in zip(expected, got, strict=True):
+        for k in SHAPES:
+            assert np.array_equal(e[k], g[k]) and g[k].dtype == dtype
+
+    # load_state_dict into a fresh instance made with other hyperparameters restores them.
+    other = type(opt)(lr=0.5)
+    other.load_state_dict(state)
+    assert other.hyper() == opt.hyper()
+
+
+def test_book_attributes_and_names():
+    params = {"W1": np.ones((2, 2))}
+    grads = {"W1": np.full((2, 2), 0.5)}
+    m = Momentum()
+    m.update(params, grads)
+    np.testing.assert_allclose(m.v["W1"], -0.01 * 0.5)
+    a = AdaGrad()
+    a.update({"W1": np.ones(2)}, {"W1": np.full(2, 2.0)})
+    np.testing.assert_allclose(a.h["W1"], 4.0)
+    r = RMSprop()
+    r.update({"W1": np.ones(2)}, {"W1": np.full(2, 2.0)})
+    np.testing.assert_allclose(r.h["W1"], 0.01 * 4.0)
+    adam = Adam()
+    adam.update({"W1": np.ones(2)}, {"W1": np.full(2, 2.0)})
+    assert set(adam.m) == set(adam.v) == {"W1"} and adam.iter == 1
+    assert repr(adam).startswith("Adam(lr=0.001, beta1=0.9, beta2=0.999")
+    # The book's defaults.
+    assert SGD().lr == 0.01 and Momentum().momentum == 0.9 and RMSprop().decay_rate == 0.99
+    assert (Adam().lr, Adam().beta1, Adam().beta2) == (0.001, 0.9, 0.999)
+
+
+def test_make_optimizer_names_and_errors():
+    assert set(OPTIMIZERS) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
+    assert isinstance(make_optimizer("ADAM", lr=0.1), Adam)
+    with pytest.raises(InputError, match=r"unknown optimizer 'adamw'.*sgd, momentum, nesterov, adagrad"):
+        make_optimizer("adamw")
+    with pytest.raises(InputError, match="takes no momentum"):
+        make_optimizer("sgd", momentum=0.9)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: SGD(lr=0),
+        lambda: SGD(lr=-0.1),
+        lambda: SGD(lr=float("nan")),
+        lambda: SGD(lr=True),
+        lambda: SGD(lr="fast"),
+        lambda: Momentum(momentum=1.0),
+        lambda: Nesterov(momentum=-0.1),
+        lambda: RMSprop(decay_rate=1.5),
+        lambda: Adam(beta1=1.0),
+        lambda: Adam(beta2=float("inf")),
+        lambda: Adam(eps=0),
+        lambda: AdaGrad(weight_decay=-1),
+    ],
+)
+def test_invalid_hyperparameters_raise_input_error(factory):
+    with pytest.raises(InputError):
+        factory()
+
+
+def test_bad_gradients_change_nothing():
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    opt = Adam()
+    with pytest.raises(ShapeError, match=r"'b'.*\(3,\).*\(2,\)"):
+        opt.update(params, {"a": np.ones(3), "b": np.ones(3)})
+    with pytest.raises(InputError, match="no gradient for parameter 'b'"):
+        opt.update(params, {"a": np.ones(3)})
+    with pytest.raises(InputError, match="floating ndarray"):
+        opt.update({"a": np.ones(3, dtype=np.int64)}, {"a": np.ones(3)})
+    frozen = np.ones(3)
+    frozen.flags.writeable = False
+    with pytest.raises(InputError, match="read-only"):
+        opt.update({"a": frozen}, {"a": np.ones(3)})
+    assert opt.step == 0 and all(not arrays for arrays in opt.state.values())
+    assert all(np.array_equal(v, np.ones_like(v)) for v in params.values())
+
+
+def test_none_gradient_freezes_a_parameter():
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    opt = SGD(lr=0.5)
+    opt.update(params, {"a": np.ones(3), "b": None})
+    np.testing.assert_array_equal(params["a"], 0.5)
+    np.testing.assert_array_equal(params["b"], 1.0)
+
+
+def test_state_that_no_longer_fits_the_parameter_is_an_error():
+    opt = Momentum()
+    opt.update({"W": np.ones((2, 2))}, {"W": np.ones((2, 2))})
+    with pytest.raises(StateError, match=r"v/W.*float64\[2, 2\].*float32\[2, 2\]"):
+        opt.update({"W": np.ones((2, 2), np.float32)}, {"W": np.ones((2, 2), np.float32)})
+
+
+def test_load_state_dict_rejects_foreign_state():
+    state = Adam().state_dict()
+    with pytest.raises(InputError, match="'Adam'"):
+        SGD().load_state_dict(state)
+    with pytest.raises(InputError, match="unexpected state array 'q/W1'"):
+        Adam().load_state_dict({**state, "arrays": {"q/W1": np.zeros(2)}})
+    with pytest.raises(InputError, match="unknown hyperparameters"):
+        Adam().load_state_dict({**state, "hyper": {"momentum": 0.9}})
+    with pytest.raises(InputError, match="step"):
+        Adam().load_state_dict({**state, "step": -1})
+    with pytest.raises(InputError, match="unknown optimizer type"):
+        optimizer_from_state_dict({"type": "Lion"})
+
+
+@given(
+    name=st.sampled_from(sorted(OPTIMIZERS)),
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+    scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e3, 1e15]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_float32_finite_and_dtype_kept(name, shape, scale, seed):
+    rng = np.random.default_rng(seed)
+    params = {"w": rng.standard_normal(shape).astype(np.float32)}
+    opt = make_optimizer(name, lr=1e-3)
+    for _ in range(3):
+        g = (scale * rng.standard_normal(shape)).astype(np.float32)
+        opt.update(params, {"w": g})
+    assert params["w"].dtype == np.float32 and params["w"].shape == shape
+    assert np.all(np.isfinite(params["w"]))
+    for arrays in opt.state.values():
+        assert arrays["w"].dtype == np.float32 and np.all(np.isfinite(arrays["w"]))
