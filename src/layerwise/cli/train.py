@@ -224,14 +224,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _plot(history, path: Path) -> None:
     """Loss per step and accuracy per epoch, side by side, written atomically as PNG."""
-    import io as _io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    from ..io import atomic_write
+    from ._common import save_png
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(history.step_loss, lw=0.6, alpha=0.5, label="per step")
@@ -246,9 +245,7 @@ def _plot(history, path: Path) -> None:
     if history.epochs and "test_acc" in history.epochs[0]:
         ax_acc.plot(epochs, [row["test_acc"] for row in history.epochs], "s-", label="test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax_acc.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax_acc.legend()
     fig.tight_layout()
-    buffer = _io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    save_png(fig, path)
