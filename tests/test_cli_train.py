@@ -39,7 +39,7 @@ def test_default_train_reaches_97_percent_and_writes_a_run(default_run):
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model = lw.load(run_dir / "model.safetensors")
     assert isinstance(model, lw.TwoLayerNet) and model.dtype == np.float32
-    (x_train, _), (x_test, t_test) = lw.load_digits()
+    _, (x_test, t_test) = lw.load_digits()
     assert model.accuracy(x_test, t_test) == history["epochs"][-1]["test_acc"]
     settings = json.loads((run_dir / "config.json").read_text())
     assert settings["dataset"] == "digits" and settings["optimizer"] == "adam"

@@ -187,8 +187,15 @@ class Sequential:
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
-        """Scores (pre-softmax) for a batch; evaluation mode unless ``train_flg``."""
+        """Scores (pre-softmax) for a batch; evaluation mode unless ``train_flg``.
+
+        In evaluation mode a NaN or infinite input is refused (InputError naming the sample)
+        rather than turned into NaN scores; training steps skip the check (the Trainer checks
+        its whole data set once, up front)."""
         x = self._prepare(x)
+        if not train_flg and not np.all(np.isfinite(x)):
+            bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0]) if x.ndim else 0
+            raise InputError(f"{type(self).__name__}.predict: input sample {bad} contains NaN or infinity")
         for layer in self.layers:
             x = layer.forward(x, train=train_flg)
         return x
@@ -231,6 +238,15 @@ class Sequential:
             raise ShapeError(f"accuracy: {len(x)} inputs but {n} labels")
         if n == 0:
             raise InputError("accuracy: empty dataset")
+        # Labels that could never match a prediction would silently count as wrong.
+        whole = labels.dtype.kind in "iu" or (labels.dtype.kind == "f" and np.all(labels == np.round(labels)))
+        if labels.ndim != 1 or not whole:
+            raise InputError(f"accuracy: labels must be class indices or one-hot, got shape {t.shape} "
+                             f"of dtype {t.dtype}")
+        classes = self.output_size if any("W" in la.params for la in self.layers) else None
+        if classes is not None and (labels.min() < 0 or labels.max() >= classes):
+            bad = labels.min() if labels.min() < 0 else labels.max()
+            raise InputError(f"accuracy: label {bad} is out of range for {classes} classes")
         correct = 0
         for start in range(0, n, batch_size):
             scores = self.predict(x[start : start + batch_size])

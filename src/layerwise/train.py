@@ -24,6 +24,10 @@ __all__ = ["History", "Trainer", "check_dataset"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 MODEL_NAME = "model.safetensors"
+#: A loss this many times the run's first loss (or 1, if larger) counts as divergence. The
+#: loss is computed exactly (log-softmax), so a blown-up network gives huge finite losses
+#: (1e4, 1e11, ...) long before it gives NaN, and would otherwise "train" at chance level.
+DIVERGENCE_FACTOR = 1000.0
 
 
 @dataclass
@@ -69,6 +73,8 @@ def check_dataset(x: np.ndarray, t: np.ndarray, classes: int | None, where: str)
             raise InputError(f"{where}: label {bad} is out of range for {classes} classes")
     elif t.ndim != 2 or (classes is not None and t.shape[1] != classes):
         raise ShapeError(f"{where}: labels of shape {t.shape}: expected ({len(x)},) or ({len(x)}, {classes})")
+    elif t.dtype.kind not in "fiu" or (t.dtype.kind == "f" and not np.all(np.isfinite(t))):
+        raise InputError(f"{where}: one-hot labels must be finite real numbers (dtype {t.dtype})")
 
 
 class Trainer:
@@ -102,16 +108,41 @@ class Trainer:
             raise InputError(f"epochs must be a positive whole number, got {epochs}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise InputError(f"batch_size must be a positive whole number, got {batch_size}")
+        if int(checkpoint_every) != checkpoint_every or checkpoint_every < 0:
+            raise InputError(f"checkpoint_every must be a whole number >= 0, got {checkpoint_every}")
+        if (x_test is None) != (t_test is None):
+            raise InputError("give both x_test and t_test, or neither")
         self.model, self.optimizer = model, optimizer
         classes = model.output_size
+        # Lists and other array-likes are accepted; everything below indexes NumPy arrays.
+        x_train, t_train = np.asarray(x_train), np.asarray(t_train)
         check_dataset(x_train, t_train, classes, "training data")
         if x_test is not None:
+            x_test, t_test = np.asarray(x_test), np.asarray(t_test)
             check_dataset(x_test, t_test, classes, "test data")
+        # Batch normalisation cannot train on a batch of one; without this check the run
+        # would fail at the end of its first epoch, after the epoch's work.
+        last = len(x_train) % int(batch_size) or int(batch_size)
+        if last == 1 and any(type(la).__name__ == "BatchNormalization" for la in model.layers):
+            raise InputError(
+                f"batch_size {batch_size} leaves a last batch of 1 of the {len(x_train)} training images, "
+                f"and BatchNormalization cannot train on one sample; use batch_size {int(batch_size) + 1}"
+            )
+        # One sample through the model (evaluation mode: no random draws, no running-statistics
+        # update): images of the wrong shape fail now, not after an epoch of training.
+        for x, where in ((x_train, "training data"), (x_test, "test data")):
+            if x is not None:
+                try:
+                    model.predict(x[:1])
+                except ShapeError as exc:
+                    raise ShapeError(f"{where}: images of shape {x.shape[1:]} do not fit the model: {exc}") from None
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.seed = seed
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)  # fails now, not at the first checkpoint
         self.checkpoint_every = int(checkpoint_every)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log or (lambda _msg: None)
@@ -153,9 +184,20 @@ class Trainer:
         self.history = History.from_dict(state.get("history", {}))
 
     def save_checkpoint(self) -> Path | None:
+        """Write the checkpoint atomically. Refuses (TrainingDiverged) when a parameter or an
+        optimizer state is NaN/inf, so the checkpoint on disk is always the last good one."""
         if self.run_dir is None:
             return None
         from .io import save
+
+        arrays = [*self.model.state_dict().items(), *self.optimizer.state_dict()["arrays"].items()]
+        bad = next((name for name, a in arrays if not np.all(np.isfinite(a))), None)
+        if bad is not None:
+            step = self.epoch * self._steps_per_epoch() + self.step_in_epoch
+            raise TrainingDiverged(
+                f"training diverged: {bad} is not finite after step {step} (epoch {self.epoch + 1}, "
+                f"batch {self.step_in_epoch}){self._lr_hint()}.{self._kept()}"
+            )
 
         return save(self.model, self.run_dir / CHECKPOINT_NAME, optimizer=self.optimizer, state=self.state())
 
@@ -184,15 +226,19 @@ class Trainer:
         """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
         from tqdm.auto import tqdm
 
+        steps = self._steps_per_epoch()
         while self.epoch < self.epochs:
             started = time.perf_counter()
             losses = []
+            # This epoch's losses so far (a resumed epoch has some from before the checkpoint):
+            # the epoch's mean loss is then the same as in an uninterrupted run.
+            epoch_losses = self.history.step_loss[len(self.history.step_loss) - self.step_in_epoch:]
             bar = tqdm(total=self._steps_per_epoch(), initial=self.step_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", leave=False)
             for x, t in self._batches():
                 grads = self.model.gradient(x, t)
                 loss = self.model.loss_layer.loss
-                if not math.isfinite(loss):
+                if not math.isfinite(loss) or loss > self._loss_limit(loss):
                     bar.close()
                     self._diverged(loss)
                 self.optimizer.update(self.model.params, grads)
@@ -202,12 +248,15 @@ class Trainer:
                 bar.update(1)
                 if len(losses) % 20 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}")
-                if self.checkpoint_every and self.step_in_epoch % self.checkpoint_every == 0:
+                # (The epoch's last step is saved below, once, as the epoch's end.)
+                if self.checkpoint_every and self.step_in_epoch % self.checkpoint_every == 0 \
+                        and self.step_in_epoch < steps:
                     self.save_checkpoint()
             bar.close()
             self.epoch += 1
             self.step_in_epoch = 0
             self._epoch_rng_state = self.shuffle_rng.bit_generator.state
+            losses = epoch_losses + losses
             row = {"epoch": self.epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                    **self.evaluate(), "seconds": round(time.perf_counter() - started, 3)}
             self.history.epochs.append(row)
@@ -215,16 +264,32 @@ class Trainer:
             self.save_checkpoint()
         return self.history
 
-    def _diverged(self, loss: float) -> None:
+    def _loss_limit(self, loss: float) -> float:
+        """DIVERGENCE_FACTOR times the run's first loss (kept in the history, so a resumed
+        run uses the same limit); the first step itself is only checked for NaN/inf."""
+        first = self.history.step_loss[0] if self.history.step_loss else loss
+        return DIVERGENCE_FACTOR * max(first, 1.0)
+
+    def _lr_hint(self) -> str:
         lr = getattr(self.optimizer, "lr", None)
+        return f"; try a lower learning rate than {lr:g}" if lr is not None else "; try a lower learning rate"
+
+    def _kept(self) -> str:
+        if self.run_dir is None:
+            return ""
+        if (self.run_dir / CHECKPOINT_NAME).exists():
+            return f" The last good checkpoint is kept in {self.run_dir / CHECKPOINT_NAME}."
+        return " No checkpoint had been written yet."
+
+    def _diverged(self, loss: float) -> None:
         step = self.epoch * self._steps_per_epoch() + self.step_in_epoch + 1
-        hint = f"; try a lower learning rate than {lr:g}" if lr is not None else "; try a lower learning rate"
-        kept = ""
-        if self.run_dir is not None and (self.run_dir / CHECKPOINT_NAME).exists():
-            kept = f" The last good checkpoint is kept in {self.run_dir / CHECKPOINT_NAME}."
+        why = ""
+        if math.isfinite(loss):
+            first = self.history.step_loss[0]
+            why = f", more than {DIVERGENCE_FACTOR:g} times the first loss ({first:.4g})"
         raise TrainingDiverged(
-            f"training diverged: the loss became {loss} at step {step} "
-            f"(epoch {self.epoch + 1}, batch {self.step_in_epoch + 1}){hint}.{kept}"
+            f"training diverged: the loss became {loss:.6g} at step {step} "
+            f"(epoch {self.epoch + 1}, batch {self.step_in_epoch + 1}){why}{self._lr_hint()}.{self._kept()}"
         )
 
     def _format_row(self, row: dict) -> str:

@@ -15,6 +15,9 @@ from ..errors import InputError
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 CONFIG_NAME = "config.json"
+#: Every file a run directory holds (``--force`` removes these, and only these).
+RUN_FILES = (CONFIG_NAME, "checkpoint.safetensors", "model.safetensors", "history.json", "history.csv",
+             "curves.png")
 
 # Settings that define a run; saved in RUN_DIR/config.json so --resume can rebuild it.
 RUN_KEYS = ("dataset", "model", "hidden", "activation", "optimizer", "lr", "epochs", "batch_size",
@@ -28,6 +31,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -94,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an --out directory holding another run")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+    p.add_argument("--checkpoint-every", type=_nonnegative_int, default=0, metavar="STEPS",
                    help="also checkpoint every STEPS batches (default: at the end of each epoch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     p.set_defaults(func=run)
@@ -149,13 +162,91 @@ def _prepare_run_dir(out: Path, force: bool) -> None:
         if not force:
             raise InputError(f"--out {out} already holds files (another run?); "
                              "use --resume to continue it or --force to overwrite it")
-    out.mkdir(parents=True, exist_ok=True)
-    probe = out / ".write-test"
+        # The other run's files go now: its checkpoint must never be resumed with this
+        # run's config.json if this run stops before its own first checkpoint.
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        _remove_stale_temp_files(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, a read-only file system, ...
+        raise InputError(f"cannot create the run directory {out}: {exc.strerror or exc}") from None
+    _check_writable(out)
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Fail before training, not at the first checkpoint, when nothing can be written there."""
+    probe = run_dir / ".write-test"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise InputError(f"cannot write to the run directory {out}: {exc.strerror}") from None
+        raise InputError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+# What each setting in config.json must be, checked on --resume: a hand-edited or damaged file
+# is named, not a KeyError or TypeError deep inside model building.
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and np.isfinite(v)
+
+
+SETTING_CHECKS = {
+    "dataset": lambda v: isinstance(v, str) and v != "",
+    "model": lambda v: v in MODELS,
+    "hidden": lambda v: v is None or (isinstance(v, list) and v != [] and all(_is_int(h) and h > 0 for h in v)),
+    "activation": lambda v: v in ("relu", "sigmoid", "tanh"),
+    "optimizer": lambda v: v in OPTIMIZERS,
+    "lr": lambda v: _is_number(v) and v > 0,
+    "epochs": lambda v: _is_int(v) and v > 0,
+    "batch_size": lambda v: _is_int(v) and v > 0,
+    "weight_decay": lambda v: _is_number(v) and v >= 0,
+    "dropout": lambda v: _is_number(v) and 0 <= v < 1,
+    "batchnorm": lambda v: isinstance(v, bool),
+    "seed": _is_int,
+    "dtype": lambda v: v in ("float32", "float64"),
+}
+
+
+def _read_settings(run_dir: Path) -> dict:
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file():
+        raise InputError(f"--resume {run_dir}: no {CONFIG_NAME} there; is it a layerwise run directory?")
+    try:
+        settings = json.loads(config_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(settings, dict):
+        raise InputError(f"{config_path}: expected a JSON object of run settings")
+    missing = [k for k in RUN_KEYS if k not in settings]
+    if missing:
+        raise InputError(f"{config_path}: missing setting(s) {', '.join(missing)}")
+    bad = [f"{k}={settings[k]!r}" for k in RUN_KEYS if not SETTING_CHECKS[k](settings[k])]
+    if bad:
+        raise InputError(f"{config_path}: invalid setting(s) {', '.join(bad)}")
+    return settings
+
+
+def _given_options(argv: list[str]) -> set[str]:
+    """The RUN_KEYS set on the command line ``argv``, read as argparse reads it (so
+    ``--lr=0.1`` and abbreviations like ``--learn`` count), not by searching for strings."""
+    parser = argparse.ArgumentParser(prog="layerwise")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    unset = object()  # not a string: argparse would run a string default through `type`
+    sub.choices["train"].set_defaults(**dict.fromkeys(RUN_KEYS, unset))
+    parsed = vars(parser.parse_args(argv))
+    return {k for k in RUN_KEYS if parsed[k] is not unset}
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """A run killed while writing leaves its temp file (``.checkpoint.safetensors.*.tmp``)."""
+    for name in RUN_FILES:
+        for stale in run_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,15 +257,16 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     if args.resume is not None:
         run_dir = args.resume
-        config_path = run_dir / CONFIG_NAME
-        if not config_path.is_file():
-            raise InputError(f"--resume {run_dir}: no {CONFIG_NAME} there; is it a layerwise run directory?")
-        settings = json.loads(config_path.read_text())
-        given = {k for k in RUN_KEYS if f"--{k.replace('_', '-')}" in sys.argv[1:]}
+        if args.out is not None or args.force:
+            raise InputError("--resume continues RUN_DIR in place; --out and --force do not apply")
+        settings = _read_settings(run_dir)
+        given = _given_options(getattr(args, "argv", sys.argv[1:]))
         if given - {"epochs"}:
             raise InputError(f"--resume takes the run's own settings; only --epochs may change (got {sorted(given)})")
         if "epochs" in given:
             settings["epochs"] = args.epochs
+        _check_writable(run_dir)
+        _remove_stale_temp_files(run_dir)
     else:
         settings = {k: getattr(args, k) for k in RUN_KEYS}
         if settings["optimizer"] is None:
@@ -217,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
     history.write(run_dir)
     _plot(history, run_dir / "curves.png")
     final = history.epochs[-1]
-    print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after {final['epoch']} epochs")
+    epochs = f"{final['epoch']} epoch" + ("s" if final["epoch"] != 1 else "")
+    print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after {epochs}")
     print(f"run directory: {run_dir} (model.safetensors, history.json, history.csv, curves.png)")
     return 0
 

@@ -3,15 +3,22 @@
 from .activations import Flatten, Identity, LeakyReLU, ReLU, Relu, Sigmoid, Softmax, Tanh
 from .affine import Affine
 from .base import Layer
+from .conv import AvgPooling, Convolution, Pooling
 from .losses import MeanSquaredError, SoftmaxWithLoss
+from .norm import BatchNormalization, Dropout
 
 __all__ = [
     "Affine",
+    "AvgPooling",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
     "Flatten",
     "Identity",
     "Layer",
     "LeakyReLU",
     "MeanSquaredError",
+    "Pooling",
     "ReLU",
     "Relu",
     "Sigmoid",

@@ -1,0 +1,576 @@
+"""Convolution and pooling: im2col/col2im, gradient checks, parity with PyTorch, the contract."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from layerwise.errors import InputError, ShapeError, StateError
+from layerwise.functional import (
+    col2im,
+    conv_input_grad,
+    conv_output_shape,
+    im2col,
+    max_pool,
+    max_pool_backward,
+)
+from layerwise.gradcheck import check_layer, standard_cases
+from layerwise.layers.conv import AvgPooling, Convolution, Pooling, gradcheck_cases
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
+def book_im2col(x, FH, FW, stride=1, pad=0):
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
+
+
+def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
+    return img[:, :, pad : H + pad, pad : W + pad]
+
+
+@st.composite
+def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
+    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
+    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
+    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
+    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
+    assume(H >= 1 and W >= 1)
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
+
+
+# -- im2col / col2im ----------------------------------------------------------------------
+@given(geometries(max_kernel=5, max_out=5), SEEDS)
+def test_im2col_and_col2im_match_the_books_layout(geom, seed):
+    N, C, H, W, FH, FW, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    col = im2col(x, FH, FW, stride, pad)
+    np.testing.assert_array_equal(col, book_im2col(x, FH, FW, stride, pad))
+    c = rng.standard_normal(col.shape)
+    np.testing.assert_allclose(
+        col2im(c, x.shape, FH, FW, stride, pad), book_col2im(c, x.shape, FH, FW, stride, pad),
+        rtol=1e-12, atol=1e-12,
+    )
+    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
+    np.testing.assert_allclose(
+        np.sum(col * c), np.sum(x * col2im(c, x.shape, FH, FW, stride, pad)), rtol=1e-10
+    )
+
+
+@given(geometries(max_kernel=4, max_out=4), SEEDS)
+def test_channels_last_im2col_and_conv_input_grad_agree_with_the_books_order(geom, seed):
+    N, C, H, W, FH, FW, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    book = im2col(x, FH, FW, stride, pad)
+    fast = im2col(x, FH, FW, stride, pad, channels_last=True)
+    # Same windows, columns (fh, fw, c) instead of (c, fh, fw).
+    np.testing.assert_array_equal(
+        fast.reshape(-1, FH, FW, C).transpose(0, 3, 1, 2).reshape(book.shape), book
+    )
+    FN = int(rng.integers(1, 4))
+    Wt, d = rng.standard_normal((FN, C, FH, FW)), rng.standard_normal((book.shape[0], FN))
+    np.testing.assert_allclose(
+        conv_input_grad(d, Wt, x.shape, stride, pad),
+        book_col2im(d @ Wt.reshape(FN, -1), x.shape, FH, FW, stride, pad),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+def test_conv_input_grad_rejects_a_d_of_the_wrong_shape():
+    with pytest.raises(ShapeError, match=r"conv_input_grad: d has shape \(4, 2\), expected \(8, 2\)"):
+        conv_input_grad(np.zeros((4, 2)), np.zeros((2, 1, 3, 3)), (2, 1, 4, 4), 1, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_col2im_keep_dtype(dtype):
+    x = np.ones((2, 3, 5, 5), dtype=dtype)
+    col = im2col(x, 3, 3, 2, 1)
+    assert col.dtype == dtype and col.shape == (2 * 3 * 3, 27)
+    assert col2im(col, x.shape, 3, 3, 2, 1).dtype == dtype
+
+
+def test_output_size_that_is_not_an_integer_is_an_error():
+    # (6 - 3) / 2 + 1 = 2.5: the book silently floors to 2 and ignores the last row.
+    with pytest.raises(ShapeError, match=r"Convolution.*not an integer.*\(2, 1, 6, 6\).*stride 2"):
+        Convolution(np.zeros((1, 1, 3, 3)), np.zeros(1), stride=2).forward(np.zeros((2, 1, 6, 6)))
+    with pytest.raises(ShapeError, match=r"Pooling.*width is not an integer.*\(1, 1, 4, 5\)"):
+        Pooling(2, 2, stride=2).forward(np.zeros((1, 1, 4, 5)))
+    with pytest.raises(ShapeError, match="im2col"):
+        im2col(np.zeros((1, 1, 6, 6)), 3, 3, 2)
+
+
+def test_kernel_larger_than_padded_input_is_an_error():
+    with pytest.raises(ShapeError, match=r"Convolution.*5x5 kernel is larger than the padded input 4x4"):
+        Convolution(np.zeros((1, 1, 5, 5)), np.zeros(1), pad=1).forward(np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ShapeError, match=r"AvgPooling.*3x3 kernel is larger"):
+        AvgPooling(3, 3, stride=1).forward(np.zeros((1, 1, 2, 5)))
+
+
+def test_col2im_rejects_a_col_of_the_wrong_shape():
+    with pytest.raises(ShapeError, match=r"col2im: col has shape \(3, 9\), expected \(9, 9\)"):
+        col2im(np.zeros((3, 9)), (1, 1, 3, 3), 3, 3, 1, 1)
+
+
+def test_conv_output_shape():
+    assert conv_output_shape((100, 1, 28, 28), 5, 5) == (24, 24)
+    assert conv_output_shape((1, 1, 7, 8), 3, 2, stride=2, pad=1) == (4, 5)
+    with pytest.raises(ShapeError, match="4-D"):
+        conv_output_shape((28, 28), 5, 5)
+
+
+# -- Convolution ----------------------------------------------------------------------------
+@settings(max_examples=25)
+@given(geometries(), SEEDS)
+def test_convolution_gradcheck(geom, seed):
+    N, C, H, W, FH, FW, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    FN = int(rng.integers(1, 4))
+    layer = Convolution(rng.standard_normal((FN, C, FH, FW)), rng.standard_normal(FN), stride, pad)
+    errors = check_layer(layer, rng.standard_normal((N, C, H, W)), seed=seed)
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < 1e-7, errors
+
+
+def torch_conv(x, W, b, dout, stride, pad):
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    out = F.conv2d(tx, tW, tb, stride=stride, padding=pad)
+    out.backward(torch.from_numpy(dout))
+    return [a.detach().numpy() for a in (out, tx.grad, tW.grad, tb.grad)]
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize(
+    "x_shape, W_shape, stride, pad",
+    [
+        ((4, 3, 10, 10), (5, 3, 3, 3), 1, 1),
+        ((3, 2, 11, 9), (4, 2, 3, 5), 2, 1),
+        ((2, 1, 28, 28), (6, 1, 5, 5), 1, 0),
+        ((2, 4, 8, 8), (3, 4, 2, 2), 2, 0),
+        ((2, 3, 9, 6), (2, 3, 4, 1), 3, 2),
+    ],
+)
+def test_convolution_matches_torch(dtype, tol, x_shape, W_shape, stride, pad):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    W = rng.standard_normal(W_shape).astype(dtype)
+    b = rng.standard_normal(W_shape[0]).astype(dtype)
+    layer = Convolution(W, b, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    ref = torch_conv(x, W, b, dout, stride, pad)
+    for name, ours, theirs in zip(["out", "dx", "dW", "db"], [out, dx, layer.dW, layer.db], ref, strict=True):
+        assert ours.dtype == dtype, name
+        scale = np.max(np.abs(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=tol * scale, err_msg=name)
+
+
+def test_convolution_keeps_float32_and_mutates_nothing():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    layer = Convolution(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), np.zeros(4, np.float32), 1, 1)
+    x0 = x.copy()
+    out = layer.forward(x)
+    out0 = out.copy()
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dout0 = dout.copy()
+    dx = layer.backward(dout)
+    assert out.dtype == dx.dtype == layer.dW.dtype == layer.db.dtype == np.float32
+    np.testing.assert_array_equal(dout, dout0)
+    np.testing.assert_array_equal(out, out0)
+    np.testing.assert_array_equal(x, x0)
+
+
+def test_convolution_book_attributes_are_params():
+    W, b = np.ones((2, 1, 3, 3)), np.zeros(2)
+    layer = Convolution(W, b)
+    assert layer.W is layer.params["W"] is W and layer.b is layer.params["b"] is b
+    layer.forward(np.ones((1, 1, 4, 4)))
+    layer.backward(np.ones((1, 2, 2, 2)))
+    assert layer.dW is layer.grads["W"] and layer.db is layer.grads["b"]
+    np.testing.assert_array_equal(layer.db, [4.0, 4.0])
+    assert layer.col.shape == (4, 9) and layer.col_W.shape == (9, 2)
+
+
+def test_convolution_first_layer_skips_input_grad():
+    rng = np.random.default_rng(2)
+    layer = Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), 1, 1)
+    x, dout = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((2, 3, 5, 5))
+    layer.forward(x)
+    dx = layer.backward(dout)
+    dW = layer.dW.copy()
+    layer.needs_input_grad = False
+    layer.forward(x)
+    assert layer.backward(dout) is None
+    np.testing.assert_array_equal(layer.dW, dW)
+    assert dx.shape == x.shape
+
+
+def test_convolution_shape_errors_name_layer_and_shapes():
+    layer = Convolution(np.zeros((4, 3, 3, 3)), np.zeros(4))
+    with pytest.raises(ShapeError, match=r"Convolution: input has 1 channels \(x.shape=\(2, 1, 5, 5\)\) "
+                       r"but W expects 3 \(W.shape=\(4, 3, 3, 3\)\)"):
+        layer.forward(np.zeros((2, 1, 5, 5)))
+    with pytest.raises(ShapeError, match=r"Convolution: input must be 4-D.*\(3, 5, 5\)"):
+        layer.forward(np.zeros((3, 5, 5)))
+    layer.forward(np.zeros((2, 3, 5, 5)))
+    with pytest.raises(ShapeError, match=r"Convolution: dout has shape \(2, 4, 5, 5\), expected \(2, 4, 3, 3\)"):
+        layer.backward(np.zeros((2, 4, 5, 5)))
+    with pytest.raises(ShapeError, match="W must be 4-D"):
+        Convolution(np.zeros((4, 3, 3)), np.zeros(4))
+    with pytest.raises(ShapeError, match=r"b has shape \(3,\), expected \(4,\)"):
+        Convolution(np.zeros((4, 3, 3, 3)), np.zeros(3))
+    for bad in ({"stride": 0}, {"pad": -1}, {"stride": 1.5}):
+        with pytest.raises(InputError, match="Convolution"):
+            Convolution(np.zeros((4, 3, 3, 3)), np.zeros(4), **bad)
+
+
+@pytest.mark.parametrize("layer", [
+    Convolution(np.zeros((1, 1, 2, 2)), np.zeros(1)), Pooling(2, 2), AvgPooling(2, 2)
+])
+def test_backward_before_forward_is_a_clear_error(layer):
+    with pytest.raises(StateError, match="backward called before forward"):
+        layer.backward(np.zeros((1, 1, 1, 1)))
+
+
+def test_convolution_config_round_trip_and_output_shape():
+    layer = Convolution(np.ones((6, 3, 5, 3), np.float32), np.ones(6, np.float32), stride=2, pad=1)
+    config = layer.config()
+    assert config == {"in_channels": 3, "out_channels": 6, "kernel_size": [5, 3], "stride": 2, "pad": 1}
+    clone = Convolution.from_config(config, dtype=np.float64)
+    assert clone.W.shape == (6, 3, 5, 3) and clone.W.dtype == np.float64 and clone.b.shape == (6,)
+    assert clone.config() == config
+    x = np.zeros((2, 3, 9, 7))
+    assert layer.output_shape(x.shape) == layer.forward(x).shape == (2, 6, 4, 4)
+    assert "3 -> 6" in repr(layer)
+
+
+# -- Pooling ---------------------------------------------------------------------------
+def distinct(rng, shape):
+    """Values spaced 0.1 apart in random order: no ties, no near-ties within gradcheck's h."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.1 - n * 0.05).reshape(shape)
+
+
+@st.composite
+def pool_geometries(draw):
+    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, min(ph, pw) // 2))
+    OH, OW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    H, W = (OH - 1) * stride + ph - 2 * pad, (OW - 1) * stride + pw - 2 * pad
+    assume(H >= 1 and W >= 1)
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, ph, pw, stride, pad
+
+
+@settings(max_examples=25)
+@given(pool_geometries(), st.sampled_from([Pooling, AvgPooling]), SEEDS)
+def test_pooling_gradcheck(geom, cls, seed):
+    N, C, H, W, ph, pw, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    errors = check_layer(cls(ph, pw, stride, pad), distinct(rng, (N, C, H, W)), seed=seed)
+    assert set(errors) == {"x"}
+    assert errors["x"] < 1e-7, errors
+
+
+def torch_pool(kind, x, dout, ph, pw, stride, pad):
+    tx = torch.tensor(x, requires_grad=True)
+    if kind == "max":
+        out = F.max_pool2d(tx, (ph, pw), stride, pad)
+    else:
+        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
+    out.backward(torch.from_numpy(dout))
+    return out.detach().numpy(), tx.grad.numpy()
+
+
+POOL_CASES = [  # (x shape, ph, pw, stride, pad)
+    ((3, 4, 8, 8), 2, 2, 2, 0),  # tiled: the fast path
+    ((2, 3, 9, 9), 3, 3, 2, 1),
+    ((2, 2, 7, 8), 3, 2, 1, 1),
+    ((2, 2, 6, 9), 2, 3, 2, 1),
+    ((1, 2, 6, 6), 3, 3, 3, 0),  # tiled 3x3
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind, cls", [("max", Pooling), ("avg", AvgPooling)])
+@pytest.mark.parametrize("x_shape, ph, pw, stride, pad", POOL_CASES)
+def test_pooling_matches_torch(dtype, kind, cls, x_shape, ph, pw, stride, pad):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    layer = cls(ph, pw, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout0 = dout.copy()
+    dx = layer.backward(dout)
+    ref_out, ref_dx = torch_pool(kind, x, dout, ph, pw, stride, pad)
+    assert out.dtype == dx.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(out, ref_out, rtol=0, atol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=0, atol=tol * 4)
+    np.testing.assert_array_equal(dout, dout0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_ties_go_to_the_first_position_like_torch(dtype):
+    # Small integers: most windows hold ties, many of them for the max.
+    rng = np.random.default_rng(4)
+    for shape, ph, pw, stride, pad in [
+        ((3, 2, 6, 8), 2, 2, 2, 0), ((3, 2, 6, 8), 3, 3, 1, 1), ((3, 2, 6, 9), 2, 3, 2, 1)
+    ]:
+        x = rng.integers(0, 3, shape).astype(dtype)
+        layer = Pooling(ph, pw, stride, pad)
+        out = layer.forward(x)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        ref_out, ref_dx = torch_pool("max", x, dout, ph, pw, stride, pad)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-6, atol=1e-6)
+
+
+def test_tie_example_by_hand():
+    x = np.array([[[[5.0, 5.0, 1.0, 2.0], [5.0, 5.0, 2.0, 2.0]]]])  # windows: all-5s, and 1,2,2,2
+    layer = Pooling(2, 2, stride=2)
+    np.testing.assert_array_equal(layer.forward(x), [[[[5.0, 2.0]]]])
+    dx = layer.backward(np.array([[[[10.0, 20.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[10.0, 0.0, 0.0, 20.0], [0.0, 0.0, 0.0, 0.0]]]])
+
+
+def book_max_pool(x, ph, pw, stride):
+    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
+    N, C, H, W = x.shape
+    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
+    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
+    arg_max = np.argmax(rows, axis=1)
+    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
+    return out, arg_max
+
+
+def book_max_pool_backward(dout, arg_max, x_shape, ph, pw, stride):
+    d = dout.transpose(0, 2, 3, 1)
+    dmax = np.zeros((d.size, ph * pw), dtype=dout.dtype)
+    dmax[np.arange(arg_max.size), arg_max] = d.ravel()
+    return book_col2im(dmax.reshape(d.size // x_shape[1], -1), x_shape, ph, pw, stride)
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    ph=st.integers(1, 3), pw=st.integers(1, 3), stride=st.integers(1, 3),
+    levels=st.sampled_from([1, 2, 1000]), dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
+)
+def test_max_pool_matches_the_books_argmax_algorithm_ties_included(
+    n, c, oh, ow, ph, pw, stride, levels, dtype, seed
+):
+    rng = np.random.default_rng(seed)
+    # Few levels -> many ties; channels-last memory, as a Convolution's output has.
+    H, W = (oh - 1) * stride + ph, (ow - 1) * stride + pw
+    x = rng.integers(-levels, levels, (n, H, W, c)).astype(dtype).transpose(0, 3, 1, 2)
+    out, arg_max = max_pool(x, ph, pw, stride)
+    ref_out, ref_arg = book_max_pool(x, ph, pw, stride)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg_max.transpose(0, 2, 3, 1).ravel(), ref_arg)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_allclose(
+        max_pool_backward(dout, arg_max, x.shape, ph, pw, stride),
+        book_max_pool_backward(dout, ref_arg, x.shape, ph, pw, stride),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    k=st.integers(1, 3), levels=st.sampled_from([1, 2, 1000]),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
+)
+def test_fast_path_equals_general_path(n, c, oh, ow, k, levels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-levels, levels, (n, c, oh * k, ow * k)).astype(dtype)  # ties galore
+    layer = Pooling(k, k, stride=k)  # windows tile the input: the fast path
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    fast = layer.backward(dout)
+    for channels_last in (False, True):
+        general = max_pool_backward(
+            dout, layer.arg_max, x.shape, k, k, k, 0,
+            channels_last=channels_last, tiled_fast_path=False,
+        )
+        assert fast.dtype == general.dtype == dtype
+        np.testing.assert_array_equal(fast, general)
+    # Every window routes its whole gradient to exactly one position (windows tile: no sums).
+    np.testing.assert_array_equal(np.sort(fast[fast != 0]), np.sort(dout.ravel()))
+
+
+@pytest.mark.parametrize("stride, pad", [(2, 0), (1, 1)])
+def test_pooling_dx_takes_the_inputs_memory_layout(stride, pad):
+    rng = np.random.default_rng(8)
+    nchw = rng.standard_normal((2, 3, 6, 6))
+    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # as after a conv
+    results = []
+    for x in (nchw, nhwc):
+        layer = Pooling(2, 2, stride, pad)
+        out = layer.forward(x)
+        results.append(layer.backward(np.ones(out.shape)))
+    assert results[0].strides[1] > results[0].strides[2] > results[0].strides[3]  # NCHW
+    assert results[1].strides[2] > results[1].strides[3] > results[1].strides[1]  # NHWC
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_padding_never_wins_a_max_window():
+    # All inputs negative: a zero pad would win every border window (the wrong answer).
+    x = -1.0 - np.arange(16.0).reshape(1, 1, 4, 4)
+    layer = Pooling(2, 2, stride=2, pad=1)
+    out = layer.forward(x)
+    assert out.shape == (1, 1, 3, 3)  # the book's Pooling crashes here
+    assert np.all(out < 0)
+    np.testing.assert_array_equal(out, torch_pool("max", x, np.ones(out.shape), 2, 2, 2, 1)[0])
+    dx = layer.backward(np.ones(out.shape))
+    assert dx.sum() == 9.0  # every window's gradient lands on a real input
+
+
+def test_avg_pooling_counts_padding_in_the_average():
+    x = np.ones((1, 1, 2, 2))
+    out = AvgPooling(2, 2, stride=2, pad=1).forward(x)
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.25))  # one real 1 in four
+
+
+def test_pooling_errors():
+    with pytest.raises(InputError, match=r"Pooling: pad 2 is more than half the 2x2 window"):
+        Pooling(2, 2, stride=2, pad=2)
+    with pytest.raises(InputError, match="AvgPooling: stride"):
+        AvgPooling(2, 2, stride=0)
+    layer = Pooling(2, 2)
+    with pytest.raises(ShapeError, match=r"Pooling: input must be 4-D.*\(4, 4\)"):
+        layer.forward(np.zeros((4, 4)))
+    layer.forward(np.zeros((1, 2, 4, 4)))
+    with pytest.raises(ShapeError, match=r"Pooling: dout has shape \(1, 2, 4, 4\), expected \(1, 2, 2, 2\)"):
+        layer.backward(np.zeros((1, 2, 4, 4)))
+
+
+@pytest.mark.parametrize("cls", [Pooling, AvgPooling])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pooling_keeps_float32_and_mutates_nothing(cls, stride):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    x0 = x.copy()
+    layer = cls(2, 2, stride)
+    out = layer.forward(x)
+    out0 = out.copy()
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dout0 = dout.copy()
+    dx = layer.backward(dout)
+    assert out.dtype == dx.dtype == np.float32
+    for now, before in ((x, x0), (out, out0), (dout, dout0)):
+        np.testing.assert_array_equal(now, before)
+
+
+def test_pooling_config_round_trip():
+    layer = AvgPooling(3, 2, stride=1, pad=1)
+    assert layer.config() == {"pool_h": 3, "pool_w": 2, "stride": 1, "pad": 1}
+    assert AvgPooling.from_config(layer.config()).config() == layer.config()
+    assert Pooling(2, 2).output_shape((5, 3, 24, 24)) == (5, 3, 12, 12)
+
+
+# -- the conv+pool block the SimpleConvNet runs, end to end against torch --------------------
+def test_conv_relu_pool_block_matches_torch_float32():
+    rng = np.random.default_rng(7)
+    x = rng.random((8, 1, 28, 28), dtype=np.float32)
+    W = (0.1 * rng.standard_normal((30, 1, 5, 5))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(30)).astype(np.float32)
+    conv, pool = Convolution(W, b), Pooling(2, 2, stride=2)
+    conv.needs_input_grad = False
+    h = conv.forward(x)
+    out = pool.forward(np.maximum(h, 0))
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    conv.backward(np.where(h > 0, pool.backward(dout), 0))
+    tW, tb = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tout = F.max_pool2d(F.relu(F.conv2d(torch.from_numpy(x), tW, tb)), 2, 2)
+    tout.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(conv.dW, tW.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(conv.db, tb.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# -- layerwise gradcheck rows ----------------------------------------------------------------
+def test_gradcheck_cases_pass_and_are_registered():
+    cases = list(gradcheck_cases())
+    labels = {case.label for case in standard_cases()}
+    for case in cases:
+        assert case.label in labels
+        errors = case.run(seed=0)
+        assert max(errors.values()) < 1e-7, (case.label, errors)
+    assert any("stride 2" in c.label for c in cases) and any("pad 1" in c.label for c in cases)
+
+
+# -- the book's published weights through these layers, on real MNIST -------------------------
+def _mnist_test_images(mnist_dir, n):
+    from layerwise.datasets.idx import read_idx
+
+    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:n]
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:n]
+    return images.reshape(n, 1, 28, 28).astype(np.float64) / 255.0, labels
+
+
+def _run(layers, x):
+    for layer in layers:
+        x = layer.forward(x, train=False)
+    return x
+
+
+def test_book_simple_convnet_weights_give_the_books_numbers(book_weights_dir, mnist_t10k_dir):
+    from layerwise.io import load_book_params
+    from layerwise.layers import Affine, ReLU
+
+    p = load_book_params(book_weights_dir / "params.pkl")
+    x, t = _mnist_test_images(mnist_t10k_dir, 1000)
+    layers = [Convolution(p["W1"], p["b1"]), ReLU(), Pooling(2, 2, stride=2),
+              Affine(p["W2"], p["b2"]), ReLU(), Affine(p["W3"], p["b3"])]
+    scores = _run(layers, x)
+    # The book's own algorithm (im2col in its column order, argmax pooling) as the reference.
+    h = book_im2col(x, 5, 5) @ p["W1"].reshape(30, -1).T + p["b1"]
+    h = np.maximum(h, 0).reshape(1000, 24, 24, 30).transpose(0, 3, 1, 2)
+    h = book_max_pool(h, 2, 2, 2)[0].reshape(1000, -1)
+    ref = np.maximum(h @ p["W2"] + p["b2"], 0) @ p["W3"] + p["b3"]
+    np.testing.assert_allclose(scores, ref, rtol=1e-10, atol=1e-10)
+    # The published params.pkl scores 0.9600 on all 10,000 (PyTorch with these weights agrees),
+    # 0.961 on these first 1,000.
+    assert np.mean(scores.argmax(axis=1) == t) == pytest.approx(0.961, abs=0.0005)
+
+
+def test_book_deep_convnet_weights_with_book_dropout(book_weights_dir, mnist_t10k_dir):
+    from layerwise.io import load_book_params
+    from layerwise.layers import Affine, ReLU
+    from layerwise.layers.norm import Dropout
+
+    p = load_book_params(book_weights_dir / "deep_convnet_params.pkl")
+    x, t = _mnist_test_images(mnist_t10k_dir, 300)
+    layers = []
+    for i, pad in enumerate([1, 1, 1, 2, 1, 1], start=1):
+        layers += [Convolution(p[f"W{i}"], p[f"b{i}"], 1, pad), ReLU()]
+        if i % 2 == 0:
+            layers.append(Pooling(2, 2, stride=2))
+    layers += [Affine(p["W7"], p["b7"]), ReLU(), Dropout(0.5, mode="book"),
+               Affine(p["W8"], p["b8"]), Dropout(0.5, mode="book")]
+    scores = _run(layers, x)
+    assert scores.shape == (300, 10)
+    # These weights score 0.9797 on all 10,000 (PyTorch with them agrees), 0.98333 on the
+    # first 300 (295 right).
+    assert np.sum(scores.argmax(axis=1) == t) == 295
