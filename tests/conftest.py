@@ -23,6 +23,15 @@ settings.register_profile(
 settings.load_profile("default")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis' pytest plugin loads --hypothesis-profile in its own pytest_configure. When
+    # this file is imported after that (it is not always an initial conftest), the
+    # load_profile("default") above would silently replace the profile asked for: re-apply it.
+    profile = config.getoption("--hypothesis-profile", None)
+    if profile:
+        settings.load_profile(profile)
+
+
 def require_fixture(path: Path) -> Path:
     """Return ``path`` if it exists; otherwise skip, or fail when LAYERWISE_REQUIRE_FIXTURES=1
     (CI sets it, so a missing fixture can never turn a test into a silent skip there)."""

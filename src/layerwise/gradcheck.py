@@ -202,16 +202,8 @@ def standard_cases() -> Iterator[GradCheckCase]:
     yield GradCheckCase("SoftmaxWithLoss (indices)", softmax_loss_indices)
     yield GradCheckCase("SoftmaxWithLoss (one-hot)", softmax_loss_onehot)
     yield GradCheckCase("MeanSquaredError", mse)
-    yield from _extra_cases()
+    # Normalisation and convolution layers keep their examples next to their code.
+    from .layers import conv, norm
 
-
-def _extra_cases() -> Iterator[GradCheckCase]:
-    """Cases for layer families defined in other modules (normalisation, convolution)."""
-    for module_name in ("layerwise.layers.norm", "layerwise.layers.conv"):
-        try:
-            module = __import__(module_name, fromlist=["gradcheck_cases"])
-        except ImportError:
-            continue
-        cases = getattr(module, "gradcheck_cases", None)
-        if cases is not None:
-            yield from cases()
+    yield from norm.gradcheck_cases()
+    yield from conv.gradcheck_cases()

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -107,9 +108,12 @@ def atomic_writer(path: PathLike) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # A failed write (ENOSPC, EIO) names no file; say which one could not be written.
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     _fsync_dir(directory)
 
@@ -180,6 +184,27 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return found
 
 
+def _check_opcodes(path: Path, data: bytes) -> None:
+    """Walk the pickle's opcodes with ``pickletools`` (which parses, never builds or calls)
+    before the real unpickler sees them.
+
+    CPython's C unpickler trusts numbers a hostile file controls: ``LONG_BINPUT 1216737112``
+    (5 bytes) makes it grow its memo table to that index and zero it, ~19 GB and a minute
+    of work; a ``BYTEARRAY8`` claiming 7e18 bytes ends in a MemoryError whose clean-up
+    prints a SystemError. A genuine pickle numbers its memo from 0, one entry per PUT, so no
+    index exceeds the file's length, and every length prefix fits in the file.
+    """
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (isinstance(arg, int) and 0 <= arg <= len(data)):
+                raise FormatError(f"{path}: the pickle stores memo entry {arg!r}, impossible in a file of "
+                                  f"{len(data)} bytes (a corrupt or hostile pickle)")
+    except FormatError:
+        raise
+    except Exception as exc:  # truncated argument, unknown opcode, bad text number, ...
+        raise FormatError(f"{path}: not a readable pickle of NumPy arrays ({type(exc).__name__}: {exc})") from exc
+
+
 def load_book_params(path: PathLike) -> dict[str, np.ndarray]:
     """Read a weight file of the book (``sample_weight.pkl``, ``params.pkl``,
     ``deep_convnet_params.pkl``) or any pickle of a dict name -> NumPy array, safely.
@@ -192,6 +217,7 @@ def load_book_params(path: PathLike) -> dict[str, np.ndarray]:
     data = path.read_bytes()
     if not data:
         raise FormatError(f"{path}: empty file, expected a pickle of NumPy arrays")
+    _check_opcodes(path, data)
     stream = io.BytesIO(data)
     try:
         obj = _RestrictedUnpickler(stream, path).load()
@@ -356,7 +382,9 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     dtype = np.dtype(doc["dtype"])
     try:
         model = build_model(doc["model"], dtype=dtype)
-    except (LayerwiseError, KeyError, TypeError, ValueError) as exc:
+    except (LayerwiseError, LookupError, TypeError, ValueError, AttributeError, OverflowError,
+            MemoryError, RecursionError) as exc:
+        # MemoryError: a few bytes of JSON can ask for a network of terabytes.
         raise FormatError(f"{path}: the model config cannot be rebuilt ({type(exc).__name__}: {exc})") from exc
 
     expected = model.state_dict()
@@ -387,7 +415,8 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
             _check_tensor(path, OPTIMIZER_PREFIX + key, arr, expected[param], dtype)
         try:
             optimizer = optimizer_from_state_dict({**opt_meta, "arrays": opt_arrays})
-        except (LayerwiseError, TypeError) as exc:
+        except (LayerwiseError, LookupError, TypeError, ValueError, AttributeError) as exc:
+            # e.g. "hyper": ["x"] makes dict() raise ValueError inside the optimizer.
             raise FormatError(f"{path}: invalid optimizer state ({exc})") from exc
     return Checkpoint(model, optimizer, doc.get("state"), doc)
 

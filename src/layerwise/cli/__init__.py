@@ -35,15 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    # What was typed, for commands that must tell a given option from its default
+    # (`train --resume` accepts only --epochs).
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except LayerwiseError as exc:
         print(f"layerwise {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A missing file, a full disk, a read-only folder: the system's own words (they name
+        # the file), without a traceback. The atomic writers have left earlier files intact.
+        print(f"layerwise {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"layerwise {args.command}: interrupted", file=sys.stderr)
         return 130

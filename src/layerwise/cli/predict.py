@@ -38,6 +38,8 @@ def load_image(path: Path, size: tuple[int, int], invert: str = "auto") -> tuple
         raise InputError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: not an image Pillow can read ({exc})") from None
+    except Image.DecompressionBombError as exc:  # a tiny file claiming billions of pixels
+        raise InputError(f"{path}: refused, too many pixels ({exc})") from None
     pixels = np.asarray(gray, dtype=np.float64) / 255.0
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     inverted = invert == "auto" and border.mean() > 0.5
