@@ -420,7 +420,8 @@ def _conv_output(size: int, filter_size: int, pad: int, stride: int) -> int:
 class SimpleConvNet(_BookNet):
     """The book's SimpleConvNet:
     Convolution -> ReLU -> Pooling(2×2, stride 2) -> Affine -> ReLU -> Affine -> SoftmaxWithLoss.
-    Parameters W1/b1 (convolution), W2/b2, W3/b3 (affine); weights ~ weight_init_std · N(0, 1).
+    Parameters W1/b1 (convolution), W2/b2, W3/b3 (affine); weights ~ weight_init_std · N(0, 1),
+    or by a named scheme ("relu"/"he": sqrt(2/fan_in), "sigmoid"/"xavier": sqrt(1/fan_in)).
     """
 
     def __init__(
@@ -429,7 +430,7 @@ class SimpleConvNet(_BookNet):
         conv_param: dict | None = None,
         hidden_size: int = 100,
         output_size: int = 10,
-        weight_init_std: float = 0.01,
+        weight_init_std: float | str = 0.01,
         *,
         seed: int | np.random.Generator | None = None,
         dtype: np.dtype | str = np.float32,
@@ -443,11 +444,12 @@ class SimpleConvNet(_BookNet):
         oh = _conv_output(height, fs, pad, stride)
         ow = _conv_output(width, fs, pad, stride)
         pooled = fn * (oh // 2) * (ow // 2)
+        from .init import init_weight
+
         rng = _rng(seed)
-        std = float(weight_init_std)
 
         def normal(*shape: int) -> np.ndarray:
-            return (std * rng.standard_normal(shape)).astype(dtype)
+            return init_weight(shape, weight_init_std, rng, dtype=dtype)
 
         super().__init__(
             [
@@ -464,7 +466,7 @@ class SimpleConvNet(_BookNet):
             "conv_param": conv_param,
             "hidden_size": hidden_size,
             "output_size": output_size,
-            "weight_init_std": std,
+            "weight_init_std": weight_init_std,
         }
 
 

@@ -139,8 +139,9 @@ def build_model(settings: dict, input_shape: tuple[int, ...], classes: int):
     if kind == "convnet":
         size = input_shape[-1]
         conv = {"filter_num": 30, "filter_size": 5 if size >= 16 else 3, "pad": 0, "stride": 1}
+        # He initialisation: the book's fixed 0.01 learns slowly for the first epochs.
         return models.SimpleConvNet(input_shape, conv, hidden[0] if hidden else 100, classes,
-                                    seed=seed, dtype=dtype)
+                                    weight_init_std="relu", seed=seed, dtype=dtype)
     if kind == "deep-convnet":
         return models.DeepConvNet(input_shape, output_size=classes, dropout_mode="inverted",
                                   seed=seed, dtype=dtype)
