@@ -24,10 +24,11 @@ import os
 import pickle
 import pickletools
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -135,6 +136,17 @@ def _latin1_encode(obj: object, encoding: str = "utf-8", errors: str = "strict")
     return obj.encode("latin-1", errors)
 
 
+def _numeric_dtype(*args: Any) -> np.dtype:
+    """``numpy.dtype(...)`` as a pickle calls it, for plain numbers only: an object dtype
+    (whose arrays hold pointers) or a structured one is no weight file's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. NumPy's deprecation of dtype('f8', align=60)
+        dtype = np.dtype(*args)
+    if dtype.kind not in "biufc" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise FormatError(f"numpy.dtype{args!r} is not a plain numeric dtype")
+    return dtype
+
+
 def _admitted_globals() -> dict[tuple[str, str], Any]:
     """Every global a pickle of NumPy arrays in dicts needs, under each name NumPy has used.
 
@@ -148,7 +160,7 @@ def _admitted_globals() -> dict[tuple[str, str], Any]:
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
     table: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): _numeric_dtype,
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("_codecs", "encode"): _latin1_encode,
     }
@@ -159,15 +171,27 @@ def _admitted_globals() -> dict[tuple[str, str], Any]:
     return table
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)  # what NumPy pickles for every numeric dtype
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that can only build NumPy arrays, dtypes, scalars and plain containers.
 
     Code runs in a pickle only through globals (functions and classes it names, then calls);
     ``find_class`` is asked for each one before anything is called, and refuses every global
     not in the table — ``os.system``, ``builtins.eval``, ``numpy.load`` alike.
+
+    The rest of a pickle's power is BUILD, which hands an object a state to ``__setstate__``.
+    NumPy trusts those states: a dtype state whose last number (flags) is 25 instead of 0
+    makes an int64 dtype claim to hold object pointers, and freeing an array of it
+    decrements "reference counts" at addresses the file chose (found by tests/test_fuzz.py).
+    So BUILD is admitted for dtypes and arrays only, with the exact states NumPy writes for
+    plain numbers. This is the pure-Python unpickler (``pickle._Unpickler``), whose BUILD can
+    be overridden; weight files hold few opcodes and big byte strings, so it is fast enough.
     """
 
     _admitted = _admitted_globals()
+    dispatch: ClassVar[dict] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
     def __init__(self, file: BinaryIO, source: PathLike) -> None:
         # latin1 reads Python 2 pickles of NumPy arrays (their str holds raw bytes).
@@ -183,6 +207,29 @@ class _RestrictedUnpickler(pickle.Unpickler):
             )
         return found
 
+    def load_build(self) -> None:
+        inst, state = self.stack[-2], self.stack[-1]
+        if isinstance(inst, np.dtype):
+            # Types first: comparing an array with == would not give a bool.
+            ok = (type(state) is tuple and len(state) == 8 and type(state[0]) is int and state[0] == 3
+                  and type(state[1]) is str and state[1] in ("<", ">", "|", "=")
+                  and all(a is b or (type(a) is int and a == b)
+                          for a, b in zip(state[2:], _DTYPE_STATE_TAIL, strict=True)))
+        elif type(inst) is np.ndarray:
+            # (version,) shape, dtype, Fortran order, raw data; dtypes come from _numeric_dtype.
+            parts = state[-4:] if type(state) is tuple and len(state) in (4, 5) else ()
+            ok = (len(parts) == 4 and type(parts[0]) is tuple and all(type(d) is int for d in parts[0])
+                  and isinstance(parts[1], np.dtype) and not parts[1].hasobject and parts[1].flags == 0
+                  and type(parts[2]) in (bool, int) and type(parts[3]) in (bytes, bytearray, str))
+        else:
+            ok = False
+        if not ok:
+            raise FormatError(f"refused to set the state of a {type(inst).__name__} to {state!r:.200}: "
+                              "not the state NumPy writes for a numeric array or dtype")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
 
 def _check_opcodes(path: Path, data: bytes) -> None:
     """Walk the pickle's opcodes with ``pickletools`` (which parses, never builds or calls)
@@ -195,10 +242,16 @@ def _check_opcodes(path: Path, data: bytes) -> None:
     index exceeds the file's length, and every length prefix fits in the file.
     """
     try:
-        for opcode, arg, _ in pickletools.genops(data):
-            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (isinstance(arg, int) and 0 <= arg <= len(data)):
-                raise FormatError(f"{path}: the pickle stores memo entry {arg!r}, impossible in a file of "
-                                  f"{len(data)} bytes (a corrupt or hostile pickle)")
+        with warnings.catch_warnings():
+            # An invalid escape in a protocol-0 string is a DeprecationWarning in codecs; the
+            # file is judged here, not warned about.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for opcode, arg, _ in pickletools.genops(data):
+                if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (
+                    isinstance(arg, int) and 0 <= arg <= len(data)
+                ):
+                    raise FormatError(f"{path}: the pickle stores memo entry {arg!r}, impossible in a file of "
+                                      f"{len(data)} bytes (a corrupt or hostile pickle)")
     except FormatError:
         raise
     except Exception as exc:  # truncated argument, unknown opcode, bad text number, ...
@@ -220,7 +273,9 @@ def load_book_params(path: PathLike) -> dict[str, np.ndarray]:
     _check_opcodes(path, data)
     stream = io.BytesIO(data)
     try:
-        obj = _RestrictedUnpickler(stream, path).load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # as in _check_opcodes
+            obj = _RestrictedUnpickler(stream, path).load()
     except UnsafePickleError as exc:
         # Re-raised with the file named even when an admitted callable (_codecs.encode) refused.
         if str(path) in str(exc):
@@ -322,6 +377,10 @@ def _open_tensors(path: Path, with_tensors: bool) -> tuple[dict[str, str] | None
             tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except SafetensorError as exc:
         raise FormatError(f"{path}: not a valid safetensors file (truncated or corrupt?): {exc}") from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        # A valid file whose tensors NumPy has no dtype for (BF16, F8_E4M3 from PyTorch).
+        raise FormatError(f"{path}: holds a tensor NumPy cannot represent ({exc}); layerwise model files "
+                          "hold float32 or float64 tensors") from None
     return meta, tensors
 
 
