@@ -135,3 +135,22 @@ def test_predict_names_a_file_that_is_not_an_image(default_run, tmp_path):
     bad.write_text("not an image")
     result = layerwise_cmd("predict", run_dir / "model.safetensors", bad, check=False)
     assert result.returncode == 2 and "notes.png" in result.stderr
+
+
+@pytest.mark.parametrize(("model", "epochs", "at_least"), [("convnet", 3, 0.93), ("deep-convnet", 1, 0.0)])
+def test_conv_models_train_evaluate_and_predict(tmp_path, model, epochs, at_least):
+    from PIL import Image
+
+    run_dir = tmp_path / "run"
+    layerwise_cmd("train", "--model", model, "--epochs", epochs, "--out", run_dir, "--quiet")
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epochs"][-1]["test_acc"] >= at_least
+    net = lw.load(run_dir / "model.safetensors")
+    assert type(net).__name__ == {"convnet": "SimpleConvNet", "deep-convnet": "DeepConvNet"}[model]
+    result = layerwise_cmd("evaluate", run_dir / "model.safetensors", "--out", tmp_path)
+    assert f"accuracy {history['epochs'][-1]['test_acc']:.4f}" in result.stdout
+    _, (x_test, _) = lw.load_digits(normalize=False, flatten=False)
+    image = tmp_path / "digit.png"
+    Image.fromarray((x_test[0, 0] * 15).astype(np.uint8)).save(image)
+    lines = layerwise_cmd("predict", run_dir / "model.safetensors", image).stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(image))

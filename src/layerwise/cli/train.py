@@ -143,9 +143,19 @@ def build_model(settings: dict, input_shape: tuple[int, ...], classes: int):
         return models.SimpleConvNet(input_shape, conv, hidden[0] if hidden else 100, classes,
                                     weight_init_std="relu", seed=seed, dtype=dtype)
     if kind == "deep-convnet":
-        return models.DeepConvNet(input_shape, output_size=classes, dropout_mode="inverted",
-                                  seed=seed, dtype=dtype)
+        return models.DeepConvNet(input_shape, conv_param_4={"pad": _deep_convnet_pad4(input_shape[-1])},
+                                  output_size=classes, dropout_mode="inverted", seed=seed, dtype=dtype)
     raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+
+
+def _deep_convnet_pad4(size: int) -> int:
+    """Padding of DeepConvNet's fourth convolution that lets all three 2x2 poolings tile the
+    image: the book's 2 for 28x28 (14 -> 16 -> 8 -> 4), 1 for the 8x8 digits (4 -> 4 -> 2 -> 1)."""
+    for pad in (2, 1, 0):
+        s = size // 2 + 2 * pad - 2  # after the first pooling and the 3x3 fourth convolution
+        if size % 2 == 0 and s > 0 and s % 2 == 0 and (s // 2) % 2 == 0:
+            return pad
+    raise InputError(f"--model deep-convnet needs images whose sides halve three times; got {size}x{size}")
 
 
 def load_data(settings: dict, progress: bool):
