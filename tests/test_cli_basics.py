@@ -34,3 +34,14 @@ def test_gradcheck_prints_a_passing_table():
 def test_unknown_command_fails_cleanly():
     result = run("frobnicate", check=False)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_closed_pipe_is_not_a_traceback():
+    # Regression: `layerwise gradcheck | head -1` ended in a BrokenPipeError traceback.
+    # The reader closes its end before the command prints anything.
+    child = subprocess.Popen([sys.executable, "-m", "layerwise", "gradcheck"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.close()
+    _, stderr = child.communicate(timeout=300)
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr.decode()
+    assert child.returncode == 141

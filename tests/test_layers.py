@@ -217,3 +217,14 @@ def test_backward_before_forward_is_a_clear_error(make):
 def test_complex_input_is_refused_by_name():
     with pytest.raises(InputError, match=r"ReLU.*complex"):
         lw.ReLU().forward(np.ones(3, dtype=complex))
+
+
+def test_boolean_labels_are_refused_not_used_as_masks():
+    # Regression: boolean labels reached fancy indexing and raised IndexError.
+    with pytest.raises(InputError, match="integers"):
+        lw.SoftmaxWithLoss().forward(np.zeros((2, 2)), np.array([True, False]))
+
+
+def test_ragged_input_is_a_named_error():
+    with pytest.raises(InputError, match="ReLU"):
+        lw.ReLU().forward([[1.0, 2.0], [1.0, 2.0, 3.0]])

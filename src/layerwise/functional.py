@@ -37,7 +37,10 @@ def to_float_array(x: object, where: str = "input") -> np.ndarray:
     float64, NumPy's default. Complex, object and string arrays are refused by name: a
     silent cast would drop the imaginary part or fail deep inside a matrix product.
     """
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(f"{where}: cannot make an array of the input ({exc})") from None
     if arr.dtype.kind == "f":
         return arr
     if arr.dtype.kind in "biu":
@@ -113,7 +116,7 @@ def _check_labels(where: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(t)) or np.any(t != np.round(t)):
             raise InputError(f"{where}: class-index labels must be whole numbers, got {t[:5]}")
         t = t.astype(np.intp)
-    elif t.dtype.kind not in "biu":
+    elif t.dtype.kind not in "iu":  # booleans would index as masks, not as classes
         raise InputError(f"{where}: class-index labels must be integers, got dtype {t.dtype}")
     if t.size:
         lo, hi = int(t.min()), int(t.max())
@@ -140,7 +143,7 @@ def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
 
     The book adds 1e-7 inside the log, which caps the loss at 16.1; here a zero probability is
     clamped to the dtype's smallest normal number instead, so the loss stays exact for every
-    representable probability and finite for zero.
+    normal probability (down to 1e-308 in float64) and finite for zero.
     """
     y = to_float_array(y, "cross_entropy_error")
     y, t = _as_batch("cross_entropy_error", y, np.asarray(t))

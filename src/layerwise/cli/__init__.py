@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,10 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (`train --resume` accepts only --epochs).
     args.argv = argv
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return status
     except LayerwiseError as exc:
         print(f"layerwise {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `layerwise evaluate ... | head`: the reader left; stop quietly, like other Unix tools.
+        # stdout is pointed at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         # A missing file, a full disk, a read-only folder: the system's own words (they name
         # the file), without a traceback. The atomic writers have left earlier files intact.
