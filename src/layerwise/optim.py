@@ -289,7 +289,7 @@ class Momentum(Optimizer):
         p += v
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient (Sutskever et al. 2013, in the form PyTorch uses):
 
         v ← μ·v − lr·g;   p ← p + μ·v − lr·g      (v starts at 0)
@@ -301,16 +301,6 @@ class Nesterov(Optimizer):
     velocity v, i.e. p ← p + μ³·v_old − (1 + μ + μ²)·lr·g: a different (and not Nesterov's)
     method. layerwise uses the correct form, so its numbers match PyTorch, not the book's figure.
     """
-
-    slots = ("v",)
-    hyper_names = ("lr", "momentum", "weight_decay")
-    momentum = _Hyper(_fraction)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
-        self.momentum = momentum
-
-    v = property(lambda self: self.state["v"], doc="The velocity of each parameter.")
 
     def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], s: np.ndarray) -> None:
         v = state["v"]
