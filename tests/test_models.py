@@ -114,3 +114,16 @@ def test_sequential_default_loss_and_summary():
     net = Sequential([Affine(np.zeros((4, 2)), np.zeros(2)), ReLU()])
     assert isinstance(net.loss_layer, SoftmaxWithLoss)
     assert "Affine(4 -> 2" in net.summary((1, 4))
+
+
+def test_deep_convnet_book_layout_and_final_dropout_option():
+    from layerwise.models import DeepConvNet
+
+    book = DeepConvNet(seed=0)
+    names = [type(la).__name__ for la in book.layers]
+    assert names[-2:] == ["Affine", "Dropout"] and names.count("Convolution") == 6
+    assert [f"W{i}" for i in range(1, 9)] == [k for k in book.params if k.startswith("W")]
+    lean = DeepConvNet(seed=0, final_dropout=False, dropout_mode="inverted")
+    assert type(lean.layers[-1]).__name__ == "Affine"
+    rebuilt = build_model(lean.config())
+    assert [type(la).__name__ for la in rebuilt.layers] == [type(la).__name__ for la in lean.layers]

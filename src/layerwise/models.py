@@ -475,6 +475,8 @@ class DeepConvNet(_BookNet):
     [conv-relu-conv-relu-pool] × 3 -> Affine -> ReLU -> Dropout -> Affine -> Dropout -> SoftmaxWithLoss.
     Parameters W1..W6 (3×3 convolutions), W7, W8 (affine). Dropout uses the book's scaling
     (× (1 - ratio) at test time) so the book's published weights give the book's accuracy.
+    ``final_dropout=False`` leaves out the dropout on the logits, which the book's weights were
+    trained with but which slows training from scratch (half the logits are zeroed each step).
     """
 
     def __init__(
@@ -490,6 +492,7 @@ class DeepConvNet(_BookNet):
         output_size: int = 10,
         *,
         dropout_mode: str = "book",
+        final_dropout: bool = True,
         seed: int | np.random.Generator | None = None,
         dtype: np.dtype | str = np.float32,
     ) -> None:
@@ -525,8 +528,9 @@ class DeepConvNet(_BookNet):
             ReLU(),
             Dropout(0.5, mode=dropout_mode, seed=int(seeds[0])),
             Affine(W8, np.zeros(output_size, dtype=dtype)),
-            Dropout(0.5, mode=dropout_mode, seed=int(seeds[1])),
         ]
+        if final_dropout:
+            layers.append(Dropout(0.5, mode=dropout_mode, seed=int(seeds[1])))
         super().__init__(layers)
         self._kwargs = {
             "input_dim": list(input_dim),
@@ -534,6 +538,7 @@ class DeepConvNet(_BookNet):
             "hidden_size": hidden_size,
             "output_size": output_size,
             "dropout_mode": dropout_mode,
+            "final_dropout": final_dropout,
         }
 
 

@@ -144,7 +144,8 @@ def build_model(settings: dict, input_shape: tuple[int, ...], classes: int):
                                     weight_init_std="relu", seed=seed, dtype=dtype)
     if kind == "deep-convnet":
         return models.DeepConvNet(input_shape, conv_param_4={"pad": _deep_convnet_pad4(input_shape[-1])},
-                                  output_size=classes, dropout_mode="inverted", seed=seed, dtype=dtype)
+                                  output_size=classes, dropout_mode="inverted", final_dropout=False,
+                                  seed=seed, dtype=dtype)
     raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
 
 
