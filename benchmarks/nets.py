@@ -1,0 +1,136 @@
+"""The benchmarked networks, and the matrix products one training step of each performs.
+
+Each network is built by layerwise (so the initial weights come from layerwise's own
+initialisers); the PyTorch twin copies those weights (see ``torch_nets.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from layerwise.layers import Affine
+from layerwise.models import MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """One benchmark configuration: architecture, optimizer, batch size."""
+
+    key: str
+    title: str
+    build: Callable[[int], Sequential]  # seed -> float32 model
+    optimizer: str  # a layerwise.optim.make_optimizer name
+    lr: float
+    batch_size: int
+    flatten: bool  # (N, 784) inputs, else (N, 1, 28, 28)
+
+
+NETS: dict[str, NetSpec] = {
+    spec.key: spec
+    for spec in (
+        NetSpec(
+            "mlp-small", "784-50-10 MLP (std 0.01), SGD lr 0.1, batch 100",
+            lambda seed: TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=seed),
+            "sgd", 0.1, 100, True,
+        ),
+        NetSpec(
+            "mlp-wide", "784-512-512-10 MLP (He), Adam lr 1e-3, batch 128",
+            lambda seed: MultiLayerNet(784, [512, 512], 10, weight_init_std="relu", seed=seed),
+            "adam", 1e-3, 128, True,
+        ),
+        NetSpec(
+            "convnet", "SimpleConvNet (30 5x5, pool 2, 100, 10), Adam lr 1e-3, batch 100",
+            lambda seed: SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=seed),
+            "adam", 1e-3, 100, False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One matrix product (M, K) @ (K, N); ``a_t``/``b_t``: the operand is a transposed view."""
+
+    what: str
+    M: int
+    K: int
+    N: int
+    a_t: bool = False
+    b_t: bool = False
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.M * self.K * self.N
+
+
+def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> list[Gemm]:
+    """The matrix products of one training step (forward + backward) on ``batch`` samples.
+
+    Affine (D -> O): x·W (B, D, O); dW = xᵀ·dout (D, B, O); dx = dout·Wᵀ (B, O, D) unless the
+    layer is the first one (``needs_input_grad`` False). Convolution with R = B·OH·OW output
+    positions and K = C·FH·FW: col·col_W (R, K, FN); dW = doutᵀ·col (FN, R, K); dx (R, FN, K).
+    Everything else (activations, pooling, im2col copies, the optimizer) is not a GEMM.
+    """
+    from layerwise.layers.conv import Convolution
+
+    gemms: list[Gemm] = []
+    shape = (batch, *sample_shape)
+    for layer in model.layers:
+        out_shape = layer.output_shape(shape)
+        if isinstance(layer, Affine):
+            D, O = layer.params["W"].shape
+            gemms.append(Gemm(f"{layer!r} forward", batch, D, O))
+            gemms.append(Gemm(f"{layer!r} dW", D, batch, O, a_t=True))
+            if layer.needs_input_grad:
+                gemms.append(Gemm(f"{layer!r} dx", batch, O, D, b_t=True))
+        elif isinstance(layer, Convolution):
+            FN, C, FH, FW = layer.params["W"].shape
+            R, K = batch * out_shape[2] * out_shape[3], C * FH * FW
+            gemms.append(Gemm(f"{layer!r} forward", R, K, FN, b_t=True))
+            gemms.append(Gemm(f"{layer!r} dW", FN, R, K, a_t=True))
+            if layer.needs_input_grad:
+                gemms.append(Gemm(f"{layer!r} dx", R, FN, K))
+        shape = out_shape
+    return gemms
+
+
+def epoch_flops(model: Sequential, n: int, batch: int, sample_shape: tuple[int, ...]) -> float:
+    """GEMM FLOPs of one epoch of ``n`` samples (the last partial batch counted pro rata)."""
+    per_step = sum(g.flops for g in step_gemms(model, batch, sample_shape))
+    return per_step * n / batch
+
+
+def inference_flops(model: Sequential, n: int, sample_shape: tuple[int, ...]) -> float:
+    """GEMM FLOPs of predicting ``n`` samples (the forward products only)."""
+    return sum(g.flops for g in step_gemms(model, n, sample_shape) if g.what.endswith("forward"))
+
+
+def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.float32) -> float:
+    """Seconds that ``steps`` training steps would take if they did nothing but their GEMMs.
+
+    Each product runs through ``np.matmul(..., out=)`` on preallocated operands of the right
+    shapes and layouts (transposed views where the layer uses one), ``reps`` times; the best
+    per-step time is scaled to ``steps``.
+    """
+    rng = np.random.default_rng(0)
+    work = []
+    for g in gemms:
+        a = rng.standard_normal((g.K, g.M) if g.a_t else (g.M, g.K)).astype(dtype)
+        b = rng.standard_normal((g.N, g.K) if g.b_t else (g.K, g.N)).astype(dtype)
+        work.append((a.T if g.a_t else a, b.T if g.b_t else b, np.empty((g.M, g.N), dtype=dtype)))
+    import time
+
+    for a, b, out in work:  # warm up: first-touch page faults, BLAS thread start
+        np.matmul(a, b, out=out)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            for a, b, out in work:
+                np.matmul(a, b, out=out)
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best * steps

@@ -1,0 +1,261 @@
+"""One measurement in a fresh process: ``python -m benchmarks.worker '<json job>'``.
+
+The runner (``run.py``) starts one worker per measurement so every number comes from a clean
+process: thread pools sized once, and a peak RSS that belongs to that measurement alone.
+The worker prints its result as one JSON line on stdout.
+
+Jobs:
+  machine  large-GEMM throughput (2048² float32) and the BLAS library in use
+  compare  a network trained by layerwise and by PyTorch in this process, epoch by epoch
+           alternating, from the same initial weights and in the same sample order; then
+           test accuracy, inference throughput and the GEMM-only floor
+  memory   peak RSS of training one network with one implementation (PyTorch not imported
+           for layerwise)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from .nets import NETS, epoch_flops, gemm_floor, inference_flops, step_gemms
+
+
+def _load(flatten: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from layerwise.datasets import load_fashion_mnist
+
+    (x, t), (x_test, t_test) = load_fashion_mnist(flatten=flatten, dtype=np.float32, download=False)
+    return x, t, x_test, t_test
+
+
+def _blas() -> dict[str, Any]:
+    """The BLAS NumPy calls (OpenBLAS's kernel name shows OPENBLAS_CORETYPE's effect)."""
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            return {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+    return {}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _best(fn, reps: int) -> list[float]:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def machine(job: dict) -> dict:
+    """Large-GEMM throughput: best of 5 2048×2048 float32 products, NumPy (and PyTorch)."""
+    import torch
+
+    n, size = job["threads"], 2048
+    torch.set_num_threads(n)
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    out = np.empty_like(a)
+    flops = 2 * size**3
+    with threadpool_limits(n, user_api="blas"):
+        np.matmul(a, a, out=out)
+        numpy_best = min(_best(lambda: np.matmul(a, a, out=out), 5))
+        ta = torch.from_numpy(a)
+        ta @ ta
+        torch_best = min(_best(lambda: ta @ ta, 5))
+        blas = _blas()
+    return {"gemm_gflops": flops / numpy_best / 1e9, "torch_gemm_gflops": flops / torch_best / 1e9,
+            "blas": blas}
+
+
+def _layerwise_trainer(spec, model, x, t, seed):
+    from layerwise.optim import make_optimizer
+    from layerwise.train import Trainer
+
+    optimizer = make_optimizer(spec.optimizer, lr=spec.lr)
+    # No test split and a one-image training-accuracy sample: the timed epoch is the batch
+    # loop; accuracy is measured outside the timing.
+    return Trainer(model, optimizer, x, t, epochs=1, batch_size=spec.batch_size, seed=seed,
+                   train_eval_samples=1, progress=False, log=None)
+
+
+def _layerwise_epoch(trainer) -> float:
+    trainer.epochs = trainer.epoch + 1
+    start = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - start
+
+
+def _warm_up(spec, x, t, seed, steps: int) -> None:
+    """``steps`` steps of both implementations on throwaway twins: BLAS and OpenMP threads
+    started and lazy initialisation done before anything is timed."""
+    from . import torch_nets
+
+    n = steps * spec.batch_size
+    model = spec.build(seed)
+    tmodel = torch_nets.to_torch(model)
+    _layerwise_epoch(_layerwise_trainer(spec, model, x[:n], t[:n], seed))
+    run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
+                              x[:n], t[:n], spec.batch_size)
+    run.epoch(np.random.default_rng(seed).permutation(n))
+
+
+def _agreement(spec, x, t, seed, steps: int) -> float:
+    """Train float64 twins ``steps`` steps from the same weights on the same batches and
+    return how far apart their weights end up (max |Δ| / max |w|). Float64 because Adam turns
+    float32 rounding in a near-zero gradient into a full ±lr step; in float64 a tiny number
+    says both implementations compute the same thing."""
+    from . import torch_nets
+
+    n = steps * spec.batch_size
+    model = spec.build(seed).astype(np.float64)
+    tmodel = torch_nets.to_torch(model).double()
+    x64 = x[:n].astype(np.float64)
+    _layerwise_epoch(_layerwise_trainer(spec, model, x64, t[:n], seed))
+    run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
+                              x64, t[:n], spec.batch_size)
+    run.epoch(np.random.default_rng(seed).permutation(n))  # the Trainer's first permutation
+    return torch_nets.weight_difference(model, tmodel)
+
+
+def compare(job: dict) -> dict:
+    import torch
+
+    from . import torch_nets
+
+    spec = NETS[job["net"]]
+    threads, epochs, seed = job["threads"], job["epochs"], job["seed"]
+    torch.set_num_threads(threads)
+    load_start = os.getloadavg()
+    x, t, x_test, t_test = _load(spec.flatten)
+    n = len(x)
+    result: dict[str, Any] = {"net": spec.key, "title": spec.title, "threads": threads, "epochs": epochs}
+    with threadpool_limits(threads, user_api="blas"):
+        result["blas"] = _blas()
+        _warm_up(spec, x, t, seed, job["warmup_steps"])
+        result["weight_difference_f64"] = _agreement(spec, x, t, seed, job["check_steps"])
+
+        model = spec.build(seed)
+        tmodel = torch_nets.to_torch(model)  # same initial weights
+        trainer = _layerwise_trainer(spec, model, x, t, seed)
+        run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
+                                  x, t, spec.batch_size)
+        # The Trainer draws each epoch's permutation from default_rng(seed), one
+        # permutation(n) after another; PyTorch gets the same sequence.
+        orders = np.random.default_rng(seed)
+        lw_times, pt_times, lw_loss, pt_loss, lw_acc, pt_acc = [], [], [], [], [], []
+        for epoch in range(epochs):
+            order = orders.permutation(n)
+            # Alternate who goes first, so drift in the machine's load hits both alike.
+            for impl in ("layerwise", "torch") if epoch % 2 == 0 else ("torch", "layerwise"):
+                if impl == "layerwise":
+                    lw_times.append(_layerwise_epoch(trainer))
+                    lw_loss.append(trainer.history.epochs[-1]["train_loss"])
+                else:
+                    start = time.perf_counter()
+                    losses = run.epoch(order)
+                    pt_times.append(time.perf_counter() - start)
+                    pt_loss.append(float(np.mean(losses)))
+            # Test accuracy after every epoch, outside the timing.
+            lw_acc.append(model.accuracy(x_test, t_test))
+            pt_acc.append(torch_nets.accuracy(tmodel, x_test, t_test))
+        result.update(
+            lw_epoch_s=lw_times, torch_epoch_s=pt_times, lw_train_loss=lw_loss, torch_train_loss=pt_loss,
+            lw_test_acc=lw_acc, torch_test_acc=pt_acc,
+        )
+
+        # Inference on the test images, in batches, alternating, several repetitions.
+        tmodel.eval()
+        xt = torch.from_numpy(x_test)
+        inference = []
+        for bs in job["infer_batches"]:
+
+            def lw_predict(bs=bs):
+                for s in range(0, len(x_test), bs):
+                    model.predict(x_test[s : s + bs])
+
+            def pt_predict(bs=bs):
+                with torch.inference_mode():
+                    for s in range(0, len(xt), bs):
+                        tmodel(xt[s : s + bs])
+
+            lw_predict(), pt_predict()
+            lw_inf, pt_inf = [], []
+            for _ in range(job["infer_reps"]):
+                lw_inf += _best(lw_predict, 1)
+                pt_inf += _best(pt_predict, 1)
+            inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf})
+        result.update(inference=inference, infer_n=len(x_test))
+
+        sample_shape = x.shape[1:]
+        gemms = step_gemms(model, spec.batch_size, sample_shape)
+        result["epoch_gflop"] = epoch_flops(model, n, spec.batch_size, sample_shape) / 1e9
+        result["infer_gflop"] = inference_flops(model, len(x_test), sample_shape) / 1e9
+        result["gemm_floor_s"] = gemm_floor(gemms, n / spec.batch_size, job["floor_reps"])
+    result["loadavg"] = [load_start, os.getloadavg()]
+    return result
+
+
+def memory(job: dict) -> dict:
+    """Peak RSS of loading the data and training ``epochs`` epochs with one implementation."""
+    spec = NETS[job["net"]]
+    threads, impl = job["threads"], job["impl"]
+    with threadpool_limits(threads, user_api="blas"):
+        base = _rss_mb()
+        x, t, _, _ = _load(spec.flatten)
+        data = _rss_mb()
+        model = spec.build(job["seed"])
+        start = time.perf_counter()
+        if impl == "layerwise":
+            trainer = _layerwise_trainer(spec, model, x, t, job["seed"])
+            trainer.epochs = job["epochs"]
+            trainer.fit()
+        else:
+            import torch
+
+            from . import torch_nets
+
+            torch.set_num_threads(threads)
+            tmodel = torch_nets.to_torch(model)
+            run = torch_nets.TorchRun(
+                tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
+                x, t, spec.batch_size)
+            orders = np.random.default_rng(job["seed"])
+            for _ in range(job["epochs"]):
+                run.epoch(orders.permutation(len(x)))
+        seconds = time.perf_counter() - start
+    return {"net": spec.key, "impl": impl, "threads": threads, "peak_rss_mb": _peak_rss_mb(),
+            "rss_at_start_mb": base, "rss_after_data_mb": data, "seconds": seconds,
+            "torch_imported": "torch" in sys.modules}
+
+
+JOBS = {"machine": machine, "compare": compare, "memory": memory}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[0])
+    result = JOBS[job["job"]](job)
+    result["job"] = job["job"]
+    print(json.dumps(result, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,135 @@
+"""Every fast path equals the plain computation it replaces (see the comments at each one)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+import layerwise as lw
+from layerwise.functional import softmax_and_log_softmax
+from layerwise.layers.losses import _softmax_and_index_loss
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal values, dtype, and sign of every zero (np.array_equal alone treats -0.0 == 0.0)."""
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+# -- ReLU: np.maximum forward, multiply-by-mask backward, instead of np.where ------------------
+
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.sampled_from(SPECIAL))
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=arrays(np.float32, array_shapes(min_dims=1, max_dims=4, max_side=6), elements=floats),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_relu_forward_equals_where(x, dtype):
+    x = x.astype(dtype)
+    out = lw.ReLU().forward(x)
+    _same(out, np.where(x <= 0, np.zeros((), dtype), x))  # NaN stays NaN in both
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_relu_backward_equals_where_for_finite_dout(data, dtype):
+    shape = data.draw(array_shapes(min_dims=1, max_dims=4, max_side=6))
+    x = data.draw(arrays(np.float32, shape, elements=floats)).astype(dtype)
+    finite = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32),
+                       st.sampled_from([0.0, -0.0, -1.0, 1e-45, -1e-45]))
+    dout = data.draw(arrays(np.float32, shape, elements=finite)).astype(dtype)
+    relu = lw.ReLU()
+    relu.forward(x)
+    kept = dout.copy()
+    dx = relu.backward(dout)
+    # Every zero comes out +0.0: where blocked, as the select gives; where dout itself was -0.0,
+    # the select would keep -0.0 (equal in value; + 0 normalises both).
+    _same(dx, np.where(x <= 0, np.zeros((), dtype), dout) + 0)
+    _same(dout, kept)  # dout untouched
+
+
+def test_relu_keeps_the_memory_layout_of_a_conv_output():
+    # A Convolution returns a transposed view (N, C, H, W) of an (N, H, W, C) array; ReLU's
+    # output, mask and gradient keep that layout, so nothing downstream has to transpose.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 3)).astype(np.float32).transpose(0, 3, 1, 2)
+    dout = rng.standard_normal((2, 4, 5, 3)).astype(np.float32).transpose(0, 3, 1, 2)
+    relu = lw.ReLU()
+    out = relu.forward(x)
+    dx = relu.backward(dout)
+    assert out.strides == x.strides and dx.strides == dout.strides
+    _same(out, np.where(x <= 0, np.float32(0), x))
+    _same(dx, np.where(x <= 0, np.float32(0), dout))
+
+
+def test_relu_integer_dout_keeps_its_dtype():
+    relu = lw.ReLU()
+    relu.forward(np.array([1.0, -1.0]))
+    dx = relu.backward(np.array([3, 4]))
+    assert dx.dtype.kind == "i"
+    np.testing.assert_array_equal(dx, [3, 0])
+
+
+# -- SoftmaxWithLoss: one exp, no log-softmax array, argmax for the row max --------------------
+
+def _plain(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+    y, logp = softmax_and_log_softmax(x)
+    return y, float(-np.sum(logp[np.arange(len(t)), t]) / len(t))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), c=st.integers(1, 12), scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_fused_softmax_loss_equals_log_softmax_gather(n, c, scale, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c)) * scale).astype(dtype)
+    x[rng.random((n, c)) < 0.2] = x.max()  # ties for the row max
+    t = rng.integers(0, c, n).astype(np.uint8)
+    y, loss = _softmax_and_index_loss(x, t)
+    y_ref, loss_ref = _plain(x, t)
+    _same(y, y_ref)  # the same max, exp and sum: identical softmax
+    assert y.dtype == dtype and np.asarray(loss).dtype == dtype
+    # Only the order of the final sum differs: log Σ - Σ shifted[t] vs -Σ (shifted[t] - log Σ).
+    assert np.isfinite(loss)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert float(loss) == pytest.approx(loss_ref, rel=tol, abs=tol)
+
+
+def test_fused_softmax_loss_non_finite_logits_give_nan_like_the_plain_path():
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, 0.0, 1.0]], dtype=np.float32)
+    t = np.array([0, 1, 2])
+    for row in range(3):
+        with np.errstate(invalid="ignore"):  # inf - inf, in both paths
+            y, loss = _softmax_and_index_loss(x[row : row + 1], t[row : row + 1])
+            y_ref, loss_ref = _plain(x[row : row + 1], t[row : row + 1])
+        np.testing.assert_array_equal(y, y_ref)
+        assert np.isnan(loss) == np.isnan(loss_ref)
+
+
+def test_softmax_with_loss_layer_uses_the_fused_path_consistently():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 5)).astype(np.float32) * 50
+    t = rng.integers(0, 5, 7)
+    layer = lw.SoftmaxWithLoss()
+    loss_idx = layer.forward(x, t)
+    dx_idx = layer.backward()
+    loss_hot = layer.forward(x, np.eye(5, dtype=np.float32)[t])  # one-hot: the plain path
+    dx_hot = layer.backward()
+    assert loss_idx == pytest.approx(loss_hot, rel=1e-6)
+    np.testing.assert_allclose(dx_idx, dx_hot, rtol=0, atol=1e-8)
+    assert dx_idx.dtype == np.float32
+
+
+# -- Affine: x·W then b added in place ---------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 8), d=st.integers(1, 9), o=st.integers(1, 7),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_affine_forward_equals_matmul_plus_bias(n, d, o, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (d, o), (o,)))
+    _same(lw.Affine(W, b).forward(x), x @ W + b)
