@@ -319,7 +319,7 @@ def test_model_commands_name_a_missing_or_bad_model_file(tmp_path, capsys, comma
         (["--epochs", "-3"], "--epochs: must be at least 1"),
         (["--epochs", "2.5"], "--epochs: expected a whole number"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
-        (["--checkpoint-every", "-1"], "--checkpoint-every: must be 0 or more"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every: must be at least 0"),
         (["--dropout", "1"], "--dropout: must be in [0, 1)"),
         (["--hidden", "0"], "--hidden"),
         (["--dtype", "float16"], "--dtype"),
