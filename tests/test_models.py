@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import layerwise as lw
 from layerwise import Affine, ReLU, Sigmoid, SoftmaxWithLoss
 from layerwise.errors import ShapeError
 from layerwise.gradcheck import check_model
@@ -127,3 +128,44 @@ def test_deep_convnet_book_layout_and_final_dropout_option():
     assert type(lean.layers[-1]).__name__ == "Affine"
     rebuilt = build_model(lean.config())
     assert [type(la).__name__ for la in rebuilt.layers] == [type(la).__name__ for la in lean.layers]
+
+
+def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores():
+    import tracemalloc
+
+    from layerwise.layers import Convolution
+
+    model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
+    chunk = model.inference_batch_size((1, 28, 28), 4)
+    # The largest temporary is the second convolution's im2col: 28·28 rows of 16·3·3 values.
+    assert chunk == model.inference_chunk_bytes // (28 * 28 * 16 * 9 * 4)
+    x = np.random.default_rng(0).random((3 * chunk + 5, 1, 28, 28), dtype=np.float32)
+    calls = []
+    first = model.layers[0]
+    original = first.forward
+    first.forward = lambda x, train=True: calls.append(len(x)) or original(x, train)
+    scores = model.predict(x)
+    assert calls == [chunk, chunk, chunk, 5]
+    one_by_one = np.concatenate([model.predict(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(scores, one_by_one, rtol=1e-5, atol=1e-5)
+    calls.clear()
+    # Training mode is one batch: backward needs the whole batch's caches.
+    model.predict(x, train_flg=True)
+    assert calls == [len(x)]
+    first.forward = original
+    # Memory stays bounded: unchunked, 1,000 images need a 431 MB im2col matrix.
+    big = np.zeros((1000, 1, 28, 28), np.float32)
+    tracemalloc.start()
+    model.predict(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert isinstance(first, Convolution)
+
+
+def test_inference_chunk_for_mlps_and_bad_shapes():
+    model = lw.TwoLayerNet(784, 50, 10, seed=0)
+    # The largest array forward makes is the hidden layer's (50 values a sample).
+    assert model.inference_batch_size((784,), 4) == model.inference_chunk_bytes // (50 * 4)
+    with pytest.raises(lw.ShapeError, match="784"):
+        model.predict(np.zeros((5000, 783), np.float32))

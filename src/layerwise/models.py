@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, ShapeError
+from .errors import InputError, LayerwiseError, ShapeError
 from .functional import to_float_array
 from .layers import Affine, Layer, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
 from .layers.base import Layer as _Layer
@@ -186,19 +186,53 @@ class Sequential:
         x = to_float_array(x, type(self).__name__)
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
+    #: Evaluation-mode predict runs large batches in chunks whose largest temporary (a
+    #: Convolution's im2col matrix, usually) stays near this many bytes, so it stays in cache.
+    inference_chunk_bytes = 8 * 2**20
+
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
         """Scores (pre-softmax) for a batch; evaluation mode unless ``train_flg``.
 
         In evaluation mode a NaN or infinite input is refused (InputError naming the sample)
         rather than turned into NaN scores; training steps skip the check (the Trainer checks
-        its whole data set once, up front)."""
+        its whole data set once, up front).
+
+        Evaluation mode also runs a large batch in chunks (``inference_batch_size``): the
+        scores are the same, memory stays bounded (DeepConvNet's im2col on 10,000 images at
+        once would be 4.3 GB) and the work stays in cache (DeepConvNet on the test set
+        measured 2-3x faster in chunks of 18 than in batches of 500). The layers' caches then
+        hold the last chunk only; backward follows a training-mode forward, as in gradient().
+        """
         x = self._prepare(x)
         if not train_flg and not np.all(np.isfinite(x)):
             bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0]) if x.ndim else 0
             raise InputError(f"{type(self).__name__}.predict: input sample {bad} contains NaN or infinity")
+        if not train_flg and x.ndim > 1 and len(x) > 1:
+            chunk = self.inference_batch_size(x.shape[1:], x.dtype.itemsize)
+            if len(x) > chunk:
+                return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+        return self._forward(x, train_flg)
+
+    def _forward(self, x: np.ndarray, train_flg: bool) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x, train=train_flg)
         return x
+
+    def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
+        """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
+        ``inference_chunk_bytes`` over the largest per-sample temporary of any layer."""
+        key = (tuple(sample_shape), itemsize, self.inference_chunk_bytes)
+        cache = self.__dict__.setdefault("_chunk_cache", {})
+        if key not in cache:
+            shape, largest = (1, *sample_shape), 1
+            try:
+                for layer in self.layers:
+                    largest = max(largest, layer.workspace_size(shape))
+                    shape = layer.output_shape(shape)
+            except LayerwiseError:
+                largest = 1  # a shape error: let the plain forward report it
+            cache[key] = max(1, self.inference_chunk_bytes // (largest * itemsize))
+        return cache[key]
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = True) -> float:
         """Loss of the batch (with weight decay), in training mode by default."""

@@ -122,6 +122,8 @@ class Optimizer:
         # dtype -> flat scratch arrays; a parameter's scratch is a reshaped view of a prefix,
         # so one buffer (the size of the largest parameter) serves every parameter.
         self._scratch: dict[tuple[np.dtype, int], np.ndarray] = {}
+        # parameter name -> (parameter, its state arrays, its scratch); see update().
+        self._plans: dict[str, tuple] = {}
 
     def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], s: np.ndarray) -> None:
         raise NotImplementedError
@@ -135,9 +137,13 @@ class Optimizer:
 
         A parameter whose gradient is ``None`` is left alone (frozen). Everything is checked
         before anything is changed, so a bad gradient leaves the parameters and state as they were.
+
+        Speed: a parameter's checks, state arrays and scratch are looked up once and kept in a
+        plan that is reused while the same array comes back with the same state arrays; then a
+        step costs the update's arithmetic and a shape check (on the 784-50-10 net the generic
+        path was a third of the non-matrix-product time of a step).
         """
         work = []
-        largest: dict[np.dtype, int] = {}
         for key in params:
             p = params[key]
             if key not in grads:
@@ -145,44 +151,42 @@ class Optimizer:
             g = grads[key]
             if g is None:
                 continue
-            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
-                raise InputError(
-                    f"{type(self).__name__}: parameter {key!r} must be a floating ndarray to be "
-                    f"updated in place, got {type(p).__name__} {getattr(p, 'dtype', '')}"
-                )
-            if not p.flags.writeable:
-                raise InputError(f"{type(self).__name__}: parameter {key!r} is a read-only array")
-            g = np.asarray(g)
+            plan = self._plans.get(key)
+            if plan is None or plan[0] is not p or not self._plan_is_current(key, plan):
+                self._check_param(key, p)
+                plan = None
+            if type(g) is not np.ndarray:
+                g = np.asarray(g)
             if g.shape != p.shape:
                 raise ShapeError(
                     f"{type(self).__name__}: gradient of {key!r} has shape {g.shape}, "
                     f"parameter has shape {p.shape}"
                 )
-            self._check_state(key, p)
-            work.append((key, p, g))
-            largest[p.dtype] = max(largest.get(p.dtype, 0), p.size)
-
-        n_scratch = 2 if self.weight_decay else 1
-        for dtype, size in largest.items():
-            for i in range(n_scratch):
-                buf = self._scratch.get((dtype, i))
-                if buf is None or buf.size < size:
-                    self._scratch[(dtype, i)] = np.empty(size, dtype=dtype)
+            work.append((key, p, g, plan))
 
         self.step += 1
         self._begin_step()
-        for key, p, g in work:
-            state = {slot: self._state_array(slot, key, p) for slot in self.slots}
-            s = self._scratch[(p.dtype, 0)][: p.size].reshape(p.shape)
-            if self.weight_decay:
+        decay = self.weight_decay
+        for key, p, g, plan in work:
+            if plan is None:
+                plan = self._plans[key] = self._make_plan(key, p)
+            _, state, s = plan
+            if decay:
                 # L2 decay, g + λ·p, into a second scratch: the caller's gradient is not ours to change.
-                gd = self._scratch[(p.dtype, 1)][: p.size].reshape(p.shape)
-                np.multiply(p, self.weight_decay, out=gd)
+                gd = self._scratch_for(p, 1)
+                np.multiply(p, decay, out=gd)
                 gd += g
                 g = gd
             self._apply(p, g, state, s)
 
-    def _check_state(self, key: str, p: np.ndarray) -> None:
+    def _check_param(self, key: str, p: np.ndarray) -> None:
+        if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+            raise InputError(
+                f"{type(self).__name__}: parameter {key!r} must be a floating ndarray to be "
+                f"updated in place, got {type(p).__name__} {getattr(p, 'dtype', '')}"
+            )
+        if not p.flags.writeable:
+            raise InputError(f"{type(self).__name__}: parameter {key!r} is a read-only array")
         for slot in self.slots:
             arr = self.state[slot].get(key)
             if arr is not None and (arr.shape != p.shape or arr.dtype != p.dtype):
@@ -191,11 +195,29 @@ class Optimizer:
                     f"parameter is {p.dtype}{list(p.shape)}; make a new optimizer for a changed model"
                 )
 
-    def _state_array(self, slot: str, key: str, p: np.ndarray) -> np.ndarray:
-        arr = self.state[slot].get(key)
-        if arr is None:
-            arr = self.state[slot][key] = np.zeros(p.shape, dtype=p.dtype)
-        return arr
+    def _plan_is_current(self, key: str, plan: tuple) -> bool:
+        """The plan's state arrays are still this optimizer's (load_state_dict or a user may
+        have replaced them) and the parameter is still writable."""
+        state = plan[1]
+        return plan[0].flags.writeable and all(self.state[slot].get(key) is state[slot] for slot in self.slots)
+
+    def _make_plan(self, key: str, p: np.ndarray) -> tuple:
+        state = {}
+        for slot in self.slots:
+            arr = self.state[slot].get(key)
+            if arr is None:
+                arr = self.state[slot][key] = np.zeros(p.shape, dtype=p.dtype)
+            state[slot] = arr
+        return p, state, self._scratch_for(p, 0)
+
+    def _scratch_for(self, p: np.ndarray, which: int) -> np.ndarray:
+        """A scratch array of p's shape and dtype: a view of a prefix of one flat buffer per
+        dtype (and ``which``), so the largest parameter's size serves every parameter. A
+        plan keeps its view, which stays valid when a larger parameter replaces the buffer."""
+        buf = self._scratch.get((p.dtype, which))
+        if buf is None or buf.size < p.size:
+            buf = self._scratch[(p.dtype, which)] = np.empty(p.size, dtype=p.dtype)
+        return buf[: p.size].reshape(p.shape)
 
     # -- saving and resuming -------------------------------------------------------------
     def hyper(self) -> dict[str, float]:

@@ -53,6 +53,11 @@ class Layer:
         """Shape of the output for an input of ``input_shape`` (batch axis included)."""
         return input_shape
 
+    def workspace_size(self, input_shape: tuple[int, ...]) -> int:
+        """Number of values of the largest array forward allocates for an input of
+        ``input_shape`` (the output, by default); predict sizes its inference chunks by it."""
+        return int(np.prod(self.output_shape(input_shape)))
+
     def config(self) -> dict:
         """JSON-able constructor arguments (no arrays) that rebuild this layer's structure."""
         return {}

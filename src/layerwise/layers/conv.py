@@ -128,6 +128,10 @@ class Convolution(Layer):
         OH, OW = self._out_hw(tuple(input_shape))
         return (input_shape[0], self.params["W"].shape[0], OH, OW)
 
+    def workspace_size(self, input_shape: tuple[int, ...]) -> int:
+        OH, OW = self._out_hw(tuple(input_shape))
+        return int(input_shape[0]) * OH * OW * int(np.prod(self.params["W"].shape[1:]))  # im2col's col
+
     def config(self) -> dict:
         FN, C, FH, FW = self.params["W"].shape
         return {

@@ -55,7 +55,7 @@ class SoftmaxWithLoss(Layer):
             dx = (self.y - self.t) * scale
         else:
             dx = self.y.copy()
-            dx[np.arange(n), self.t] -= 1
+            dx[_arange(n), self.t] -= 1
             dx *= scale
         return dx.reshape(self._x_shape)
 
@@ -69,16 +69,24 @@ def _softmax_and_index_loss(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, n
     never built. Both terms are >= 0 (the sum includes exp(0) = 1), so their sums do not
     cancel. The row max is read at ``argmax``: NumPy reduces a short last axis (10 classes)
     row by row, ~70 ns a row, while argmax is vectorised, ~5x faster. NaN or inf logits
-    give a NaN loss, as the reduction does. (tests/test_fast_paths.py checks it equals the
-    plain path.)
+    give a NaN loss, as the reduction does. (tests/test_fast_paths.py checks it equals the plain path.)
     """
-    rows = np.arange(x.shape[0])
+    rows = _arange(x.shape[0])
     shifted = x - x[rows, x.argmax(axis=1)][:, None]
     y = np.exp(shifted)
     total = y.sum(axis=1, keepdims=True)
     y /= total
     loss = (np.log(total).sum() - shifted[rows, t].sum()) / x.shape[0]  # .sum(): np.sum adds ~1 us a call
     return y, loss
+
+
+def _arange(n: int, _cache: dict[int, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 (a cache)
+    """np.arange(n), made once per batch size (read-only: shared between calls)."""
+    rows = _cache.get(n)
+    if rows is None:
+        rows = _cache[n] = np.arange(n)
+        rows.flags.writeable = False
+    return rows
 
 
 class MeanSquaredError(Layer):
