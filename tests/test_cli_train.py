@@ -154,3 +154,22 @@ def test_conv_models_train_evaluate_and_predict(tmp_path, model, epochs, at_leas
     Image.fromarray((x_test[0, 0] * 15).astype(np.uint8)).save(image)
     lines = layerwise_cmd("predict", run_dir / "model.safetensors", image).stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(str(image))
+
+
+def test_lr_schedule_option_is_saved_and_resumed(tmp_path):
+    layerwise_cmd("train", "--epochs", 2, "--lr-schedule", "cosine", "--out", tmp_path / "run", "--quiet")
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert settings["lr_schedule"] == "cosine"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    lrs = [row["lr"] for row in history["epochs"]]
+    assert 0 < lrs[1] < lrs[0] < settings["lr"]
+    # A run directory from before the option existed resumes with the constant schedule.
+    layerwise_cmd("train", "--epochs", 1, "--out", tmp_path / "old", "--quiet")
+    config = tmp_path / "old" / "config.json"
+    settings = json.loads(config.read_text())
+    del settings["lr_schedule"]
+    config.write_text(json.dumps(settings))
+    layerwise_cmd("train", "--resume", tmp_path / "old", "--epochs", 2, "--quiet")
+    assert len(json.loads((tmp_path / "old" / "history.json").read_text())["epochs"]) == 2
+    result = layerwise_cmd("train", "--lr-schedule", "linear", "--out", tmp_path / "bad", check=False)
+    assert result.returncode == 2 and "cosine" in result.stderr

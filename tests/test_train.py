@@ -49,3 +49,59 @@ def test_same_seed_same_weights():
         lw.Trainer(net, lw.Adam(lr=0.01), x, t, epochs=2, batch_size=32, seed=5, log=None).fit()
         results.append(net.state_dict())
     assert all(np.array_equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_cosine_schedule_is_torchs_cosine_annealing_per_step():
+    torch = __import__("pytest").importorskip("torch")
+    total = 37
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    theirs = []
+    for _ in range(total):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = [0.1 * lw.optim.lr_factor("cosine", k, total) for k in range(total)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert lw.optim.lr_factor("constant", 5, total) == 1.0
+    with __import__("pytest").raises(lw.InputError, match="cosine"):
+        lw.optim.lr_factor("linear", 0, total)
+
+
+def test_trainer_anneals_lr_and_a_resumed_run_stays_on_the_curve(tmp_path, monkeypatch):
+    import pytest
+
+    x, t = small_problem()
+
+    def trainer(run_dir, log=None):
+        net = lw.MultiLayerNet(6, [8], 3, use_dropout=True, dropout_ration=0.2, seed=1)
+        return lw.Trainer(net, lw.Adam(lr=0.01), x, t, x, t, epochs=3, batch_size=64, seed=2,
+                          run_dir=run_dir, log=log, lr_schedule="cosine")
+
+    whole = trainer(tmp_path / "whole")
+    used = []
+    update = whole.optimizer.update
+    monkeypatch.setattr(whole.optimizer, "update", lambda p, g: used.append(whole.optimizer.lr) or update(p, g))
+    history = whole.fit()
+    steps = 3 * 4  # 250 samples in batches of 64
+    assert used == pytest.approx([0.01 * lw.optim.lr_factor("cosine", k, steps) for k in range(steps)], rel=1e-15)
+    assert [row["lr"] for row in history.epochs] == [used[3], used[7], used[11]]
+
+    def stop_after_first_epoch(message):
+        if message.startswith("epoch   2/3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer(tmp_path / "split", log=stop_after_first_epoch).fit()
+    checkpoint = lw.load_checkpoint(tmp_path / "split" / lw.train.CHECKPOINT_NAME)
+    resumed = trainer(tmp_path / "split")
+    resumed.model.load_state_dict(checkpoint.model.state_dict())
+    resumed.optimizer.load_state_dict(checkpoint.optimizer.state_dict())  # holds the annealed lr
+    resumed.load_state(checkpoint.state)
+    resumed.fit()
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(lw.InputError, match="constant"):
+        lw.Trainer(resumed.model, lw.Adam(lr=0.01), x, t, log=None).load_state(checkpoint.state)
+    with pytest.raises(lw.InputError, match="lr_schedule"):
+        lw.Trainer(resumed.model, lw.Adam(lr=0.01), x, t, log=None, lr_schedule="linear")

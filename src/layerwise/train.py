@@ -84,6 +84,11 @@ class Trainer:
     (the last one may be smaller), then evaluates accuracy on the test split and on a fixed
     sample of at most ``train_eval_samples`` training images. With ``run_dir`` a checkpoint is
     written atomically at the end of every epoch (and every ``checkpoint_every`` steps if set).
+
+    ``lr_schedule="cosine"`` anneals the optimizer's learning rate from the lr it has when the
+    Trainer is made down towards 0 over all the run's steps (``optim.lr_factor``); before each
+    step the Trainer sets ``optimizer.lr`` from the step number, so a resumed run continues on
+    the same curve. Each epoch's row records the last step's ``lr``.
     """
 
     def __init__(
@@ -103,13 +108,20 @@ class Trainer:
         train_eval_samples: int = 10_000,
         progress: bool | None = None,
         log: Callable[[str], None] | None = print,
+        lr_schedule: str = "constant",
     ) -> None:
+        from .optim import LR_SCHEDULES
+
         if int(epochs) != epochs or epochs < 1:
             raise InputError(f"epochs must be a positive whole number, got {epochs}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise InputError(f"batch_size must be a positive whole number, got {batch_size}")
         if int(checkpoint_every) != checkpoint_every or checkpoint_every < 0:
             raise InputError(f"checkpoint_every must be a whole number >= 0, got {checkpoint_every}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"unknown lr_schedule {lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        if lr_schedule != "constant" and not hasattr(optimizer, "lr"):
+            raise InputError(f"lr_schedule {lr_schedule!r} needs an optimizer with an lr attribute")
         if (x_test is None) != (t_test is None):
             raise InputError("give both x_test and t_test, or neither")
         self.model, self.optimizer = model, optimizer
@@ -144,6 +156,8 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)  # fails now, not at the first checkpoint
         self.checkpoint_every = int(checkpoint_every)
+        self.lr_schedule = lr_schedule
+        self.base_lr = getattr(optimizer, "lr", None)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log or (lambda _msg: None)
         self.history = History()
@@ -170,6 +184,8 @@ class Trainer:
             "epoch_rng_state": self._epoch_rng_state,
             "layer_rng_states": {k: g.bit_generator.state for k, g in self._layer_rngs().items()},
             "history": self.history.to_dict(),
+            "lr_schedule": self.lr_schedule,
+            "base_lr": self.base_lr,
         }
 
     def load_state(self, state: dict) -> None:
@@ -182,6 +198,11 @@ class Trainer:
                 raise ShapeError(f"checkpoint has a random generator for layer {key}, the model has none")
             rngs[key].bit_generator.state = rng_state
         self.history = History.from_dict(state.get("history", {}))
+        saved = state.get("lr_schedule", "constant")
+        if saved != self.lr_schedule:
+            raise InputError(f"the checkpoint was trained with lr_schedule {saved!r}, not {self.lr_schedule!r}")
+        if state.get("base_lr") is not None:
+            self.base_lr = float(state["base_lr"])
 
     def save_checkpoint(self) -> Path | None:
         """Write the checkpoint atomically. Refuses (TrainingDiverged) when a parameter or an
@@ -226,6 +247,8 @@ class Trainer:
         """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
         from tqdm.auto import tqdm
 
+        from .optim import lr_factor
+
         steps = self._steps_per_epoch()
         while self.epoch < self.epochs:
             started = time.perf_counter()
@@ -236,6 +259,9 @@ class Trainer:
             bar = tqdm(total=self._steps_per_epoch(), initial=self.step_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", leave=False)
             for x, t in self._batches():
+                if self.lr_schedule != "constant":
+                    done = self.epoch * steps + self.step_in_epoch
+                    self.optimizer.lr = self.base_lr * lr_factor(self.lr_schedule, done, self.epochs * steps)
                 grads = self.model.gradient(x, t)
                 loss = self.model.loss_layer.loss
                 if not math.isfinite(loss) or loss > self._loss_limit(loss):
@@ -259,6 +285,8 @@ class Trainer:
             losses = epoch_losses + losses
             row = {"epoch": self.epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                    **self.evaluate(), "seconds": round(time.perf_counter() - started, 3)}
+            if self.lr_schedule != "constant":
+                row["lr"] = self.optimizer.lr
             self.history.epochs.append(row)
             self.log(self._format_row(row))
             self.save_checkpoint()
@@ -297,5 +325,7 @@ class Trainer:
                  f"train acc {row['train_acc']:.4f}"]
         if "test_acc" in row:
             parts.append(f"test acc {row['test_acc']:.4f}")
+        if "lr" in row:
+            parts.append(f"lr {row['lr']:.3g}")
         parts.append(f"{row['seconds']:.2f}s")
         return "  ".join(parts)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..optim import LR_SCHEDULES
 
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -20,7 +21,7 @@ RUN_FILES = (CONFIG_NAME, "checkpoint.safetensors", "model.safetensors", "histor
              "curves.png")
 
 # Settings that define a run; saved in RUN_DIR/config.json so --resume can rebuild it.
-RUN_KEYS = ("dataset", "model", "hidden", "activation", "optimizer", "lr", "epochs", "batch_size",
+RUN_KEYS = ("dataset", "model", "hidden", "activation", "optimizer", "lr", "lr_schedule", "epochs", "batch_size",
             "weight_decay", "dropout", "batchnorm", "seed", "dtype")
 
 
@@ -95,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: 0.1 for sgd, 0.01 for momentum/nesterov/adagrad, "
                    "0.001 for rmsprop/adam, 0.01 for adam on the bundled digits)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="constant, or cosine: anneal lr towards 0 over the run's steps (default: constant)")
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--batch-size", type=_positive_int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay lambda (mlp)")
@@ -212,6 +215,7 @@ SETTING_CHECKS = {
     "activation": lambda v: v in ("relu", "sigmoid", "tanh"),
     "optimizer": lambda v: v in OPTIMIZERS,
     "lr": lambda v: _is_number(v) and v > 0,
+    "lr_schedule": lambda v: v in LR_SCHEDULES,
     "epochs": lambda v: _is_int(v) and v > 0,
     "batch_size": lambda v: _is_int(v) and v > 0,
     "weight_decay": lambda v: _is_number(v) and v >= 0,
@@ -232,6 +236,7 @@ def _read_settings(run_dir: Path) -> dict:
         raise InputError(f"{config_path}: not valid JSON ({exc})") from None
     if not isinstance(settings, dict):
         raise InputError(f"{config_path}: expected a JSON object of run settings")
+    settings.setdefault("lr_schedule", "constant")  # runs from before the option existed
     missing = [k for k in RUN_KEYS if k not in settings]
     if missing:
         raise InputError(f"{config_path}: missing setting(s) {', '.join(missing)}")
@@ -296,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if args.quiet else print
     trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], seed=settings["seed"], run_dir=run_dir,
-                      checkpoint_every=args.checkpoint_every, progress=progress, log=say)
+                      checkpoint_every=args.checkpoint_every, progress=progress, log=say,
+                      lr_schedule=settings["lr_schedule"])
     if args.resume is not None:
         checkpoint_path = run_dir / CHECKPOINT_NAME
         if not checkpoint_path.is_file():
@@ -312,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         atomic_write(run_dir / CONFIG_NAME, json.dumps(settings, indent=1).encode())
         say(f"training {settings['model']} on {settings['dataset']} "
-            f"({len(x_train)} train / {len(x_test)} test images, {settings['optimizer']} lr {settings['lr']:g})")
+            f"({len(x_train)} train / {len(x_test)} test images, {settings['optimizer']} lr {settings['lr']:g}"
+            + (f", {settings['lr_schedule']} schedule)" if settings["lr_schedule"] != "constant" else ")"))
 
     history = trainer.fit()
     meta = {"dataset": str(settings["dataset"]), "input_shape": list(x_train.shape[1:]), "classes": classes}
