@@ -2,7 +2,11 @@
 (same weights, same threads, alternating, median of repeats), and the im2col memory of one
 training step at batch 100.
 
-    python -m benchmarks.deep_convnet [--threads 1 2] [--reps 3] [--batch 500]
+    python -m benchmarks.deep_convnet [--threads 1 2] [--reps 3] [--batch 20 100 1000] [--model-file F]
+
+Both implementations get the same batches; layerwise's predict splits a batch larger than
+``inference_batch_size`` (18 images for DeepConvNet in float32) into cache-sized chunks
+itself. The last line per thread count compares each implementation at its best batch size.
 """
 
 from __future__ import annotations
@@ -64,7 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, nargs="+", default=[20, 100, 1000])
+    parser.add_argument("--model-file", default=None,
+                        help="a trained DeepConvNet (.safetensors; default: a freshly initialised one)")
     args = parser.parse_args()
 
     import torch
@@ -73,37 +79,48 @@ def main() -> None:
     import layerwise as lw
 
     (_, _), (x, t) = lw.load_fashion_mnist(flatten=False, download=False, progress=False)
-    model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
+    if args.model_file:
+        model = lw.load(args.model_file)
+    else:
+        model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
     twin = torch_twin(model)
     with torch.no_grad():
         same = np.array_equal(model.predict(x[:500]).argmax(1), twin(torch.from_numpy(x[:500])).argmax(1).numpy())
-    print(f"DeepConvNet float32, {len(x)} test images, batch {args.batch}; predictions equal torch: {same}")
+    print(f"DeepConvNet float32, {len(x)} test images; predictions equal torch: {same}; "
+          f"layerwise chunk {model.inference_batch_size(x.shape[1:], x.dtype.itemsize)} images")
     print(f"load average {os.getloadavg()[0]:.2f}")
+    xt = torch.from_numpy(x)
 
-    def run_layerwise() -> None:
-        for i in range(0, len(x), args.batch):
-            model.predict(x[i : i + args.batch])
+    def run_layerwise(batch: int) -> None:
+        for i in range(0, len(x), batch):
+            model.predict(x[i : i + batch])
 
-    def run_torch() -> None:
-        xt = torch.from_numpy(x)
-        with torch.no_grad():
-            for i in range(0, len(x), args.batch):
-                twin(xt[i : i + args.batch])
+    def run_torch(batch: int) -> None:
+        with torch.inference_mode():
+            for i in range(0, len(x), batch):
+                twin(xt[i : i + batch])
 
-    print("threads  layerwise s  pytorch s  ratio lw/PT  layerwise img/s  pytorch img/s")
+    print("threads  batch  layerwise s  pytorch s  ratio lw/PT  layerwise img/s  pytorch img/s")
     for n in args.threads:
         torch.set_num_threads(n)
+        best = {"lw": [], "pt": []}
         with threadpool_limits(n, user_api="blas"):
-            times = {"lw": [], "pt": []}
-            for rep in range(args.reps):
-                order = [("lw", run_layerwise), ("pt", run_torch)]
-                for key, fn in order if rep % 2 == 0 else order[::-1]:
-                    start = time.perf_counter()
-                    fn()
-                    times[key].append(time.perf_counter() - start)
-            lw_s, pt_s = statistics.median(times["lw"]), statistics.median(times["pt"])
-            print(f"{n:>7}  {lw_s:11.2f}  {pt_s:9.2f}  {lw_s / pt_s:11.2f}  {len(x) / lw_s:15.0f}  "
-                  f"{len(x) / pt_s:13.0f}")
+            for batch in args.batch:
+                times = {"lw": [], "pt": []}
+                for rep in range(args.reps):
+                    order = [("lw", run_layerwise), ("pt", run_torch)]
+                    for key, fn in order if rep % 2 == 0 else order[::-1]:
+                        start = time.perf_counter()
+                        fn(batch)
+                        times[key].append(time.perf_counter() - start)
+                lw_s, pt_s = statistics.median(times["lw"]), statistics.median(times["pt"])
+                best["lw"].append((lw_s, batch))
+                best["pt"].append((pt_s, batch))
+                print(f"{n:>7}  {batch:>5}  {lw_s:11.2f}  {pt_s:9.2f}  {lw_s / pt_s:11.2f}  {len(x) / lw_s:15.0f}  "
+                      f"{len(x) / pt_s:13.0f}")
+        (lw_s, lw_b), (pt_s, pt_b) = min(best["lw"]), min(best["pt"])
+        print(f"{n:>7}  best   {lw_s:11.2f}  {pt_s:9.2f}  {lw_s / pt_s:11.2f}  (layerwise at batch {lw_b}, "
+              f"PyTorch at batch {pt_b})")
     total, largest, peak = im2col_memory(model, x[:100], t[:100])
     print(f"im2col buffers of one training step at batch 100: {total / 2**20:.1f} MiB in all "
           f"(largest {largest / 2**20:.1f} MiB); traced peak of the step {peak / 2**20:.1f} MiB")

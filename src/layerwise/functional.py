@@ -119,7 +119,8 @@ def _check_labels(where: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
     elif t.dtype.kind not in "iu":  # booleans would index as masks, not as classes
         raise InputError(f"{where}: class-index labels must be integers, got dtype {t.dtype}")
     if t.size:
-        lo, hi = int(t.min()), int(t.max())
+        # Unsigned labels cannot be negative: one reduction instead of two (per step).
+        lo, hi = (0 if t.dtype.kind == "u" else int(t.min())), int(t.max())
         if lo < 0 or hi >= c:
             bad = lo if lo < 0 else hi
             raise InputError(f"{where}: label {bad} is out of range for {c} classes (0..{c - 1})")

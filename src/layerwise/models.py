@@ -204,7 +204,9 @@ class Sequential:
         hold the last chunk only; backward follows a training-mode forward, as in gradient().
         """
         x = self._prepare(x)
-        if not train_flg and not np.all(np.isfinite(x)):
+        # A finite sum proves every value finite (NaN and inf propagate into it) without an
+        # array of isfinite flags; only a non-finite sum (or an overflowing one) looks closer.
+        if not train_flg and not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():
             bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0]) if x.ndim else 0
             raise InputError(f"{type(self).__name__}.predict: input sample {bad} contains NaN or infinity")
         if not train_flg and x.ndim > 1 and len(x) > 1:
@@ -249,13 +251,12 @@ class Sequential:
         dout = self.loss_layer.backward(1.0)
         for layer in reversed(self.layers[self._first_trainable :]):
             dout = layer.backward(dout)
-        grads = self.grads
         if self.weight_decay_lambda:
             lam = self.weight_decay_lambda
             for name, (layer, key) in self._param_slots.items():
                 if name.startswith("W"):
                     layer.grads[key] = layer.grads[key] + lam * layer.params[key]
-        return dict(grads)
+        return {name: layer.grads[key] for name, (layer, key) in self._param_slots.items()}
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Central-difference gradient of ``loss(x, t)`` for every parameter (slow; for checks)."""

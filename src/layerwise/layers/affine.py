@@ -52,7 +52,7 @@ class Affine(Layer):
                 f"but W expects {W.shape[0]} (W.shape={W.shape})"
             )
         self.x_shape = x.shape
-        self.x = x.reshape(x.shape[0], features)
+        self.x = x if x.ndim == 2 else x.reshape(x.shape[0], features)
         out = self.x @ W  # a fresh array: adding b in place saves a temporary
         out += self.params["b"]
         return out
@@ -66,7 +66,7 @@ class Affine(Layer):
                 f"Affine: dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}"
             )
         self.grads["W"] = self.x.T @ dout
-        self.grads["b"] = dout.sum(axis=0)
+        self.grads["b"] = np.add.reduce(dout, axis=0)  # dout.sum(axis=0) without its Python wrapper
         if not self.needs_input_grad:
             return None
         return (dout @ W.T).reshape(self.x_shape)
