@@ -214,6 +214,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--floor-reps", type=int, default=20, help="steps replayed to time the GEMM-only floor")
     p.add_argument("--memory-epochs", type=int, default=1,
                    help="epochs trained in each peak-RSS measurement; 0 skips them")
+    p.add_argument("--accuracy-seeds", type=int, default=3, metavar="K",
+                   help="also train K seeds of each network, untimed, to compare mean test accuracy (0: skip)")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each measurement, wait up to SECONDS for other processes to leave the "
                         "CPUs idle (<10%% busy over 1 s); for shared machines")
@@ -241,7 +243,7 @@ def run(args: argparse.Namespace, raw: dict[str, Any], save) -> None:
     def job(spec: dict) -> dict:
         return _job({**spec, "seed": args.seed}, verbose, args.wait_idle, args.retries)
 
-    raw.update(machines={}, training=[], memory=[])
+    raw.update(machines={}, training=[], memory=[], accuracy=[])
     for n in args.threads:
         raw["machines"][n] = job({"job": "machine", "threads": n})
         save()
@@ -253,6 +255,11 @@ def run(args: argparse.Namespace, raw: dict[str, Any], save) -> None:
                 "infer_batches": args.infer_batches, "infer_reps": args.infer_reps, "floor_reps": args.floor_reps,
             }))
             save()
+    if args.accuracy_seeds > 0:
+        for net in args.nets:
+            raw["accuracy"].append(job({"job": "accuracy", "net": net, "threads": max(args.threads),
+                                        "epochs": args.epochs, "seeds": list(range(args.accuracy_seeds))}))
+            save()
     if args.memory_epochs > 0:
         for net in args.nets:
             for impl in ("layerwise", "torch"):
@@ -260,6 +267,23 @@ def run(args: argparse.Namespace, raw: dict[str, Any], save) -> None:
                                           "epochs": args.memory_epochs}))
                 raw["memory"][-1]["epochs"] = args.memory_epochs
                 save()
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def accuracy_table(rows: list[dict]) -> str:
+    out = ["| network | seeds | epochs | layerwise acc % (mean ± sd) | PyTorch acc % (mean ± sd) | gap of means "
+           "| per-seed gaps |", "|---|--:|--:|--:|--:|--:|---|"]
+    for row in rows:
+        lw = [100 * r["lw_test_acc"][-1] for r in row["runs"]]
+        pt = [100 * r["torch_test_acc"][-1] for r in row["runs"]]
+        gaps = ", ".join(f"{a - b:+.2f}" for a, b in zip(lw, pt, strict=True))
+        gap = statistics.mean(lw) - statistics.mean(pt)
+        out.append(f"| {row['net']} | {len(lw)} | {row['epochs']} | {statistics.mean(lw):.2f} ± {_sd(lw):.2f} "
+                   f"| {statistics.mean(pt):.2f} ± {_sd(pt):.2f} | **{gap:+.2f}** | {gaps} |")
+    return "\n".join(out)
 
 
 def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
@@ -292,6 +316,10 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     if args.infer_batches:
         lines += ["", f"Inference: the 10,000 test images in batches of {', '.join(map(str, args.infer_batches))}, "
                       f"median of {args.infer_reps}, alternating.", "", inference_table(results)]
+    if raw.get("accuracy"):
+        lines += ["", f"Accuracy over seeds: test accuracy after epoch {args.epochs} of each seed's run (untimed, "
+                      "each seed its own initial weights and sample order, shared by both implementations).",
+                  "", accuracy_table(raw["accuracy"])]
     if memory:
         lines += ["", f"Peak memory (ru_maxrss of a separate process: load data, train {args.memory_epochs} "
                       "epoch(s); layerwise runs without PyTorch imported).", "", memory_table(memory)]

@@ -246,7 +246,38 @@ def memory(job: dict) -> dict:
             "torch_imported": "torch" in sys.modules}
 
 
-JOBS = {"machine": machine, "compare": compare, "memory": memory}
+def accuracy(job: dict) -> dict:
+    """Test accuracy after every epoch for several seeds (untimed): one seed's run is a noisy
+    sample, since float32 rounding differs between the implementations and training amplifies
+    it (Adam most of all); the means over seeds are what should agree."""
+    import torch
+
+    from . import torch_nets
+
+    spec = NETS[job["net"]]
+    threads = job["threads"]
+    torch.set_num_threads(threads)
+    x, t, x_test, t_test = _load(spec.flatten)
+    runs = []
+    with threadpool_limits(threads, user_api="blas"):
+        for seed in job["seeds"]:
+            model = spec.build(seed)
+            tmodel = torch_nets.to_torch(model)
+            trainer = _layerwise_trainer(spec, model, x, t, seed)
+            run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(),
+                                                                        spec.lr), x, t, spec.batch_size)
+            orders = np.random.default_rng(seed)
+            lw_acc, pt_acc = [], []
+            for _ in range(job["epochs"]):
+                _layerwise_epoch(trainer)
+                run.epoch(orders.permutation(len(x)))
+                lw_acc.append(model.accuracy(x_test, t_test))
+                pt_acc.append(torch_nets.accuracy(tmodel, x_test, t_test))
+            runs.append({"seed": seed, "lw_test_acc": lw_acc, "torch_test_acc": pt_acc})
+    return {"net": spec.key, "threads": threads, "epochs": job["epochs"], "runs": runs}
+
+
+JOBS = {"machine": machine, "compare": compare, "memory": memory, "accuracy": accuracy}
 
 
 def main(argv: list[str]) -> int:

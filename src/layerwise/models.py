@@ -9,6 +9,7 @@ non-in-place update silently stops training).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 import numpy as np
@@ -206,7 +207,7 @@ class Sequential:
         x = self._prepare(x)
         # A finite sum proves every value finite (NaN and inf propagate into it) without an
         # array of isfinite flags; only a non-finite sum (or an overflowing one) looks closer.
-        if not train_flg and not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():
+        if not train_flg and not math.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():
             bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0]) if x.ndim else 0
             raise InputError(f"{type(self).__name__}.predict: input sample {bad} contains NaN or infinity")
         if not train_flg and x.ndim > 1 and len(x) > 1:

@@ -200,8 +200,13 @@ class Optimizer:
     def _plan_is_current(self, key: str, plan: tuple) -> bool:
         """The plan's state arrays are still this optimizer's (load_state_dict or a user may
         have replaced them) and the parameter is still writable."""
+        if not plan[0].flags.writeable:
+            return False
         state = plan[1]
-        return plan[0].flags.writeable and all(self.state[slot].get(key) is state[slot] for slot in self.slots)
+        for slot in self.slots:
+            if self.state[slot].get(key) is not state[slot]:
+                return False
+        return True
 
     def _make_plan(self, key: str, p: np.ndarray) -> tuple:
         state = {}
