@@ -130,10 +130,13 @@ def test_deep_convnet_book_layout_and_final_dropout_option():
     assert [type(la).__name__ for la in rebuilt.layers] == [type(la).__name__ for la in lean.layers]
 
 
-def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores():
+def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores(monkeypatch):
     import tracemalloc
 
+    from layerwise import _threads
     from layerwise.layers import Convolution
+
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 1)  # chunks in order, on this thread
 
     model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
     chunk = model.inference_batch_size((1, 28, 28), 4)
@@ -169,3 +172,32 @@ def test_inference_chunk_for_mlps_and_bad_shapes():
     assert model.inference_batch_size((784,), 4) == model.inference_chunk_bytes // (50 * 4)
     with pytest.raises(lw.ShapeError, match="784"):
         model.predict(np.zeros((5000, 783), np.float32))
+
+
+def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkeypatch):
+    from layerwise import _threads
+
+    model = lw.SimpleConvNet(seed=1)
+    x = np.random.default_rng(1).random((700, 1, 28, 28), dtype=np.float32)
+    chunk = model.inference_batch_size((1, 28, 28), 4)
+    assert len(x) > 4 * chunk
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 1)
+    sequential = model.predict(x)
+    threads_seen = set()
+    original = model._forward
+
+    def spy(xb, train_flg, layers=None):
+        import threading
+
+        threads_seen.add(threading.get_ident())
+        assert layers is not None and layers[0] is not model.layers[0]  # each thread has its own caches
+        assert layers[0].params is model.layers[0].params  # ... and the same weights
+        # BLAS on one thread while the chunks run in parallel.
+        assert all(lib.num_threads == 1 for lib in _threads._blas().lib_controllers)
+        return original(xb, train_flg, layers)
+
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 3)
+    monkeypatch.setattr(model, "_forward", spy)
+    parallel = model.predict(x)
+    assert len(threads_seen) == 3
+    np.testing.assert_array_equal(parallel, sequential)

@@ -9,6 +9,7 @@ non-in-place update silently stops training).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
@@ -213,13 +214,37 @@ class Sequential:
         if not train_flg and x.ndim > 1 and len(x) > 1:
             chunk = self.inference_batch_size(x.shape[1:], x.dtype.itemsize)
             if len(x) > chunk:
-                return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+                return self._predict_in_chunks(x, chunk)
         return self._forward(x, train_flg)
 
-    def _forward(self, x: np.ndarray, train_flg: bool) -> np.ndarray:
-        for layer in self.layers:
+    def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
+        for layer in self.layers if layers is None else layers:
             x = layer.forward(x, train=train_flg)
         return x
+
+    def _predict_in_chunks(self, x: np.ndarray, chunk: int) -> np.ndarray:
+        """Evaluation-mode scores of ``x``, ``chunk`` samples at a time. When BLAS may use
+        several threads, that many Python threads each take a contiguous share of the chunks
+        (with BLAS on one thread meanwhile): small products split across BLAS threads leave
+        the copies around them (im2col, padding, ReLU, pooling) on one core, while whole
+        chunks in parallel keep every core busy. Each thread runs shallow copies of the
+        layers: the parameters are shared, the caches forward writes are its own."""
+        from ._threads import blas_threads, single_threaded_blas
+
+        starts = list(range(0, len(x), chunk))
+        workers = min(blas_threads(), len(starts))
+        if workers <= 1:
+            return np.concatenate([self._forward(x[i : i + chunk], False) for i in starts])
+        from concurrent.futures import ThreadPoolExecutor
+
+        shares = [list(part) for part in np.array_split(starts, workers)]  # contiguous, in order
+
+        def run(share: list[int]) -> list[np.ndarray]:
+            layers = [copy.copy(layer) for layer in self.layers]
+            return [self._forward(x[i : i + chunk], False, layers) for i in share]
+
+        with single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
+            return np.concatenate([out for outs in pool.map(run, shares) for out in outs])
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):

@@ -1,0 +1,33 @@
+"""How many threads NumPy's BLAS may use, and running a block with BLAS on one thread.
+
+Evaluation-mode ``predict`` runs its chunks on that many Python threads instead of asking BLAS
+to split small matrix products: NumPy releases the GIL in BLAS, copies and ufuncs, and a
+convolution's chunk spends most of its time in copies that BLAS threads never share.
+threadpoolctl reads and sets the limit of whichever BLAS NumPy loaded (OpenBLAS, MKL, ...),
+so a caller's ``threadpool_limits(1)`` is respected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+
+@functools.cache
+def _blas():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def blas_threads() -> int:
+    """The number of threads NumPy's BLAS is allowed now (1 if it cannot be told)."""
+    return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread inside the block; the previous limits are restored after it."""
+    with _blas().limit(limits=1):
+        yield
