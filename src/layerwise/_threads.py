@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -31,3 +36,17 @@ def single_threaded_blas() -> Iterator[None]:
     """BLAS on one thread inside the block; the previous limits are restored after it."""
     with _blas().limit(limits=1):
         yield
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """One pool for the process: starting threads on every predict call costs more than a
+    small batch's work. Sized by the CPUs; callers submit at most blas_threads() tasks."""
+    import os
+
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="layerwise")
+
+
+def run_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[fn(item) for item in items]``, the calls running concurrently on the shared pool."""
+    return list(_pool().map(fn, items))

@@ -223,28 +223,28 @@ class Sequential:
         return x
 
     def _predict_in_chunks(self, x: np.ndarray, chunk: int) -> np.ndarray:
-        """Evaluation-mode scores of ``x``, ``chunk`` samples at a time. When BLAS may use
-        several threads, that many Python threads each take a contiguous share of the chunks
-        (with BLAS on one thread meanwhile): small products split across BLAS threads leave
-        the copies around them (im2col, padding, ReLU, pooling) on one core, while whole
-        chunks in parallel keep every core busy. Each thread runs shallow copies of the
-        layers: the parameters are shared, the caches forward writes are its own."""
-        from ._threads import blas_threads, single_threaded_blas
+        """Evaluation-mode scores of ``x``, at most ``chunk`` samples at a time. When BLAS may
+        use several threads, ``x`` is cut into that many equal contiguous parts, each run on
+        its own Python thread (with BLAS on one thread meanwhile): small products split
+        across BLAS threads leave the copies around them (im2col, padding, ReLU, pooling) on
+        one core, while whole chunks in parallel keep every core busy. Each thread runs
+        shallow copies of the layers: the parameters are shared, the caches forward writes
+        are its own."""
+        from ._threads import blas_threads, run_in_threads, single_threaded_blas
 
-        starts = list(range(0, len(x), chunk))
-        workers = min(blas_threads(), len(starts))
+        workers = min(blas_threads(), -(-len(x) // chunk))
         if workers <= 1:
-            return np.concatenate([self._forward(x[i : i + chunk], False) for i in starts])
-        from concurrent.futures import ThreadPoolExecutor
+            return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+        bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
 
-        shares = [list(part) for part in np.array_split(starts, workers)]  # contiguous, in order
-
-        def run(share: list[int]) -> list[np.ndarray]:
+        def run(part: int) -> np.ndarray:
             layers = [copy.copy(layer) for layer in self.layers]
-            return [self._forward(x[i : i + chunk], False, layers) for i in share]
+            lo, hi = bounds[part], bounds[part + 1]
+            return np.concatenate([self._forward(x[i : min(i + chunk, hi)], False, layers)
+                                   for i in range(lo, hi, chunk)])
 
-        with single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
-            return np.concatenate([out for outs in pool.map(run, shares) for out in outs])
+        with single_threaded_blas():
+            return np.concatenate(run_in_threads(run, range(workers)))
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
