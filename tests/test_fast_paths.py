@@ -133,3 +133,27 @@ def test_affine_forward_equals_matmul_plus_bias(n, d, o, dtype, seed):
     rng = np.random.default_rng(seed)
     x, W, b = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (d, o), (o,)))
     _same(lw.Affine(W, b).forward(x), x @ W + b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_evaluation_mode_forward_then_backward_equals_training_mode(data):
+    # Evaluation mode skips ReLU's mask and max pooling's arg_max; a backward after it
+    # derives them from the cached input: the same output and the same dx as training mode.
+    from layerwise.layers import Pooling, ReLU
+
+    n, c = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    ph, pw, stride = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    pad = data.draw(st.integers(0, min(ph, pw) // 2))
+    oh, ow = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    h, w = (oh - 1) * stride + ph - 2 * pad, (ow - 1) * stride + pw - 2 * pad  # the stride fits
+    if min(h, w) < 1:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-3, 4, (n, c, h, w)).astype(np.float64)  # small integers: many ties
+    for make in (ReLU, lambda: Pooling(ph, pw, stride, pad)):
+        trained, evaluated = make(), make()
+        out_t, out_e = trained.forward(x, train=True), evaluated.forward(x, train=False)
+        _same(out_e, out_t)
+        dout = rng.standard_normal(out_t.shape)
+        _same(evaluated.backward(dout), trained.backward(dout))

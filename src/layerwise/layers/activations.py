@@ -24,20 +24,39 @@ class ReLU(Layer):
     (IEEE: -0 + 0 = +0) and changes no other value. For finite dout the result equals the
     select, zeros all +0.0 (tests/test_fast_paths.py); an inf or NaN in dout at a blocked
     position gives NaN instead of 0, which only happens once training has diverged.
+
+    Evaluation mode (``train=False``) skips the mask and keeps a reference to x instead; a
+    backward after it derives the mask from x then (inference saves a pass and an array).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.mask: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The book's cache: True where x <= 0, where backward blocks the gradient."""
+        if self._mask is None and self._x is not None:
+            self._mask, self._x = self._x <= 0, None
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray | None) -> None:
+        self._mask, self._x = value, None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)
-        self.mask = x <= 0
+        if train:
+            self._mask, self._x = x <= 0, None
+        else:
+            self._mask, self._x = None, x
         return np.maximum(x, 0)  # a Python 0 keeps x's dtype
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        self._need(self.mask)
-        dx = np.multiply(dout, ~self.mask)
+        mask = self.mask
+        self._need(mask)
+        dx = np.multiply(dout, ~mask)
         dx += 0  # -0.0 -> 0.0; a Python int keeps any dtype, integer dout too
         return dx
 

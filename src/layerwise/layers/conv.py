@@ -209,23 +209,32 @@ class Pooling(_Pool):
     path in backward (see ``functional.max_pool_backward``). Caches: ``arg_max`` and the
     input's shape (not the input itself). dx has the input's memory layout (channels-last
     after a Convolution), which saves the layers below a transpose.
+
+    Evaluation mode (``train=False``) computes the max alone, a quarter of the work, and keeps
+    a reference to x instead: a backward after it (a saliency map, say) finds ``arg_max``
+    from x then, the same positions a training-mode forward would have recorded.
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
         self.arg_max: np.ndarray | None = None
+        self._x: np.ndarray | None = None
         self._channels_last = False
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)
         self._out_shape(x.shape)
-        out, self.arg_max = max_pool(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        out, self.arg_max = max_pool(x, self.pool_h, self.pool_w, self.stride, self.pad, with_arg_max=train)
+        self._x = None if train else x
         self.x_shape = x.shape
         # dx will take x's memory layout: channels-last after a Convolution (see backward).
         self._channels_last = x.strides[1] < x.strides[3]
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.arg_max is None and self._x is not None:
+            _, self.arg_max = max_pool(self._x, self.pool_h, self.pool_w, self.stride, self.pad)
+            self._x = None
         self._need(self.arg_max)
         dout = np.asarray(dout)
         _check_dout(self, dout, self._out_shape(self.x_shape))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..functional import _as_batch, _check_labels, softmax_and_log_softmax
+from ..functional import _arange, _as_batch, _check_labels, _softmax_parts, softmax_and_log_softmax
 from .base import Layer
 
 __all__ = ["MeanSquaredError", "SoftmaxWithLoss"]
@@ -65,28 +65,16 @@ def _softmax_and_index_loss(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, n
 
     The same numbers as ``softmax_and_log_softmax`` followed by a gather, fused because it
     runs once per training step on a small (N, C) array, where NumPy's per-call overhead is
-    the cost: -log y[t] = log Σexp(shifted) - shifted[t], so the full log-softmax array is
-    never built. Both terms are >= 0 (the sum includes exp(0) = 1), so their sums do not
-    cancel. The row max is read at ``argmax``: NumPy reduces a short last axis (10 classes)
-    row by row, ~70 ns a row, while argmax is vectorised, ~5x faster. NaN or inf logits
-    give a NaN loss, as the reduction does. (tests/test_fast_paths.py checks it equals the plain path.)
+    the cost: -log y[t] = log1p(rest) - shifted[t] (see ``functional._softmax_parts``), so
+    the full log-softmax array is never built. Both terms are >= 0, so their sums do not
+    cancel. NaN or inf logits give a NaN or inf loss, as the plain path does.
+    (tests/test_fast_paths.py checks it equals the plain path.)
     """
+    shifted, y, rest = _softmax_parts(x)
+    y /= 1 + rest
     rows = _arange(x.shape[0])
-    shifted = x - x[rows, x.argmax(axis=1)][:, None]
-    y = np.exp(shifted)
-    total = y.sum(axis=1, keepdims=True)
-    y /= total
-    loss = (np.log(total).sum() - shifted[rows, t].sum()) / x.shape[0]  # .sum(): np.sum adds ~1 us a call
+    loss = (np.log1p(rest).sum() - shifted[rows, t].sum()) / x.shape[0]  # .sum(): np.sum adds ~1 us a call
     return y, loss
-
-
-def _arange(n: int, _cache: dict[int, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 (a cache)
-    """np.arange(n), made once per batch size (read-only: shared between calls)."""
-    rows = _cache.get(n)
-    if rows is None:
-        rows = _cache[n] = np.arange(n)
-        rows.flags.writeable = False
-    return rows
 
 
 class MeanSquaredError(Layer):
