@@ -104,8 +104,8 @@ def _batches(
             idx = order[lo:hi]
             # mode="clip": with out= the default "raise" buffers the whole copy; the indices
             # come from a permutation, so they are always in range (measured 33 -> 21 ms/epoch).
-            np.take(x, idx, axis=0, out=xb, mode="clip")
-            np.take(t, idx, axis=0, out=tb, mode="clip")
+            x.take(idx, axis=0, out=xb, mode="clip")  # the method: np.take's wrapper costs ~2 us a call
+            t.take(idx, axis=0, out=tb, mode="clip")
         yield k, (xb, tb)
 
 
