@@ -203,4 +203,27 @@ def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkey
     # pool's threads (as many as the machine has CPUs, so 2 or more here and in CI).
     assert len(threads_seen) >= min(2, __import__("os").cpu_count())
     assert all(threading_id != __import__("threading").get_ident() for threading_id in threads_seen)
-    np.testing.assert_array_equal(parallel, sequential)
+    np.testing.assert_allclose(parallel, sequential, rtol=1e-5, atol=1e-6)  # other chunk boundaries
+
+
+def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alone(monkeypatch):
+    # The BLAS limit is process-wide: while one predict holds it at 1, another must not record
+    # that 1 as "the previous limit" (it would restore BLAS to one thread for good).
+    import threading
+
+    from layerwise import _threads
+
+    model = lw.SimpleConvNet(seed=2)
+    x = np.random.default_rng(2).random((600, 1, 28, 28), dtype=np.float32)
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 2)
+    before = [lib.num_threads for lib in _threads._blas().lib_controllers]
+    reference = model.predict(x)
+    seen = set()
+    original = model._forward
+    monkeypatch.setattr(model, "_forward",
+                        lambda xb, train, layers=None: seen.add(threading.get_ident()) or original(xb, train, layers))
+    with _threads._parallel:  # another predict is in its parallel section
+        again = model.predict(x)
+    assert seen == {threading.get_ident()}  # ran here, chunk by chunk
+    np.testing.assert_allclose(again, reference, rtol=1e-5, atol=1e-6)  # other chunk boundaries
+    assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -31,11 +32,24 @@ def blas_threads() -> int:
     return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
 
 
+#: Held while a parallel section has BLAS limited to one thread. The limit is process-wide:
+#: two overlapping sections could each record the other's 1 as "the previous limit" and leave
+#: BLAS on one thread for good, so a second caller runs its chunks sequentially instead.
+_parallel = threading.Lock()
+
+
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """BLAS on one thread inside the block; the previous limits are restored after it."""
-    with _blas().limit(limits=1):
-        yield
+def single_threaded_blas() -> Iterator[bool]:
+    """BLAS on one thread inside the block, the previous limits restored after it; yields
+    False (and changes nothing) when another thread is inside such a block already."""
+    if not _parallel.acquire(blocking=False):
+        yield False
+        return
+    try:
+        with _blas().limit(limits=1):
+            yield True
+    finally:
+        _parallel.release()
 
 
 @functools.cache

@@ -243,8 +243,10 @@ class Sequential:
             return np.concatenate([self._forward(x[i : min(i + chunk, hi)], False, layers)
                                    for i in range(lo, hi, chunk)])
 
-        with single_threaded_blas():
-            return np.concatenate(run_in_threads(run, range(workers)))
+        with single_threaded_blas() as parallel:
+            if parallel:
+                return np.concatenate(run_in_threads(run, range(workers)))
+        return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
