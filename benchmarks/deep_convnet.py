@@ -20,37 +20,6 @@ import tracemalloc
 import numpy as np
 
 
-def torch_twin(model):
-    """A torch.nn.Sequential computing the same function as a layerwise DeepConvNet in eval mode."""
-    import torch
-    from torch import nn
-
-    from layerwise.layers import Affine, Convolution, Dropout, Pooling, ReLU
-
-    modules = []
-    for layer in model.layers:
-        if isinstance(layer, Convolution):
-            fn, c, fh, fw = layer.W.shape
-            conv = nn.Conv2d(c, fn, (fh, fw), stride=layer.stride, padding=layer.pad)
-            conv.weight.data = torch.from_numpy(layer.W.copy())
-            conv.bias.data = torch.from_numpy(layer.b.copy())
-            modules.append(conv)
-        elif isinstance(layer, Pooling):
-            modules.append(nn.MaxPool2d((layer.pool_h, layer.pool_w), layer.stride))
-        elif isinstance(layer, ReLU):
-            modules.append(nn.ReLU())
-        elif isinstance(layer, Affine):
-            if not any(isinstance(m, nn.Linear) for m in modules):
-                modules.append(nn.Flatten())
-            linear = nn.Linear(*layer.W.shape)
-            linear.weight.data = torch.from_numpy(layer.W.T.copy())
-            linear.bias.data = torch.from_numpy(layer.b.copy())
-            modules.append(linear)
-        elif isinstance(layer, Dropout):
-            modules.append(nn.Identity())  # inverted dropout is the identity at test time
-    return nn.Sequential(*modules).eval()
-
-
 def im2col_memory(model, x: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
     """(sum of the im2col buffers alive during a step, the largest one, traced peak of the step)."""
     from layerwise.layers import Convolution
@@ -78,12 +47,14 @@ def main() -> None:
 
     import layerwise as lw
 
+    from .torch_nets import to_torch
+
     (_, _), (x, t) = lw.load_fashion_mnist(flatten=False, download=False, progress=False)
     if args.model_file:
         model = lw.load(args.model_file)
     else:
         model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
-    twin = torch_twin(model)
+    twin = to_torch(model).eval()
     with torch.no_grad():
         same = np.array_equal(model.predict(x[:500]).argmax(1), twin(torch.from_numpy(x[:500])).argmax(1).numpy())
     print(f"DeepConvNet float32, {len(x)} test images; predictions equal torch: {same}; "

@@ -12,6 +12,7 @@ from torch import nn
 
 from layerwise.layers import Affine, ReLU
 from layerwise.layers.conv import Convolution, Pooling
+from layerwise.layers.norm import Dropout
 from layerwise.models import Sequential
 
 
@@ -50,6 +51,8 @@ def to_torch(model: Sequential) -> nn.Sequential:
             modules.append(nn.MaxPool2d((layer.pool_h, layer.pool_w), layer.stride, layer.pad))
         elif isinstance(layer, ReLU):
             modules.append(nn.ReLU())
+        elif isinstance(layer, Dropout) and layer.mode == "inverted":
+            modules.append(nn.Dropout(layer.dropout_ratio))  # the identity in eval mode, like ours
         else:
             raise TypeError(f"no PyTorch twin for {layer!r}")
     return nn.Sequential(*modules).to(torch.from_numpy(np.zeros(0, model.dtype)).dtype)

@@ -61,10 +61,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x_i) / sum_j exp(x_j) along ``axis``; the max is subtracted first so exp <= 1."""
-    x = to_float_array(x, "softmax")
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    x = np.moveaxis(to_float_array(x, "softmax"), axis, -1)
+    _, e, rest = _softmax_parts(x)
+    return np.moveaxis(e / (1 + rest), -1, axis)
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

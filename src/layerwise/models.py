@@ -100,6 +100,7 @@ class Sequential:
         self.layers: list[Layer] = list(layers)
         self.loss_layer: Layer = loss if loss is not None else SoftmaxWithLoss()
         self.weight_decay_lambda = float(weight_decay_lambda)
+        self._chunk_cache: dict[tuple, int] = {}  # inference_batch_size by input shape
         if not self.layers:
             raise InputError("Sequential: needs at least one layer")
         self._index_tensors()
@@ -232,9 +233,12 @@ class Sequential:
         are its own."""
         from ._threads import blas_threads, run_in_threads, single_threaded_blas
 
+        def in_order() -> np.ndarray:
+            return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+
         workers = min(blas_threads(), -(-len(x) // chunk))
         if workers <= 1:
-            return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+            return in_order()
         bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
 
         def run(part: int) -> np.ndarray:
@@ -246,13 +250,13 @@ class Sequential:
         with single_threaded_blas() as parallel:
             if parallel:
                 return np.concatenate(run_in_threads(run, range(workers)))
-        return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
+        return in_order()
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
         ``inference_chunk_bytes`` over the largest per-sample temporary of any layer."""
         key = (tuple(sample_shape), itemsize, self.inference_chunk_bytes)
-        cache = self.__dict__.setdefault("_chunk_cache", {})
+        cache = self._chunk_cache
         if key not in cache:
             shape, largest = (1, *sample_shape), 1
             try:
