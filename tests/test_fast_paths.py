@@ -89,7 +89,7 @@ def test_fused_softmax_loss_equals_log_softmax_gather(n, c, scale, dtype, seed):
     x = (rng.standard_normal((n, c)) * scale).astype(dtype)
     x[rng.random((n, c)) < 0.2] = x.max()  # ties for the row max
     t = rng.integers(0, c, n).astype(np.uint8)
-    y, loss = _softmax_and_index_loss(x, t)
+    y, loss = _softmax_and_index_loss(x, np.arange(n) * c + t)  # flat indices of the labels
     y_ref, loss_ref = _plain(x, t)
     _same(y, y_ref)  # the same max, exp and sum: identical softmax
     assert y.dtype == dtype and np.asarray(loss).dtype == dtype
@@ -104,7 +104,7 @@ def test_fused_softmax_loss_non_finite_logits_give_nan_like_the_plain_path():
     t = np.array([0, 1, 2])
     for row in range(3):
         with np.errstate(invalid="ignore"):  # inf - inf, in both paths
-            y, loss = _softmax_and_index_loss(x[row : row + 1], t[row : row + 1])
+            y, loss = _softmax_and_index_loss(x[row : row + 1], t[row : row + 1])  # row 0: flat == t
             y_ref, loss_ref = _plain(x[row : row + 1], t[row : row + 1])
         np.testing.assert_array_equal(y, y_ref)
         assert np.isnan(loss) == np.isnan(loss_ref)
@@ -157,3 +157,66 @@ def test_evaluation_mode_forward_then_backward_equals_training_mode(data):
         _same(out_e, out_t)
         dout = rng.standard_normal(out_t.shape)
         _same(evaluated.backward(dout), trained.backward(dout))
+
+
+# -- sums over a short axis as products with a vector of ones ----------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 300), o=st.integers(1, 12), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_bias_gradients_equal_the_batch_sum(n, o, dtype, seed):
+    rng = np.random.default_rng(seed)
+    affine = lw.Affine(rng.standard_normal((3, o)).astype(dtype), np.zeros(o, dtype))
+    affine.forward(rng.standard_normal((n, 3)).astype(dtype))
+    dout = rng.standard_normal((n, o)).astype(dtype)
+    affine.backward(dout)
+    tol = 1e-5 if dtype == np.float32 else 1e-12  # only the order of the additions differs
+    assert affine.db.dtype == dtype and affine.db.shape == (o,)
+    np.testing.assert_allclose(affine.db, dout.astype(np.float64).sum(axis=0), rtol=tol, atol=tol * n)
+
+    conv = lw.Convolution(rng.standard_normal((o, 2, 3, 3)).astype(dtype), np.zeros(o, dtype), pad=1)
+    out = conv.forward(rng.standard_normal((2, 2, 5, 4)).astype(dtype))
+    d = rng.standard_normal(out.shape).astype(dtype)
+    conv.backward(d)
+    assert conv.db.dtype == dtype
+    np.testing.assert_allclose(conv.db, d.astype(np.float64).sum(axis=(0, 2, 3)), rtol=tol, atol=tol * 40)
+
+
+def test_softmax_rows_sum_through_the_ones_vector_like_sum():
+    from layerwise.functional import _softmax_parts
+
+    x = np.random.default_rng(3).standard_normal((4, 6, 7))  # rows of a 3-D array
+    _, e, rest = _softmax_parts(x)
+    plain = np.exp(x - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(e, plain, rtol=1e-15)
+    np.testing.assert_allclose(rest[..., 0], plain.sum(axis=-1) - 1, rtol=1e-13, atol=1e-15)
+
+
+def test_small_caches_are_read_only_and_bounded():
+    from layerwise.functional import _CACHED_SHAPES, _ones, _row_starts
+
+    ones, starts = _ones(5, np.float32), _row_starts(4, 3)
+    np.testing.assert_array_equal(starts, [0, 3, 6, 9])
+    for a in (ones, starts):
+        with pytest.raises(ValueError):
+            a[0] = 7
+    for n in range(1, 3 * _CACHED_SHAPES):  # a caller cycling through batch sizes
+        _ones(n, np.float64), _row_starts(n, 2)
+    assert len(_ones.__defaults__[0]) <= _CACHED_SHAPES and len(_row_starts.__defaults__[0]) <= _CACHED_SHAPES
+    np.testing.assert_array_equal(_ones(3, np.float32), np.ones(3, np.float32))
+
+
+# -- predict's finiteness check: a sum of squares, a plain sum for other layouts ---------------
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_predict_finiteness_check_refuses_non_finite_and_passes_huge_finite(layout):
+    net = lw.TwoLayerNet(6, 4, 3, seed=0)
+    x = np.asarray(np.random.default_rng(0).random((5, 6), dtype=np.float32), order=layout)
+    x[3, 2], x[3, 3] = 3e38, 3e38  # finite; their sum overflows, so the quick check looks closer
+    with np.errstate(over="ignore"):  # the sum, then the network itself, overflow
+        net.predict(x)  # no error: every value is finite
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy(order=layout)
+        y[4, 1] = bad
+        with pytest.raises(lw.InputError, match="sample 4 contains NaN or infinity"):
+            net.predict(y)

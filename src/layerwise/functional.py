@@ -6,6 +6,8 @@ numerically stable for inputs of any magnitude: no overflow warnings, no NaN fro
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import InputError, ShapeError
@@ -83,13 +85,38 @@ def softmax_and_log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e / (1 + rest), shifted - np.log1p(rest)
 
 
-def _arange(n: int, _cache: dict[int, np.ndarray] = {}) -> np.ndarray:  # noqa: B006 (a cache)
-    """np.arange(n), made once per batch size (read-only: shared between calls)."""
-    rows = _cache.get(n)
-    if rows is None:
-        rows = _cache[n] = np.arange(n)
-        rows.flags.writeable = False
-    return rows
+#: Entries kept by each of the small caches below (a training run uses a few shapes; a caller
+#: cycling through many batch sizes must not grow them without bound).
+_CACHED_SHAPES = 32
+
+
+def _row_starts(n: int, c: int, _cache: dict[tuple[int, int], np.ndarray] = {}) -> np.ndarray:  # noqa: B006
+    """``np.arange(n) * c``: where each row of a C-contiguous (n, c) array starts in its flat
+    view, so ``row_starts + column`` indexes one element per row. Made once per shape and
+    read-only (shared between calls). Why flat indices: on a (100, 10) batch, ``take``/setitem
+    with one flat index array cost a third of NumPy's 2-D fancy indexing ``a[rows, cols]``."""
+    starts = _cache.get((n, c))
+    if starts is None:
+        if len(_cache) >= _CACHED_SHAPES:
+            _cache.clear()
+        starts = _cache[(n, c)] = np.arange(n) * c
+        starts.flags.writeable = False
+    return starts
+
+
+def _ones(n: int, dtype: np.dtype, _cache: dict[tuple[int, np.dtype], np.ndarray] = {}) -> np.ndarray:  # noqa: B006
+    """A read-only vector of ``n`` ones, made once per length and dtype. Sums over a short
+    axis go through it as a matrix-vector product: ``a @ ones`` sums the rows of a (100, 10)
+    array in 0.8 us where NumPy's reduction along the last axis takes 3 us (it reduces row
+    by row), and ``ones @ a`` sums a (100, 50) batch over its first axis in 1.2 us against 3."""
+    key = (n, np.dtype(dtype))
+    ones = _cache.get(key)
+    if ones is None:
+        if len(_cache) >= _CACHED_SHAPES:
+            _cache.clear()
+        ones = _cache[key] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def _softmax_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,14 +132,15 @@ def _softmax_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     taken out of the sum; the others (exp(0) = 1 too) stay in rest. A NaN logit makes its
     row NaN; an inf logit gives NaN or inf losses, as the plain formula does.
     """
-    flat = x.reshape(-1, x.shape[-1])
-    rows = _arange(flat.shape[0])
-    top = flat.argmax(axis=1)
-    shifted = flat - flat[rows, top][:, None]
+    n, c = math.prod(x.shape[:-1]), x.shape[-1]
+    flat = x.reshape(n, c)
+    at_max = _row_starts(n, c) + flat.argmax(axis=1)  # flat index of each row's max
+    shifted = flat - flat.take(at_max)[:, None]
     e = np.exp(shifted)
-    e[rows, top] = 0
-    rest = e.sum(axis=1, keepdims=True)
-    e[rows, top] = 1
+    e_flat = e.reshape(-1)  # e is new and contiguous: a view
+    e_flat[at_max] = 0
+    rest = e @ _ones(c, e.dtype)
+    e_flat[at_max] = 1
     return shifted.reshape(x.shape), e.reshape(x.shape), rest.reshape(*x.shape[:-1], 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..functional import _arange, _as_batch, _check_labels, _softmax_parts, softmax_and_log_softmax
+from ..functional import _as_batch, _check_labels, _row_starts, _softmax_parts, softmax_and_log_softmax
 from .base import Layer
 
 __all__ = ["MeanSquaredError", "SoftmaxWithLoss"]
@@ -31,6 +31,7 @@ class SoftmaxWithLoss(Layer):
         self.t: np.ndarray | None = None
         self.loss: float | None = None
         self._x_shape: tuple[int, ...] | None = None
+        self._at_label: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:  # type: ignore[override]
         x = self._input(x)
@@ -41,8 +42,10 @@ class SoftmaxWithLoss(Layer):
         if t.ndim == 2:
             y, logp = softmax_and_log_softmax(x)
             loss = -np.sum(t * logp) / n
+            self._at_label = None
         else:
-            y, loss = _softmax_and_index_loss(x, t)
+            self._at_label = _row_starts(n, x.shape[1]) + t  # flat index of each sample's label
+            y, loss = _softmax_and_index_loss(x, self._at_label)
         self.y, self.t, self.loss = y, t, float(loss)
         return self.loss
 
@@ -55,13 +58,14 @@ class SoftmaxWithLoss(Layer):
             dx = (self.y - self.t) * scale
         else:
             dx = self.y.copy()
-            dx[_arange(n), self.t] -= 1
+            dx.reshape(-1)[self._at_label] -= 1  # (n, C) and new: the flat view is a view
             dx *= scale
         return dx.reshape(self._x_shape)
 
 
-def _softmax_and_index_loss(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.floating]:
-    """softmax(x) and mean_n -log softmax(x)[n, t_n] for class indices ``t``, from one exp.
+def _softmax_and_index_loss(x: np.ndarray, at_label: np.ndarray) -> tuple[np.ndarray, np.floating]:
+    """softmax(x) and mean_n -log softmax(x)[n, t_n] for class indices t, given as the flat
+    indices ``at_label = n * C + t_n`` into the (N, C) array, from one exp.
 
     The same numbers as ``softmax_and_log_softmax`` followed by a gather, fused because it
     runs once per training step on a small (N, C) array, where NumPy's per-call overhead is
@@ -72,8 +76,8 @@ def _softmax_and_index_loss(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, n
     """
     shifted, y, rest = _softmax_parts(x)
     y /= 1 + rest
-    rows = _arange(x.shape[0])
-    loss = (np.log1p(rest).sum() - shifted[rows, t].sum()) / x.shape[0]  # .sum(): np.sum adds ~1 us a call
+    # .sum(): np.sum adds ~1 us a call; shifted is new and contiguous, so take's flat view is its own.
+    loss = (np.log1p(rest).sum() - shifted.take(at_label).sum()) / x.shape[0]
     return y, loss
 
 
