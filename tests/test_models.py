@@ -222,8 +222,22 @@ def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alon
     original = model._forward
     monkeypatch.setattr(model, "_forward",
                         lambda xb, train, layers=None: seen.add(threading.get_ident()) or original(xb, train, layers))
-    with _threads._parallel:  # another predict is in its parallel section
+    owner_inside, release = threading.Event(), threading.Event()
+
+    def other_owner():  # another predict (or a Trainer) owning the threads meanwhile
+        with _threads.owned_threads() as workers:
+            assert workers == 2
+            owner_inside.set()
+            release.wait(30)
+
+    owner = threading.Thread(target=other_owner)
+    owner.start()
+    assert owner_inside.wait(30)
+    try:
         again = model.predict(x)
+    finally:
+        release.set()
+        owner.join()
     assert seen == {threading.get_ident()}  # ran here, chunk by chunk
     np.testing.assert_allclose(again, reference, rtol=1e-5, atol=1e-6)  # other chunk boundaries
     assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before

@@ -1,8 +1,9 @@
-"""How many threads NumPy's BLAS may use, and running a block with BLAS on one thread.
+"""How many threads NumPy's BLAS may use, and layerwise splitting work across them itself.
 
 Evaluation-mode ``predict`` runs its chunks on that many Python threads instead of asking BLAS
-to split small matrix products: NumPy releases the GIL in BLAS, copies and ufuncs, and a
-convolution's chunk spends most of its time in copies that BLAS threads never share.
+to split small matrix products, and the Trainer splits a convnet's passes and products:
+NumPy releases the GIL in BLAS, copies and ufuncs, and a convolution spends much of its time
+in copies and elementwise passes that BLAS threads never share.
 threadpoolctl reads and sets the limit of whichever BLAS NumPy loaded (OpenBLAS, MKL, ...),
 so a caller's ``threadpool_limits(1)`` is respected.
 """
@@ -11,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from types import EllipsisType
 from typing import TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,24 +37,47 @@ def blas_threads() -> int:
     return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
 
 
-#: Held while a parallel section has BLAS limited to one thread. The limit is process-wide:
-#: two overlapping sections could each record the other's 1 as "the previous limit" and leave
-#: BLAS on one thread for good, so a second caller runs its chunks sequentially instead.
-_parallel = threading.Lock()
+# Owning the threads. OpenBLAS splits a product across its threads, and each of them then
+# spins on its core for ~0.1 s waiting for the next product (measured: a full core of CPU
+# while the caller sleeps). A Python thread that layerwise puts on that core meanwhile, to
+# split an elementwise pass, gets a fraction of it: SimpleConvNet's max pooling on 2 threads
+# was no faster than on one. So when layerwise splits work itself, it owns the threads:
+# BLAS is limited to one (no spinning workers) and layerwise cuts both the passes and the
+# large products into parts, one per thread BLAS was allowed.
+_ownership = threading.RLock()  # held by the thread that limited BLAS; re-entrant for it
+_owned = 0  # the threads layerwise splits work across while it owns them; 0 otherwise
+_busy = threading.Lock()  # held while parts run on the pool: a part never splits again
 
 
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[bool]:
-    """BLAS on one thread inside the block, the previous limits restored after it; yields
-    False (and changes nothing) when another thread is inside such a block already."""
-    if not _parallel.acquire(blocking=False):
-        yield False
+def owned_threads() -> Iterator[int]:
+    """Inside the block layerwise owns the threads BLAS was allowed: BLAS runs on one, and
+    ``in_parts``, ``matmul`` and evaluation-mode ``predict`` split their work across all of
+    them. Yields their number; 1 (and changes nothing) when BLAS was allowed only one, or
+    another thread owns them. Re-entrant in the owning thread. The BLAS limits in force
+    before are restored on leaving. The limit is process-wide: two overlapping owners could
+    each record the other's 1 as "the previous limit" and leave BLAS on one thread for good,
+    so there is one owner at a time."""
+    global _owned
+    if not _ownership.acquire(blocking=False):
+        yield 1
         return
     try:
+        if _owned:
+            yield _owned
+            return
+        workers = blas_threads()
+        if workers <= 1:
+            yield 1
+            return
         with _blas().limit(limits=1):
-            yield True
+            _owned = workers
+            try:
+                yield workers
+            finally:
+                _owned = 0
     finally:
-        _parallel.release()
+        _ownership.release()
 
 
 @functools.cache
@@ -61,6 +89,84 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="layerwise")
 
 
-def run_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """``[fn(item) for item in items]``, the calls running concurrently on the shared pool."""
-    return list(_pool().map(fn, items))
+def run_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R] | None:
+    """``[fn(item) for item in items]``, the calls running concurrently on the shared pool;
+    None (nothing called) when other parts are running on it already: the caller runs its
+    work itself then, as a part must never wait for the pool it runs on."""
+    if not _busy.acquire(blocking=False):
+        return None
+    try:
+        return list(_pool().map(fn, items))
+    finally:
+        _busy.release()
+
+
+#: Elements below which a pass is not split across threads: handing a part to a pool thread
+#: and waiting for it costs ~25 us, what a float32 pass over ~100,000 elements takes.
+SPLIT_MIN_ELEMENTS = 1 << 17
+
+#: Multiply-adds below which a product is not split: the 784-50-10 net's 100x784x50
+#: products (3.9M) take ~90 us on one core and ~100 us as two halves on two Python threads;
+#: SimpleConvNet's (43M) take the same time as OpenBLAS's own two threads.
+SPLIT_MIN_MACS = 1 << 24
+
+
+def in_parts(fn: Callable[[slice | EllipsisType], None], n: int, split: bool = True) -> None:
+    """Run ``fn(part)`` over parts that together cover ``range(n)`` (a batch axis, or a
+    flattened array): one part per owned thread (see ``owned_threads``) when ``split`` (the
+    caller's judgement that the work pays for threads) and layerwise owns several threads,
+    else one call ``fn(...)``; also inside another part, which must never wait on the pool.
+
+    Why: layerwise's elementwise passes (ReLU, max pooling, the optimizers) run on one core
+    while BLAS splits only the products; NumPy releases the GIL in ufuncs and copies, so the
+    parts of a pass run on all cores (max pooling on 2 threads: 2.4 -> 1.4 ms). ``fn`` must
+    write each part's results into arrays allocated beforehand, touching nothing outside its
+    part: the parts run in any order, at the same time.
+    """
+    workers = min(_owned, n) if split else 1
+    if workers <= 1 or not _busy.acquire(blocking=False):
+        fn(...)
+        return
+    try:
+        bounds = [n * k // workers for k in range(workers + 1)]
+        parts = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        futures = [_pool().submit(fn, part) for part in parts[1:]]
+        try:
+            fn(parts[0])
+        finally:
+            wait(futures)  # every part done (or failed) before anyone reads the results
+        for future in futures:
+            future.result()  # a part's exception
+    finally:
+        _busy.release()
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D arrays; while layerwise owns several threads, a product of at least
+    SPLIT_MIN_MACS multiply-adds is cut into parts, one per thread (BLAS is on one thread
+    then: see ``owned_threads``). Row blocks of ``a`` when it has many rows, else column
+    blocks of ``b`` when it has many columns: each output value is the same computation as
+    unsplit. With few of both (a weight gradient dᵀ·x summed over a
+    long batch axis: SimpleConvNet's is 30 x 57,600 x 25) row blocks would be thin and each
+    read all of ``b``, so the sum over the inner axis is cut instead and the parts' small
+    results added (in part order: the same numbers for the same thread count)."""
+    (m, k), n = a.shape, b.shape[1]
+    if _owned <= 1 or m * k * n < SPLIT_MIN_MACS:
+        return a @ b
+    if m >= 64 * _owned or n >= 64 * _owned:
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+        if m >= 64 * _owned:
+            in_parts(lambda rows: np.matmul(a[rows], b, out=out[rows]), m)
+        else:  # few rows, many columns (dx = dout·Wᵀ of a wide layer): column blocks of b
+            in_parts(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), n)
+        return out
+    partial: dict[int, np.ndarray] = {}
+
+    def inner_part(ks: slice | EllipsisType) -> None:
+        partial[ks.start if isinstance(ks, slice) else 0] = a[:, ks] @ b[ks]
+
+    in_parts(inner_part, k)
+    first, *rest = (partial[start] for start in sorted(partial))
+    for part in rest:
+        first += part
+    return first

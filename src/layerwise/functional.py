@@ -7,9 +7,11 @@ numerically stable for inputs of any magnitude: no overflow warnings, no NaN fro
 from __future__ import annotations
 
 import math
+from types import EllipsisType
 
 import numpy as np
 
+from ._threads import SPLIT_MIN_ELEMENTS, in_parts
 from .errors import InputError, ShapeError
 
 __all__ = [
@@ -351,7 +353,7 @@ def im2col(
     windows = _channels_last_windows(x, FH, FW, stride, pad, OH, OW)
     if channels_last:
         col = np.empty(windows.shape, dtype=x.dtype)
-        np.copyto(col, windows)
+        in_parts(lambda b: np.copyto(col[b], windows[b]), N, col.size >= SPLIT_MIN_ELEMENTS)
     else:
         col = np.empty((N, OH, OW, C, FH, FW), dtype=x.dtype)
         for i in range(FH):
@@ -453,28 +455,29 @@ def max_pool(
     """
     OH, OW = conv_output_shape(x.shape, ph, pw, stride, pad, "max_pool")
     xp = _pad_hw(x, pad, -np.inf)
-    if not with_arg_max:
-        # The max alone: one np.maximum per offset instead of five passes (evaluation mode).
-        parts = (xp[(slice(None), slice(None), *_offset_slices(i, j, OH, OW, stride))]
-                 for i, j in np.ndindex(ph, pw))
-        out = next(parts).copy()
-        for part in parts:
-            np.maximum(out, part, out=out)
-        return out, None
-    out = arg_max = None
-    for k, (i, j) in enumerate(np.ndindex(ph, pw)):
-        part = xp[(slice(None), slice(None), *_offset_slices(i, j, OH, OW, stride))]
-        if out is None:
-            out = part.copy()
-            arg_max = np.zeros(out.shape, dtype=np.min_scalar_type(ph * pw - 1))
-            continue
-        # arg_max = k where part > out, else unchanged, as arithmetic on unsigned ints
-        # (wrap-around makes k - arg_max exact): np.where/np.copyto with a random mask
-        # measured ~15× slower than these three passes.
-        step = np.subtract(k, arg_max, dtype=arg_max.dtype)
-        step *= part > out  # strictly greater: on a tie the first position keeps it
-        arg_max += step
-        np.maximum(out, part, out=out)
+    offsets = [xp[(slice(None), slice(None), *_offset_slices(i, j, OH, OW, stride))]
+               for i, j in np.ndindex(ph, pw)]  # window position k's value, for every window
+    out = np.empty(offsets[0].shape, dtype=x.dtype)
+    arg_max = np.zeros(out.shape, dtype=np.min_scalar_type(ph * pw - 1)) if with_arg_max else None
+
+    def pool(b: slice | EllipsisType) -> None:  # samples b (see _threads.in_parts)
+        np.copyto(out[b], offsets[0][b])
+        if arg_max is not None:
+            # Scratch made once: fresh temporaries per pass page-fault, and two threads
+            # faulting at once wait on each other (max pooling on 2 threads: 1.24x -> 1.9x).
+            greater, step = np.empty(out[b].shape, dtype=bool), np.empty(out[b].shape, dtype=arg_max.dtype)
+        for k, part in enumerate(offsets[1:], start=1):
+            if arg_max is not None:
+                # arg_max = k where part > out, else unchanged, as arithmetic on unsigned
+                # ints (wrap-around makes k - arg_max exact): np.where/np.copyto with a
+                # random mask measured ~15x slower than these three passes.
+                np.greater(part[b], out[b], out=greater)  # strictly: on a tie the first position keeps it
+                np.subtract(k, arg_max[b], out=step, dtype=arg_max.dtype)
+                step *= greater
+                arg_max[b] += step
+            np.maximum(out[b], part[b], out=out[b])
+
+    in_parts(pool, x.shape[0], x.size >= SPLIT_MIN_ELEMENTS)
     return out, arg_max
 
 
@@ -506,17 +509,20 @@ def max_pool_backward(
             return fill((N, h, w, C), dtype=dout.dtype).transpose(0, 3, 1, 2)
         return fill((N, C, h, w), dtype=dout.dtype)
 
-    if tiled_fast_path and pad == 0 and stride == ph == pw:
-        dx = buffer(np.empty, H, W)
+    tiled = tiled_fast_path and pad == 0 and stride == ph == pw
+    dx = buffer(np.empty, H, W) if tiled else buffer(np.zeros, H + 2 * pad, W + 2 * pad)
+
+    def route(b: slice | EllipsisType) -> None:  # samples b (see _threads.in_parts)
         for k, (i, j) in enumerate(np.ndindex(ph, pw)):
             # A mask product, not np.where: ~15× faster with a random mask.
-            np.multiply(dout, arg_max == k, out=dx[:, :, i::ph, j::pw])
-        return dx
-    dx = buffer(np.zeros, H + 2 * pad, W + 2 * pad)
-    for k, (i, j) in enumerate(np.ndindex(ph, pw)):
-        rows, cols = _offset_slices(i, j, OH, OW, stride)
-        dx[:, :, rows, cols] += dout * (arg_max == k)  # (a mask product: see above)
-    return dx[:, :, pad : pad + H, pad : pad + W]
+            if tiled:
+                np.multiply(dout[b], arg_max[b] == k, out=dx[b][:, :, i::ph, j::pw])
+            else:
+                rows, cols = _offset_slices(i, j, OH, OW, stride)
+                dx[b][:, :, rows, cols] += dout[b] * (arg_max[b] == k)
+
+    in_parts(route, N, dx.size >= SPLIT_MIN_ELEMENTS)
+    return dx if tiled else dx[:, :, pad : pad + H, pad : pad + W]
 
 
 def avg_pool(x: np.ndarray, ph: int, pw: int, stride: int, pad: int = 0) -> np.ndarray:

@@ -240,26 +240,25 @@ class Sequential:
         one core, while whole chunks in parallel keep every core busy. Each thread runs
         shallow copies of the layers: the parameters are shared, the caches forward writes
         are its own."""
-        from ._threads import blas_threads, run_in_threads, single_threaded_blas
+        from ._threads import owned_threads, run_in_threads
 
         def in_order() -> np.ndarray:
             return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])
 
-        workers = min(blas_threads(), -(-len(x) // chunk))
-        if workers <= 1:
-            return in_order()
-        bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
+        with owned_threads() as threads:
+            workers = min(threads, -(-len(x) // chunk))
+            if workers <= 1:
+                return in_order()
+            bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
 
-        def run(part: int) -> np.ndarray:
-            layers = [copy.copy(layer) for layer in self.layers]
-            lo, hi = bounds[part], bounds[part + 1]
-            return np.concatenate([self._forward(x[i : min(i + chunk, hi)], False, layers)
-                                   for i in range(lo, hi, chunk)])
+            def run(part: int) -> np.ndarray:
+                layers = [copy.copy(layer) for layer in self.layers]
+                lo, hi = bounds[part], bounds[part + 1]
+                return np.concatenate([self._forward(x[i : min(i + chunk, hi)], False, layers)
+                                       for i in range(lo, hi, chunk)])
 
-        with single_threaded_blas() as parallel:
-            if parallel:
-                return np.concatenate(run_in_threads(run, range(workers)))
-        return in_order()
+            parts = run_in_threads(run, range(workers))
+            return in_order() if parts is None else np.concatenate(parts)
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
@@ -267,15 +266,20 @@ class Sequential:
         key = (tuple(sample_shape), itemsize, self.inference_chunk_bytes)
         cache = self._chunk_cache
         if key not in cache:
-            shape, largest = (1, *sample_shape), 1
-            try:
-                for layer in self.layers:
-                    largest = max(largest, layer.workspace_size(shape))
-                    shape = layer.output_shape(shape)
-            except LayerwiseError:
-                largest = 1  # a shape error: let the plain forward report it
-            cache[key] = max(1, self.inference_chunk_bytes // (largest * itemsize))
+            cache[key] = max(1, self.inference_chunk_bytes // (self.workspace_per_sample(sample_shape) * itemsize))
         return cache[key]
+
+    def workspace_per_sample(self, sample_shape: tuple[int, ...]) -> int:
+        """Values in the largest array any layer's forward makes, per sample of ``sample_shape``
+        (1 when a layer refuses the shape: the forward will report it)."""
+        shape, largest = (1, *sample_shape), 1
+        try:
+            for layer in self.layers:
+                largest = max(largest, layer.workspace_size(shape))
+                shape = layer.output_shape(shape)
+        except LayerwiseError:
+            return 1
+        return largest
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = True) -> float:
         """Loss of the batch (with weight decay), in training mode by default."""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._threads import SPLIT_MIN_ELEMENTS, in_parts
 from .errors import InputError, ShapeError, StateError
 
 __all__ = [
@@ -105,7 +106,8 @@ class Optimizer:
     """Base class: validation, lazily allocated per-parameter state, scratch buffers,
     weight decay and ``state_dict``. Subclasses name their state arrays in ``slots`` and
     implement ``_apply(p, g, state, s)`` for one parameter ``p`` with gradient ``g``,
-    its state arrays ``state[slot]`` and a scratch array ``s`` of p's shape and dtype."""
+    its state arrays ``state[slot]`` and a scratch array ``s`` of p's shape and dtype; it must
+    be elementwise (a large parameter is updated in slices, concurrently)."""
 
     slots: ClassVar[tuple[str, ...]] = ()
     #: Constructor arguments that ``state_dict()["hyper"]`` records.
@@ -179,7 +181,20 @@ class Optimizer:
                 np.multiply(p, decay, out=gd)
                 gd += g
                 g = gd
+            self._apply_in_parts(p, g, state, s)
+
+    def _apply_in_parts(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], s: np.ndarray) -> None:
+        """``_apply``, for a large parameter as slices of the flattened arrays on the threads
+        layerwise owns (``_threads.in_parts``; Adam on SimpleConvNet's 432,000-weight layer
+        takes ~1 ms on one core). Every optimizer's ``_apply`` is elementwise, so slices give
+        the same numbers; a non-contiguous array (whose flat view would be a copy) is not split."""
+        arrays = (p, g, s, *state.values())
+        if p.size < SPLIT_MIN_ELEMENTS or not all(a.flags.c_contiguous for a in arrays):
             self._apply(p, g, state, s)
+            return
+        p, g, s = p.reshape(-1), g.reshape(-1), s.reshape(-1)
+        flat = {slot: a.reshape(-1) for slot, a in state.items()}
+        in_parts(lambda part: self._apply(p[part], g[part], {k: a[part] for k, a in flat.items()}, s[part]), p.size)
 
     def _check_param(self, key: str, p: np.ndarray) -> None:
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":

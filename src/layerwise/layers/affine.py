@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .._threads import matmul
 from ..errors import ShapeError
 from ..functional import _ones
 from .base import Layer
@@ -20,6 +21,8 @@ class Affine(Layer):
     ``W``, ``b``, ``dW``, ``db`` are the book's attribute names for ``params["W"]``,
     ``params["b"]``, ``grads["W"]``, ``grads["b"]``: one array each, never two copies.
     Set ``needs_input_grad = False`` on a network's first layer to skip dx, which nothing uses.
+    The products go through ``_threads.matmul``: plain ``@`` unless layerwise owns several
+    threads and the product is large (then row blocks on those threads).
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
@@ -54,7 +57,7 @@ class Affine(Layer):
             )
         self.x_shape = x.shape
         self.x = x if x.ndim == 2 else x.reshape(x.shape[0], features)
-        out = self.x @ W  # a fresh array: adding b in place saves a temporary
+        out = matmul(self.x, W)  # a fresh array: adding b in place saves a temporary
         # b as a (1, out) row: for a batch of one the shapes then match and NumPy takes its
         # fast same-shape path (0.6 us instead of 1.5 us: single-image inference counts it).
         out += self.params["b"].reshape(1, -1)
@@ -68,11 +71,11 @@ class Affine(Layer):
             raise ShapeError(
                 f"Affine: dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}"
             )
-        self.grads["W"] = self.x.T @ dout
+        self.grads["W"] = matmul(self.x.T, dout)
         self.grads["b"] = _ones(dout.shape[0], dout.dtype) @ dout  # Σ_N dout as 1ᵀ·dout (see _ones)
         if not self.needs_input_grad:
             return None
-        return (dout @ W.T).reshape(self.x_shape)
+        return matmul(dout, W.T).reshape(self.x_shape)
 
     def config(self) -> dict:
         W = self.params["W"]

@@ -1,0 +1,194 @@
+"""layerwise owning the threads: passes and products split across them give the same numbers."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import layerwise as lw
+from layerwise import _threads
+from layerwise.functional import im2col, max_pool, max_pool_backward
+from layerwise.layers import ReLU
+from layerwise.optim import Adam
+
+
+def _blas_limits() -> list[int]:
+    return [lib.num_threads for lib in _threads._blas().lib_controllers]
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """BLAS 'allowed' two threads (this machine and CI have at least two CPUs)."""
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 2)
+
+
+def test_owned_threads_limits_blas_restores_it_and_has_one_owner(two_threads):
+    before = _blas_limits()
+    seen = {}
+    with _threads.owned_threads() as workers:
+        assert workers == 2 and _threads._owned == 2
+        assert all(n == 1 for n in _blas_limits())  # no spinning BLAS threads meanwhile
+        with _threads.owned_threads() as again:  # re-entrant in the owning thread
+            assert again == 2
+        other = threading.Thread(target=lambda: seen.setdefault("workers", _threads.owned_threads().__enter__()))
+        other.start()
+        other.join()
+        assert seen["workers"] == 1  # another thread does not own them meanwhile
+        assert _threads._owned == 2
+    assert _threads._owned == 0 and _blas_limits() == before
+
+
+def test_in_parts_covers_the_range_once_on_several_threads(two_threads):
+    parts, threads = [], set()
+
+    def record(part):
+        parts.append(part)
+        threads.add(threading.get_ident())
+
+    with _threads.owned_threads():
+        _threads.in_parts(record, 11)
+    covered = sorted(i for part in parts for i in range(11)[part])
+    assert covered == list(range(11)) and len(parts) == 2
+    assert len(threads) == min(2, os.cpu_count())
+
+
+def test_in_parts_runs_whole_when_not_owned_not_worth_it_or_inside_a_part(two_threads):
+    calls = []
+    _threads.in_parts(calls.append, 10)  # not owned: BLAS keeps its threads
+    with _threads.owned_threads():
+        _threads.in_parts(calls.append, 10, split=False)
+        _threads.in_parts(calls.append, 1)  # one sample cannot be split
+
+        def nested(part):
+            _threads.in_parts(lambda inner: calls.append(("inner", inner)), 10)
+
+        _threads.in_parts(nested, 4)
+    assert calls[:3] == [..., ..., ...]
+    assert calls[3:] == [("inner", ...), ("inner", ...)]  # a part never waits on the pool
+
+
+def test_in_parts_raises_a_parts_error_after_every_part_finished(two_threads):
+    done = []
+
+    def fail_second(part):
+        if part.start:
+            raise ValueError("part failed")
+        threading.Event().wait(0.05)
+        done.append(part)
+
+    with _threads.owned_threads(), pytest.raises(ValueError, match="part failed"):
+        _threads.in_parts(fail_second, 8)
+    assert len(done) == 1
+    with _threads.owned_threads():  # the pool is free again
+        _threads.in_parts(done.append, 8)
+    assert len(done) == 3
+
+
+@pytest.mark.parametrize("shape", [(2048, 96, 128), (40, 600, 1000), (30, 60000, 25)],
+                         ids=["row blocks", "column blocks", "inner sums"])
+def test_split_matmul_equals_the_plain_product(two_threads, shape):
+    m, k, n = shape
+    assert m * k * n >= _threads.SPLIT_MIN_MACS
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    with _threads.owned_threads():
+        split = _threads.matmul(a, b)
+        transposed = _threads.matmul(b.T, a.T)  # views, as Affine's backward passes them
+    np.testing.assert_allclose(split, a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(transposed, (a @ b).T, rtol=1e-12, atol=1e-12)
+    a32 = a.astype(np.float32)
+    with _threads.owned_threads():
+        assert _threads.matmul(a32, b.astype(np.float32)).dtype == np.float32
+
+
+def test_split_passes_equal_the_serial_ones_bit_for_bit(two_threads):
+    rng = np.random.default_rng(1)
+    # A convolution's output: channels-last memory, 138,240 values (enough to split).
+    x = rng.standard_normal((8, 24, 24, 30)).transpose(0, 3, 1, 2)
+    dout = rng.standard_normal(x.shape)
+    serial_relu, split_relu = ReLU(), ReLU()
+    expected = (serial_relu.forward(x), serial_relu.backward(dout), max_pool(x, 2, 2, 2),
+                im2col(x, 5, 5, 1, 2, channels_last=True))
+    with _threads.owned_threads():
+        got = (split_relu.forward(x), split_relu.backward(dout), max_pool(x, 2, 2, 2),
+               im2col(x, 5, 5, 1, 2, channels_last=True))
+    for e, g in zip(expected[:2] + expected[3:], got[:2] + got[3:], strict=True):
+        np.testing.assert_array_equal(g, e)
+        assert g.strides == e.strides  # the same memory layout
+    (out_e, arg_e), (out_g, arg_g) = expected[2], got[2]
+    np.testing.assert_array_equal(out_g, out_e)
+    np.testing.assert_array_equal(arg_g, arg_e)
+    d = rng.standard_normal(out_e.shape)
+    serial = max_pool_backward(d, arg_e, x.shape, 2, 2, 2, channels_last=True)
+    with _threads.owned_threads():
+        split = max_pool_backward(d, arg_e, x.shape, 2, 2, 2, channels_last=True)
+        general = max_pool_backward(d, arg_e, x.shape, 2, 2, 2, tiled_fast_path=False)
+    np.testing.assert_array_equal(split, serial)
+    np.testing.assert_array_equal(general, serial)
+
+
+def test_optimizer_updates_a_large_parameter_in_slices_with_the_same_numbers(two_threads):
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal((600, 300)).astype(np.float32)
+    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
+    serial, split = {"W": p0.copy()}, {"W": p0.copy()}
+    transposed = {"W": p0.copy().T}  # not contiguous: updated whole, in place
+    opt_serial, opt_split, opt_t = Adam(lr=1e-3), Adam(lr=1e-3), Adam(lr=1e-3)
+    for g in grads:
+        opt_serial.update(serial, {"W": g})
+        with _threads.owned_threads():
+            opt_split.update(split, {"W": g})
+            opt_t.update(transposed, {"W": g.T})
+    np.testing.assert_array_equal(split["W"], serial["W"])
+    np.testing.assert_array_equal(transposed["W"].T, serial["W"])
+    assert not np.array_equal(serial["W"], p0)
+
+
+def _train_convnet(steps: int) -> tuple[list[float], dict]:
+    rng = np.random.default_rng(3)
+    x = rng.random((steps * 40, 1, 28, 28))
+    t = rng.integers(0, 10, len(x))
+    model = lw.SimpleConvNet(seed=4).astype(np.float64)
+    trainer = lw.Trainer(model, Adam(lr=1e-3), x, t, epochs=1, batch_size=40, seed=5,
+                         train_eval_samples=1, progress=False, log=None)
+    history = trainer.fit()
+    return history.step_loss, {k: v.copy() for k, v in model.params.items()}
+
+
+def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch):
+    # SimpleConvNet's steps make arrays of 40 x 30 x 24 x 24 values: the Trainer owns the
+    # threads and splits ReLU, pooling, im2col, the products and Adam.
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 1)
+    losses_serial, params_serial = _train_convnet(3)
+    monkeypatch.setattr(_threads, "blas_threads", lambda: 2)
+    submitted = []
+    pool = _threads._pool()
+    original_submit = pool.submit
+    monkeypatch.setattr(pool, "submit", lambda fn, *a: submitted.append(fn) or original_submit(fn, *a))
+    before = _blas_limits()
+    losses_split, params_split = _train_convnet(3)
+    assert len(submitted) >= 3 * 8  # parts really ran on the pool, several per step
+    assert _blas_limits() == before and _threads._owned == 0
+    np.testing.assert_allclose(losses_split, losses_serial, rtol=1e-12)
+    for name, value in params_serial.items():
+        np.testing.assert_allclose(params_split[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_the_trainer_gives_the_threads_back_when_training_fails(two_threads):
+    rng = np.random.default_rng(6)
+    x, t = rng.random((80, 1, 28, 28)), rng.integers(0, 10, 80)
+    model = lw.SimpleConvNet(seed=7)
+    before = _blas_limits()
+    trainer = lw.Trainer(model, lw.SGD(lr=1e6), x, t, epochs=3, batch_size=40, progress=False, log=None)
+    with pytest.raises(lw.TrainingDiverged):
+        trainer.fit()
+    assert _blas_limits() == before and _threads._owned == 0
+
+
+def test_mlps_leave_blas_its_threads():
+    # 100 x 50 activations are too small to split: BLAS keeps splitting the products.
+    model = lw.TwoLayerNet(784, 50, 10, seed=0)
+    x, t = np.zeros((200, 784), np.float32), np.zeros(200, np.int64)
+    trainer = lw.Trainer(model, lw.SGD(lr=0.1), x, t, epochs=1, progress=False, log=None)
+    assert isinstance(trainer._threads(), __import__("contextlib").nullcontext)
