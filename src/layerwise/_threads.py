@@ -152,7 +152,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     results added (in part order: the same numbers for the same thread count)."""
     (m, k), n = a.shape, b.shape[1]
     if _owned <= 1 or m * k * n < SPLIT_MIN_MACS:
-        return a @ b
+        return np.dot(a, b)  # for 2-D arrays a @ b, with ~0.35 us less overhead per call
     if m >= 64 * _owned or n >= 64 * _owned:
         out = np.empty((m, n), dtype=np.result_type(a, b))
         if m >= 64 * _owned:

@@ -141,7 +141,7 @@ def _softmax_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     e = np.exp(shifted)
     e_flat = e.reshape(-1)  # e is new and contiguous: a view
     e_flat[at_max] = 0
-    rest = e @ _ones(c, e.dtype)
+    rest = np.dot(e, _ones(c, e.dtype))  # (np.dot: ~0.35 us less per call than @)
     e_flat[at_max] = 1
     return shifted.reshape(x.shape), e.reshape(x.shape), rest.reshape(*x.shape[:-1], 1)
 

@@ -89,7 +89,7 @@ def _quick_all_finite(x: np.ndarray) -> bool:
     image, say) the sum is a BLAS dot with a vector of ones: 0.9 us on 784 pixels where
     NumPy's sum takes 1.4 us, a twentieth of a whole 784-50-10 prediction."""
     if x.size <= 4096 and x.flags.c_contiguous:
-        return math.isfinite(x.reshape(-1) @ _ones(x.size, x.dtype))
+        return math.isfinite(np.dot(x.reshape(-1), _ones(x.size, x.dtype)))
     return math.isfinite(np.add.reduce(x, axis=None))
 
 

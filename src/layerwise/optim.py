@@ -188,8 +188,7 @@ class Optimizer:
         layerwise owns (``_threads.in_parts``; Adam on SimpleConvNet's 432,000-weight layer
         takes ~1 ms on one core). Every optimizer's ``_apply`` is elementwise, so slices give
         the same numbers; a non-contiguous array (whose flat view would be a copy) is not split."""
-        arrays = (p, g, s, *state.values())
-        if p.size < SPLIT_MIN_ELEMENTS or not all(a.flags.c_contiguous for a in arrays):
+        if p.size < SPLIT_MIN_ELEMENTS or not all(a.flags.c_contiguous for a in (p, g, s, *state.values())):
             self._apply(p, g, state, s)
             return
         p, g, s = p.reshape(-1), g.reshape(-1), s.reshape(-1)

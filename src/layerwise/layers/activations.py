@@ -51,15 +51,10 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)
-        out = np.empty_like(x)  # order "K": a conv output's channels-last layout is kept
-        mask = np.empty_like(x, dtype=bool) if train else None
-
-        def relu(part: slice | EllipsisType) -> None:  # (see in_parts: halves on 2 threads)
-            np.maximum(x[part], 0, out=out[part])  # a Python 0 keeps x's dtype
-            if mask is not None:
-                np.less_equal(x[part], 0, out=mask[part])
-
-        in_parts(relu, len(x) if x.ndim else 1, x.size >= SPLIT_MIN_ELEMENTS)
+        if x.size >= SPLIT_MIN_ELEMENTS:  # a convnet's activations: parts on the owned threads
+            out, mask = _relu_in_parts(x, train)
+        else:
+            out, mask = np.maximum(x, 0), (x <= 0 if train else None)  # a Python 0 keeps x's dtype
         self._mask, self._x = (mask, None) if train else (None, x)
         return out
 
@@ -69,14 +64,39 @@ class ReLU(Layer):
         dout = np.asarray(dout)
         if dout.shape != mask.shape:
             raise ShapeError(f"{self.name}: dout has shape {dout.shape}, expected {mask.shape}")
-        dx = np.empty_like(dout)
-
-        def relu_grad(part: slice | EllipsisType) -> None:
-            np.multiply(dout[part], ~mask[part], out=dx[part])
-            dx[part] += 0  # -0.0 -> 0.0; a Python int keeps any dtype, integer dout too
-
-        in_parts(relu_grad, len(dx) if dx.ndim else 1, dx.size >= SPLIT_MIN_ELEMENTS)
+        if dout.size >= SPLIT_MIN_ELEMENTS:
+            return _relu_grad_in_parts(dout, mask)
+        dx = np.multiply(dout, ~mask)
+        dx += 0  # -0.0 -> 0.0; a Python int keeps any dtype, integer dout too
         return dx
+
+
+def _relu_in_parts(x: np.ndarray, train: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """ReLU's forward as ``_threads.in_parts`` runs it: batch parts, concurrently when layerwise
+    owns several threads, written into arrays of x's memory layout (order "K": a conv
+    output's channels-last layout is kept). The same numbers as the plain expressions."""
+    out = np.empty_like(x)
+    mask = np.empty_like(x, dtype=bool) if train else None
+
+    def relu(part: slice | EllipsisType) -> None:
+        np.maximum(x[part], 0, out=out[part])
+        if mask is not None:
+            np.less_equal(x[part], 0, out=mask[part])
+
+    in_parts(relu, len(x))
+    return out, mask
+
+
+def _relu_grad_in_parts(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """ReLU's backward in batch parts (see ``_relu_in_parts``)."""
+    dx = np.empty_like(dout)
+
+    def relu_grad(part: slice | EllipsisType) -> None:
+        np.multiply(dout[part], ~mask[part], out=dx[part])
+        dx[part] += 0
+
+    in_parts(relu_grad, len(dx))
+    return dx
 
 
 Relu = ReLU  # the book's name

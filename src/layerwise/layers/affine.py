@@ -72,7 +72,7 @@ class Affine(Layer):
                 f"Affine: dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}"
             )
         self.grads["W"] = matmul(self.x.T, dout)
-        self.grads["b"] = _ones(dout.shape[0], dout.dtype) @ dout  # Σ_N dout as 1ᵀ·dout (see _ones)
+        self.grads["b"] = np.dot(_ones(dout.shape[0], dout.dtype), dout)  # Σ_N dout as 1ᵀ·dout (see _ones)
         if not self.needs_input_grad:
             return None
         return matmul(dout, W.T).reshape(self.x_shape)

@@ -125,7 +125,7 @@ class Convolution(Layer):
         # after ReLU and Pooling), one copy when dout is C-contiguous NCHW.
         d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
         # Σ over rows as 1ᵀ·d: 1.3 ms -> 0.16 ms on SimpleConvNet's (57600, 30) at batch 100.
-        self.grads["b"] = _ones(d.shape[0], d.dtype) @ d
+        self.grads["b"] = np.dot(_ones(d.shape[0], d.dtype), d)
         dW = matmul(d.T, self.col).reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
         self.grads["W"] = np.ascontiguousarray(dW)
         if not self.needs_input_grad:
