@@ -201,7 +201,11 @@ def compare(job: dict) -> dict:
             for _ in range(job["infer_reps"]):
                 lw_inf += _best(lw_predict, 1)
                 pt_inf += _best(pt_predict, 1)
-            inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf})
+            # The products alone, at this batch size: no implementation can beat this time
+            # (the 10,000 images in ceil(10,000 / bs) forward passes, GEMMs only).
+            forward = [g for g in step_gemms(model, bs, x.shape[1:]) if g.what.endswith("forward")]
+            floor_s = gemm_floor(forward, math.ceil(len(x_test) / bs), max(1, job["floor_reps"] // 10))
+            inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf, "gemm_floor_s": floor_s})
         result.update(inference=inference, infer_n=len(x_test))
 
         sample_shape = x.shape[1:]

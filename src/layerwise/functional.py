@@ -350,6 +350,8 @@ def im2col(
     x = np.asarray(x)
     N, C = x.shape[:2]
     OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col")
+    if C == 1:
+        return _im2col_one_channel(x, FH, FW, stride, pad, OH, OW)
     windows = _channels_last_windows(x, FH, FW, stride, pad, OH, OW)
     if channels_last:
         col = np.empty(windows.shape, dtype=x.dtype)
@@ -360,6 +362,24 @@ def im2col(
             for j in range(FW):
                 col[..., i, j] = windows[:, :, :, i, j, :]
     return col.reshape(N * OH * OW, C * FH * FW)
+
+
+def _im2col_one_channel(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, OH: int, OW: int) -> np.ndarray:
+    """im2col of a one-channel input (a network's first layer), where both column orders
+    agree: each column of col is one kernel offset's strided view of the images, so col is
+    filled column by column, as a column-major array, in runs of OW values. The window view
+    would copy it in runs of FW values (5 for the book's filters): 1.5 ms for 100 images
+    against ~0.5 ms. BLAS takes the column-major col as it is."""
+    N = x.shape[0]
+    img = _pad_hw(x, pad)[:, 0]
+    col_t = np.empty((FH, FW, N, OH, OW), dtype=x.dtype)  # col transposed, as its memory lies
+
+    def fill(b: slice | EllipsisType) -> None:  # samples b (see _threads.in_parts)
+        for i, j in np.ndindex(FH, FW):
+            np.copyto(col_t[i, j, b], img[(b, *_offset_slices(i, j, OH, OW, stride))])
+
+    in_parts(fill, N, col_t.size >= SPLIT_MIN_ELEMENTS)
+    return col_t.reshape(FH * FW, N * OH * OW).T
 
 
 def col2im(
