@@ -220,3 +220,18 @@ def test_predict_finiteness_check_refuses_non_finite_and_passes_huge_finite(layo
         y[4, 1] = bad
         with pytest.raises(lw.InputError, match="sample 4 contains NaN or infinity"):
             net.predict(y)
+
+
+# -- im2col of one channel: filled column by column (column-major col) ---------------------------
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 2), (4, 0)])
+def test_one_channel_im2col_equals_the_window_copy(stride, pad):
+    from layerwise.functional import _channels_last_windows, conv_output_shape, im2col
+
+    x = np.random.default_rng(stride + pad).standard_normal((3, 1, 13, 13))
+    OH, OW = conv_output_shape(x.shape, 5, 5, stride, pad, "test")
+    windows = _channels_last_windows(x, 5, 5, stride, pad, OH, OW)  # the general path's view
+    col = im2col(x, 5, 5, stride, pad)
+    _same(col, np.ascontiguousarray(windows).reshape(3 * OH * OW, 25))
+    assert col.flags.f_contiguous
+    _same(im2col(x, 5, 5, stride, pad, channels_last=True), col)
