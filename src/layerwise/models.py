@@ -240,7 +240,10 @@ class Sequential:
         one core, while whole chunks in parallel keep every core busy. Each thread runs
         shallow copies of the layers: the parameters are shared, the caches forward writes
         are its own."""
+        from ._memory import keep_freed_memory
         from ._threads import owned_threads, run_in_threads
+
+        keep_freed_memory()  # each chunk's arrays reuse the last chunk's pages (see _memory)
 
         def in_order() -> np.ndarray:
             return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, len(x), chunk)])

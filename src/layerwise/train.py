@@ -246,6 +246,9 @@ class Trainer:
 
     def fit(self) -> History:
         """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
+        from ._memory import keep_freed_memory
+
+        keep_freed_memory()  # the next step's arrays reuse this step's pages (see _memory)
         steps = self._steps_per_epoch()
         with self._threads():
             self._fit_epochs(steps)
