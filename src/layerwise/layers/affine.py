@@ -21,8 +21,8 @@ class Affine(Layer):
     ``W``, ``b``, ``dW``, ``db`` are the book's attribute names for ``params["W"]``,
     ``params["b"]``, ``grads["W"]``, ``grads["b"]``: one array each, never two copies.
     Set ``needs_input_grad = False`` on a network's first layer to skip dx, which nothing uses.
-    The products go through ``_threads.matmul``: plain ``@`` unless layerwise owns several
-    threads and the product is large (then row blocks on those threads).
+    The products go through ``_threads.matmul``: one BLAS call unless layerwise owns several
+    threads and the product is large (then parts on those threads).
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
