@@ -149,12 +149,20 @@ def _fmt_s(values: list[float]) -> str:
     return f"{med:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def _paired(r: dict) -> str:
+    """Median (min-max) of lw/PT over the epoch pairs: the two epochs of a pair ran back to
+    back, so the machine's drift over a run (it can slow both by a third) mostly cancels."""
+    ratios = [a / b for a, b in zip(r["lw_epoch_s"], r["torch_epoch_s"], strict=True)]
+    med, lo, hi = _mid(ratios)
+    return f"{med:.2f} ({lo:.2f}-{hi:.2f})"
+
+
 def training_table(results: list[dict], machines: dict[int, dict]) -> str:
     rows = [
         "| network | threads | layerwise s/epoch | PyTorch s/epoch | ratio lw/PT | layerwise img/s | "
-        "PyTorch img/s | GEMM floor s | lw/floor | lw % of GEMM peak | test acc % lw / PT | max acc gap | "
-        "weights Δ (f64 check) | load avg | other CPU |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "PyTorch img/s | ratio per epoch pair | GEMM floor s | lw/floor | lw % of GEMM peak | "
+        "test acc % lw / PT | max acc gap | weights Δ (f64 check) | load avg | other CPU |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         lw, pt = statistics.median(r["lw_epoch_s"]), statistics.median(r["torch_epoch_s"])
@@ -164,7 +172,7 @@ def training_table(results: list[dict], machines: dict[int, dict]) -> str:
         acc_gap = 100 * max(abs(a - b) for a, b in zip(r["lw_test_acc"], r["torch_test_acc"], strict=True))
         rows.append(
             f"| {r['net']} | {r['threads']} | {_fmt_s(r['lw_epoch_s'])} | {_fmt_s(r['torch_epoch_s'])} | "
-            f"**{lw / pt:.2f}** | {60000 / lw:,.0f} | {60000 / pt:,.0f} | {r['gemm_floor_s']:.2f} | "
+            f"**{lw / pt:.2f}** | {60000 / lw:,.0f} | {60000 / pt:,.0f} | {_paired(r)} | {r['gemm_floor_s']:.2f} | "
             f"{lw / r['gemm_floor_s']:.1f} | {100 * share:.0f}% | "
             f"{100 * r['lw_test_acc'][-1]:.2f} / {100 * r['torch_test_acc'][-1]:.2f} | {acc_gap:.2f} | "
             f"{r['weight_difference_f64']:.0e} | {loads} | "
@@ -311,6 +319,7 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         f"for both; median (min-max) over {args.epochs} epochs, alternating layerwise / PyTorch epoch by epoch. "
         f"Test accuracy after epoch {args.epochs}; *max acc gap*: the largest difference after any epoch; "
         f"*weights Δ*: max |w_lw - w_PT| / max |w| after {args.check_steps} steps of float64 twins; "
+        "*ratio per epoch pair*: lw/PT of each pair of back-to-back epochs, median (min-max); "
         "*other CPU*: cores other processes used meanwhile.",
         "",
         training_table(results, machines),

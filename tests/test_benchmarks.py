@@ -1,0 +1,116 @@
+"""The benchmark runner (``python -m benchmarks``): its bookkeeping, and one small real run.
+
+No timing is asserted here (speed is the benchmark's own report); these tests check that the
+runner runs, that both implementations train the same network the same way, and that what it
+counts and prints is right.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import require_fixture
+
+from benchmarks.nets import NETS, Gemm, epoch_flops, inference_flops, step_gemms
+from benchmarks.run import _paired, parse_args, training_table
+from layerwise.models import SimpleConvNet, TwoLayerNet
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_the_products_of_a_two_layer_step() -> None:
+    model = TwoLayerNet(784, 50, 10, seed=0)
+    shapes = [(g.M, g.K, g.N) for g in step_gemms(model, 100, (784,))]
+    # forward x·W1, dW1 = xᵀ·dout (no dx for the first layer), forward h·W2, dW2, dh = dout·W2ᵀ
+    assert shapes == [(100, 784, 50), (784, 100, 50), (100, 50, 10), (50, 100, 10), (100, 10, 50)]
+    per_step = 2 * (100 * 784 * 50 * 2 + 100 * 50 * 10 * 3)
+    assert epoch_flops(model, 60_000, 100, (784,)) == pytest.approx(600 * per_step)
+    assert inference_flops(model, 10_000, (784,)) == 2 * 10_000 * (784 * 50 + 50 * 10)
+
+
+def test_the_products_of_a_convnet_step() -> None:
+    model = SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=0)
+    gemms = step_gemms(model, 100, (1, 28, 28))
+    conv = [g for g in gemms if g.what.startswith("Convolution")]
+    rows = 100 * 24 * 24  # output positions of a 5x5 filter on 28x28, no padding
+    assert [(g.M, g.K, g.N) for g in conv] == [(rows, 25, 30), (30, rows, 25)]  # no dx: first layer
+    affine = [(g.M, g.K, g.N) for g in gemms if g.what.startswith("Affine")]
+    assert affine == [(100, 4320, 100), (4320, 100, 100), (100, 100, 4320),
+                      (100, 100, 10), (100, 100, 10), (100, 10, 100)]
+    assert Gemm("x", 2, 3, 4).flops == 48
+
+
+def _result(lw: list[float], pt: list[float]) -> dict:
+    return {
+        "net": "mlp-small", "threads": 1, "lw_epoch_s": lw, "torch_epoch_s": pt, "gemm_floor_s": 0.5,
+        "epoch_gflop": 1.0, "lw_test_acc": [0.8] * len(lw), "torch_test_acc": [0.81] * len(pt),
+        "weight_difference_f64": 1e-16, "loadavg": [[0.5, 0, 0], [0.7, 0, 0]], "other_cpu_cores": 0.0,
+    }
+
+
+def test_the_ratio_of_each_epoch_pair_is_reported_beside_the_ratio_of_medians() -> None:
+    # Both implementations slow down together (the machine's drift): each pair's ratio stays 0.5,
+    # while the medians' ratio is 2 / 2 = 1.0 when lw's slow epoch pairs with PyTorch's fast one.
+    result = _result([1.0, 2.0, 4.0], [2.0, 4.0, 8.0])
+    assert _paired(result) == "0.50 (0.50-0.50)"
+    assert _paired(_result([1.0, 3.0, 2.0], [2.0, 2.0, 2.0])) == "1.00 (0.50-1.50)"
+    table = training_table([result], {1: {"gemm_gflops": 100.0}})
+    header, rule, row = table.splitlines()
+    assert header.count("|") == rule.count("|") == row.count("|")
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    assert cells[" ratio lw/PT "].strip() == "**0.50**"
+    assert cells[" ratio per epoch pair "].strip() == "0.50 (0.50-0.50)"
+    assert cells[" lw/floor "].strip() == "4.0"
+
+
+def test_an_unknown_network_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--nets", "mlp-small,resnet"])
+    assert "unknown nets ['resnet']" in capsys.readouterr().err
+    assert parse_args(["--nets", "mlp-small", "--threads", "1"]).threads == [1]
+    assert set(NETS) == {"mlp-small", "mlp-wide", "convnet"}
+
+
+def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: Path) -> None:
+    """The runner end to end, as a user runs it: one epoch of the 784-50-10 net at one thread,
+    inference at batch 100, the peak-memory and accuracy jobs; then ``--report`` of its JSON."""
+    require_fixture(FASHION_DIR)
+    pytest.importorskip("torch")  # the test extra installs it
+    raw_path = tmp_path / "run.json"
+    command = [sys.executable, "-m", "benchmarks", "--nets", "mlp-small", "--threads", "1", "--epochs", "1",
+               "--infer-batches", "100", "--infer-reps", "1", "--floor-reps", "2", "--warmup-steps", "2",
+               "--check-steps", "2", "--accuracy-seeds", "1", "--json", str(raw_path), "--quiet"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr
+    raw = json.loads(raw_path.read_text())
+
+    (training,) = raw["training"]
+    assert (training["net"], training["threads"]) == ("mlp-small", 1)
+    assert len(training["lw_epoch_s"]) == len(training["torch_epoch_s"]) == 1
+    assert min(training["lw_epoch_s"] + training["torch_epoch_s"]) > 0
+    # Same initial weights, same sample order, same arithmetic: the float64 twins agree to
+    # rounding, and the float32 runs reach the same test accuracy.
+    assert training["weight_difference_f64"] < 1e-12
+    assert training["lw_test_acc"][0] > 0.7
+    assert abs(training["lw_test_acc"][0] - training["torch_test_acc"][0]) < 0.01
+    (inference,) = training["inference"]
+    assert inference["batch"] == 100 and inference["gemm_floor_s"] > 0
+    assert training["gemm_floor_s"] > 0 and training["epoch_gflop"] == pytest.approx(9.588)
+
+    memory = {m["impl"]: m for m in raw["memory"]}
+    assert memory["layerwise"]["torch_imported"] is False
+    assert memory["layerwise"]["peak_rss_mb"] >= memory["layerwise"]["rss_after_data_mb"] > 0
+    (accuracy,) = raw["accuracy"]
+    assert accuracy["runs"][0]["seed"] == 0
+
+    assert "| mlp-small | 1 |" in run.stdout and "ratio per epoch pair" in run.stdout
+    again = subprocess.run([sys.executable, "-m", "benchmarks", "--report", str(raw_path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == run.stdout.strip()
