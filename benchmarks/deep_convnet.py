@@ -48,6 +48,7 @@ def main() -> None:
     import layerwise as lw
 
     from .torch_nets import to_torch
+    from .worker import _settle
 
     (_, _), (x, t) = lw.load_fashion_mnist(flatten=False, download=False, progress=False)
     if args.model_file:
@@ -81,6 +82,7 @@ def main() -> None:
                 for rep in range(args.reps):
                     order = [("lw", run_layerwise), ("pt", run_torch)]
                     for key, fn in order if rep % 2 == 0 else order[::-1]:
+                        _settle()  # the other implementation's idle threads stop spinning first
                         start = time.perf_counter()
                         fn(batch)
                         times[key].append(time.perf_counter() - start)

@@ -56,9 +56,21 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+#: Seconds to wait before each timed run. After its work an implementation's idle threads spin
+#: on (OpenBLAS's for ~0.1 s, PyTorch's OpenMP threads for < 20 ms; measured) and, with 2 threads
+#: on 2 cores, take a core from whatever runs next: timed right after the other implementation,
+#: a 2-thread inference pass measured up to 2x slower. Sleeping first lets them go idle.
+SETTLE_S = 0.25
+
+
+def _settle() -> None:
+    time.sleep(SETTLE_S)
+
+
 def _best(fn, reps: int) -> list[float]:
     times = []
     for _ in range(reps):
+        _settle()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -98,6 +110,7 @@ def _layerwise_trainer(spec, model, x, t, seed):
 
 def _layerwise_epoch(trainer) -> float:
     trainer.epochs = trainer.epoch + 1
+    _settle()
     start = time.perf_counter()
     trainer.fit()
     return time.perf_counter() - start
@@ -169,6 +182,7 @@ def compare(job: dict) -> dict:
                     lw_times.append(_layerwise_epoch(trainer))
                     lw_loss.append(trainer.history.epochs[-1]["train_loss"])
                 else:
+                    _settle()
                     start = time.perf_counter()
                     losses = run.epoch(order)
                     pt_times.append(time.perf_counter() - start)
@@ -204,6 +218,7 @@ def compare(job: dict) -> dict:
             # The products alone, at this batch size: no implementation can beat this time
             # (the 10,000 images in ceil(10,000 / bs) forward passes, GEMMs only).
             forward = [g for g in step_gemms(model, bs, x.shape[1:]) if g.what.endswith("forward")]
+            _settle()
             floor_s = gemm_floor(forward, math.ceil(len(x_test) / bs), max(1, job["floor_reps"] // 10))
             inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf, "gemm_floor_s": floor_s})
         result.update(inference=inference, infer_n=len(x_test))
@@ -212,6 +227,7 @@ def compare(job: dict) -> dict:
         gemms = step_gemms(model, spec.batch_size, sample_shape)
         result["epoch_gflop"] = epoch_flops(model, n, spec.batch_size, sample_shape) / 1e9
         result["infer_gflop"] = inference_flops(model, len(x_test), sample_shape) / 1e9
+        _settle()
         result["gemm_floor_s"] = gemm_floor(gemms, n / spec.batch_size, job["floor_reps"])
     result["loadavg"] = [load_start, os.getloadavg()]
     return result
