@@ -59,12 +59,16 @@ def _rss_mb() -> float:
 #: Seconds to wait before each timed run. After its work an implementation's idle threads spin
 #: on (OpenBLAS's for ~0.1 s, PyTorch's OpenMP threads for < 20 ms; measured) and, with 2 threads
 #: on 2 cores, take a core from whatever runs next: timed right after the other implementation,
-#: a 2-thread inference pass measured up to 2x slower. Sleeping first lets them go idle.
+#: a 2-thread inference pass measured up to 2x slower. Waiting first lets them go idle.
 SETTLE_S = 0.25
 
 
 def _settle() -> None:
-    time.sleep(SETTLE_S)
+    """Wait SETTLE_S, busy: on this VM a core that sleeps even 0.25 s comes back slow for a while
+    (the next 784-50-10 epoch 0.26 s instead of 0.19 s, measured), while spinning keeps it warm."""
+    end = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < end:
+        pass
 
 
 def _best(fn, reps: int) -> list[float]:
