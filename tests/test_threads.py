@@ -102,6 +102,19 @@ def test_split_matmul_equals_the_plain_product(two_threads, shape):
         assert _threads.matmul(a32, b.astype(np.float32)).dtype == np.float32
 
 
+@pytest.mark.parametrize("shape", [(2048, 96, 128), (40, 600, 1000), (30, 60000, 25), (100, 784, 50)],
+                         ids=["row blocks", "column blocks", "inner sums", "unsplit"])
+def test_matmul_adds_the_bias_row_in_every_regime(two_threads, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(1)
+    a, b, bias = rng.standard_normal((m, k)), rng.standard_normal((k, n)), rng.standard_normal(n)
+    with _threads.owned_threads():
+        out = _threads.matmul(a, b, add=bias)
+        row = _threads.matmul(a, b, add=bias.reshape(1, -1))
+    np.testing.assert_allclose(out, a @ b + bias, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(row, out)
+
+
 def test_split_passes_equal_the_serial_ones_bit_for_bit(two_threads):
     rng = np.random.default_rng(1)
     # A convolution's output: channels-last memory, 138,240 values (enough to split).

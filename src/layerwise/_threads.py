@@ -141,32 +141,42 @@ def in_parts(fn: Callable[[slice | EllipsisType], None], n: int, split: bool = T
         _busy.release()
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D arrays; while layerwise owns several threads, a product of at least
-    SPLIT_MIN_MACS multiply-adds is cut into parts, one per thread (BLAS is on one thread
-    then: see ``owned_threads``). Row blocks of ``a`` when it has many rows, else column
-    blocks of ``b`` when it has many columns: each output value is the same computation as
-    unsplit. With few of both (a weight gradient dᵀ·x summed over a
+def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, plus the row ``add`` (a layer's bias) when given; while
+    layerwise owns several threads, a product of at least SPLIT_MIN_MACS multiply-adds is cut
+    into parts, one per thread (BLAS is on one thread then: see ``owned_threads``). Row blocks
+    of ``a`` when it has many rows (each part adds ``add`` to its own rows, while they are in
+    cache), else column blocks of ``b`` when it has many columns: each output value is the same
+    computation as unsplit. With few of both (a weight gradient dᵀ·x summed over a
     long batch axis: SimpleConvNet's is 30 x 57,600 x 25) row blocks would be thin and each
     read all of ``b``, so the sum over the inner axis is cut instead and the parts' small
     results added (in part order: the same numbers for the same thread count)."""
     (m, k), n = a.shape, b.shape[1]
     if _owned <= 1 or m * k * n < SPLIT_MIN_MACS:
-        return np.dot(a, b)  # for 2-D arrays a @ b, with ~0.35 us less overhead per call
-    if m >= 64 * _owned or n >= 64 * _owned:
+        out = np.dot(a, b)  # for 2-D arrays a @ b, with ~0.35 us less overhead per call
+    elif m >= 64 * _owned:
         out = np.empty((m, n), dtype=np.result_type(a, b))
-        if m >= 64 * _owned:
-            in_parts(lambda rows: np.matmul(a[rows], b, out=out[rows]), m)
-        else:  # few rows, many columns (dx = dout·Wᵀ of a wide layer): column blocks of b
-            in_parts(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), n)
+
+        def row_block(rows: slice | EllipsisType) -> None:
+            np.matmul(a[rows], b, out=out[rows])
+            if add is not None:
+                out[rows] += add
+
+        in_parts(row_block, m)
         return out
-    partial: dict[int, np.ndarray] = {}
+    elif n >= 64 * _owned:  # few rows, many columns (dx = dout·Wᵀ of a wide layer): column blocks of b
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+        in_parts(lambda cols: np.matmul(a, b[:, cols], out=out[:, cols]), n)
+    else:
+        partial: dict[int, np.ndarray] = {}
 
-    def inner_part(ks: slice | EllipsisType) -> None:
-        partial[ks.start if isinstance(ks, slice) else 0] = a[:, ks] @ b[ks]
+        def inner_part(ks: slice | EllipsisType) -> None:
+            partial[ks.start if isinstance(ks, slice) else 0] = a[:, ks] @ b[ks]
 
-    in_parts(inner_part, k)
-    first, *rest = (partial[start] for start in sorted(partial))
-    for part in rest:
-        first += part
-    return first
+        in_parts(inner_part, k)
+        out, *rest = (partial[start] for start in sorted(partial))
+        for part in rest:
+            out += part
+    if add is not None:
+        out += add  # out is new: adding in place saves a temporary
+    return out

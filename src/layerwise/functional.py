@@ -92,18 +92,22 @@ def softmax_and_log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _CACHED_SHAPES = 32
 
 
+def _keep(cache: dict, key: object, value: np.ndarray) -> np.ndarray:
+    """Store ``value`` read-only (it is shared between calls) in a bounded cache; return it."""
+    if len(cache) >= _CACHED_SHAPES:
+        cache.clear()
+    value.flags.writeable = False
+    cache[key] = value
+    return value
+
+
 def _row_starts(n: int, c: int, _cache: dict[tuple[int, int], np.ndarray] = {}) -> np.ndarray:  # noqa: B006
     """``np.arange(n) * c``: where each row of a C-contiguous (n, c) array starts in its flat
     view, so ``row_starts + column`` indexes one element per row. Made once per shape and
     read-only (shared between calls). Why flat indices: on a (100, 10) batch, ``take``/setitem
     with one flat index array cost a third of NumPy's 2-D fancy indexing ``a[rows, cols]``."""
     starts = _cache.get((n, c))
-    if starts is None:
-        if len(_cache) >= _CACHED_SHAPES:
-            _cache.clear()
-        starts = _cache[(n, c)] = np.arange(n) * c
-        starts.flags.writeable = False
-    return starts
+    return starts if starts is not None else _keep(_cache, (n, c), np.arange(n) * c)
 
 
 def _ones(n: int, dtype: np.dtype, _cache: dict[tuple[int, np.dtype], np.ndarray] = {}) -> np.ndarray:  # noqa: B006
@@ -113,12 +117,7 @@ def _ones(n: int, dtype: np.dtype, _cache: dict[tuple[int, np.dtype], np.ndarray
     by row), and ``ones @ a`` sums a (100, 50) batch over its first axis in 1.2 us against 3."""
     key = (n, np.dtype(dtype))
     ones = _cache.get(key)
-    if ones is None:
-        if len(_cache) >= _CACHED_SHAPES:
-            _cache.clear()
-        ones = _cache[key] = np.ones(n, dtype=dtype)
-        ones.flags.writeable = False
-    return ones
+    return ones if ones is not None else _keep(_cache, key, np.ones(n, dtype=dtype))
 
 
 def _softmax_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,11 +7,10 @@ hold the parameters, check shapes and keep the caches backward needs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import EllipsisType
 
 import numpy as np
 
-from .._threads import SPLIT_MIN_MACS, in_parts, matmul
+from .._threads import matmul
 from ..errors import InputError, ShapeError
 from ..functional import (
     _check_window,
@@ -103,14 +102,7 @@ class Convolution(Layer):
         OH, OW = self._out_hw(x.shape)
         col = im2col(x, FH, FW, self.stride, self.pad, channels_last=True)
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
-        out = np.empty((len(col), FN), dtype=np.result_type(col, col_W))  # (N·OH·OW, FN)
-        b = self.params["b"]
-
-        def convolve(rows: slice | EllipsisType) -> None:  # row blocks on owned threads (in_parts)
-            np.matmul(col[rows], col_W, out=out[rows])
-            out[rows] += b
-
-        in_parts(convolve, len(col), col.size * FN >= SPLIT_MIN_MACS)
+        out = matmul(col, col_W, add=self.params["b"])  # (N·OH·OW, FN)
         self.x_shape, self.col, self.col_W = x.shape, col, col_W
         return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
 
