@@ -29,7 +29,7 @@ def im2col_memory(model, x: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
     model.gradient(x, t)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    cols = [layer.col.nbytes for layer in model.layers if isinstance(layer, Convolution)]
+    cols = [layer.col.nbytes for layer in model if isinstance(layer, Convolution)]
     return sum(cols), max(cols), peak
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     if args.model_file:
         model = lw.load(args.model_file)
     else:
-        model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
+        model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False, dtype=np.float32)
     twin = to_torch(model).eval()
     with torch.no_grad():
         same = np.array_equal(model.predict(x[:500]).argmax(1), twin(torch.from_numpy(x[:500])).argmax(1).numpy())

@@ -34,17 +34,19 @@ NETS: dict[str, NetSpec] = {
     for spec in (
         NetSpec(
             "mlp-small", "784-50-10 MLP (std 0.01), SGD lr 0.1, batch 100",
-            lambda seed: TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=seed),
+            lambda seed: TwoLayerNet(784, 50, 10, weight_init_std=0.01, seed=seed, dtype=np.float32),
             "sgd", 0.1, 100, True,
         ),
         NetSpec(
             "mlp-wide", "784-512-512-10 MLP (He), Adam lr 1e-3, batch 128",
-            lambda seed: MultiLayerNet(784, [512, 512], 10, weight_init_std="relu", seed=seed),
+            lambda seed: MultiLayerNet(784, [512, 512], 10, weight_init_std="relu", seed=seed,
+                                        dtype=np.float32),
             "adam", 1e-3, 128, True,
         ),
         NetSpec(
             "convnet", "SimpleConvNet (30 5x5, pool 2, 100, 10), Adam lr 1e-3, batch 100",
-            lambda seed: SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=seed),
+            lambda seed: SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=seed,
+                                        dtype=np.float32),
             "adam", 1e-3, 100, False,
         ),
     )
@@ -79,7 +81,7 @@ def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> 
 
     gemms: list[Gemm] = []
     shape = (batch, *sample_shape)
-    for layer in model.layers:
+    for layer in model:
         out_shape = layer.output_shape(shape)
         if isinstance(layer, Affine):
             D, O = layer.params["W"].shape

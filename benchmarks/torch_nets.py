@@ -27,7 +27,7 @@ def to_torch(model: Sequential) -> nn.Sequential:
     """
     modules: list[nn.Module] = []
     images = False
-    for layer in model.layers:
+    for layer in model:
         if isinstance(layer, Affine):
             W, b = layer.params["W"], layer.params["b"]
             if images:
@@ -61,7 +61,7 @@ def to_torch(model: Sequential) -> nn.Sequential:
 def weight_difference(model: Sequential, tmodel: nn.Sequential) -> float:
     """max |w_layerwise - w_torch| over max |w|, across all weights and biases."""
     theirs = [m for m in tmodel if isinstance(m, (nn.Linear, nn.Conv2d))]
-    ours = [la for la in model.layers if isinstance(la, (Affine, Convolution))]
+    ours = [la for la in model if isinstance(la, (Affine, Convolution))]
     diff = scale = 0.0
     for layer, module in zip(ours, theirs, strict=True):
         W = module.weight.detach().numpy()

@@ -319,7 +319,7 @@ def test_sequential_and_conv_round_trip(tmp_path):
 
 
 def test_file_layout_tensors_and_metadata(tmp_path):
-    net = TwoLayerNet(4, 5, 3, seed=0)
+    net = TwoLayerNet(4, 5, 3, seed=0, dtype=np.float32)
     opt = Adam()
     x, t = batch()
     opt.update(net.params, net.gradient(x, t))
@@ -406,8 +406,8 @@ def test_save_refuses_unserialisable_state_and_foreign_optimizer(tmp_path):
 
 @pytest.fixture
 def saved(tmp_path):
-    """A saved TwoLayerNet + Adam checkpoint, and a helper that rewrites it with changes."""
-    net = TwoLayerNet(4, 5, 3, seed=0)
+    """A saved float32 TwoLayerNet + Adam checkpoint, and a helper that rewrites it with changes."""
+    net = TwoLayerNet(4, 5, 3, seed=0, dtype=np.float32)
     opt = Adam()
     x, t = batch()
     opt.update(net.params, net.gradient(x, t))

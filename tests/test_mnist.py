@@ -272,7 +272,7 @@ def test_load_idx_dir_options(tmp_path):
     assert x.shape == (12, 1, 5, 6) and x.dtype == np.uint8
     assert xe.shape == (5, 1, 5, 6) and te.shape == (5, 10)
     np.testing.assert_array_equal(x[:, 0], tiny[FILES[0]])
-    assert t.shape == (12, 10) and t.dtype == np.float32
+    assert t.shape == (12, 10) and t.dtype == np.float64  # the book's one-hot dtype
     np.testing.assert_array_equal(t.argmax(1), tiny[FILES[1]])
     (x, _), _ = load_idx_dir(tmp_path, dtype=np.float64)
     assert x.dtype == np.float64 and x.shape == (12, 30) and 0 <= x.min() and x.max() <= 1

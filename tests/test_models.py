@@ -49,7 +49,7 @@ def test_params_is_a_live_view_non_inplace_update_still_trains():
         grads = net.gradient(x, t)
         for key in grads:
             net.params[key] = net.params[key] - 0.5 * grads[key]
-    assert net.layers[0].W is net.params["W1"]
+    assert net.layers["Affine1"].W is net.params["W1"] and net[0] is net.layers["Affine1"]
     assert net.loss(x, t) < before * 0.9
 
 
@@ -76,13 +76,13 @@ def test_accuracy_accepts_one_hot_labels():
 
 def test_first_layer_skips_input_gradient():
     net = TwoLayerNet(5, 4, 3)
-    assert net.layers[0].needs_input_grad is False
-    assert net.layers[2].needs_input_grad is True
+    assert net[0].needs_input_grad is False
+    assert net[2].needs_input_grad is True
 
 
 def test_float32_end_to_end():
     x, t = data()
-    net = TwoLayerNet(5, 4, 3, seed=0)
+    net = TwoLayerNet(5, 4, 3, seed=0, dtype=np.float32)
     assert net.dtype == np.float32
     grads = net.gradient(x.astype(np.float32), t)
     assert all(g.dtype == np.float32 for g in grads.values())
@@ -91,7 +91,7 @@ def test_float32_end_to_end():
 
 def test_config_round_trip_and_state_dict():
     net = MultiLayerNet(5, [6], 3, seed=0)
-    clone = build_model(net.config())
+    clone = build_model(net.config(), dtype=net.dtype)
     clone.load_state_dict(net.state_dict())
     x, _ = data()
     np.testing.assert_array_equal(clone.predict(x), net.predict(x))
@@ -138,7 +138,7 @@ def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores(monkeypa
 
     monkeypatch.setattr(_threads, "blas_threads", lambda: 1)  # chunks in order, on this thread
 
-    model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False)
+    model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False, dtype=np.float32)
     chunk = model.inference_batch_size((1, 28, 28), 4)
     # The largest temporary is the second convolution's im2col: 28·28 rows of 16·3·3 values.
     assert chunk == model.inference_chunk_bytes // (28 * 28 * 16 * 9 * 4)
@@ -177,7 +177,7 @@ def test_inference_chunk_for_mlps_and_bad_shapes():
 def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkeypatch):
     from layerwise import _threads
 
-    model = lw.SimpleConvNet(seed=1)
+    model = lw.SimpleConvNet(seed=1, dtype=np.float32)
     x = np.random.default_rng(1).random((700, 1, 28, 28), dtype=np.float32)
     chunk = model.inference_batch_size((1, 28, 28), 4)
     assert len(x) > 4 * chunk
@@ -190,8 +190,8 @@ def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkey
         import threading
 
         threads_seen.add(threading.get_ident())
-        assert layers is not None and layers[0] is not model.layers[0]  # each thread has its own caches
-        assert layers[0].params is model.layers[0].params  # ... and the same weights
+        assert layers is not None and layers[0] is not model[0]  # each thread has its own caches
+        assert layers[0].params is model[0].params  # ... and the same weights
         # BLAS on one thread while the chunks run in parallel.
         assert all(lib.num_threads == 1 for lib in _threads._blas().lib_controllers)
         return original(xb, train_flg, layers)

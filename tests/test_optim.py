@@ -169,7 +169,7 @@ def test_update_is_in_place_and_a_layer_sees_it(name):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_model_params_updated_in_place(name):
-    net = TwoLayerNet(4, 5, 3, seed=0)
+    net = TwoLayerNet(4, 5, 3, seed=0, dtype=np.float32)
     ids = {k: id(v) for k, v in net.params.items()}
     before = {k: v.copy() for k, v in net.params.items()}
     x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)

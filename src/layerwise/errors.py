@@ -39,3 +39,7 @@ class DownloadError(LayerwiseError, OSError):
 
 class TrainingDiverged(LayerwiseError, RuntimeError):
     """The loss became NaN or infinite during training."""
+
+
+class LayerwiseWarning(UserWarning):
+    """Something runs, as the book's code would, but probably not as the user meant."""

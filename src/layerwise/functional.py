@@ -152,6 +152,8 @@ def _check_labels(where: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
     the scores), never by comparing sizes, which is ambiguous when N == C.
     """
     n, c = scores.shape
+    if t.ndim == 2 and t.shape == (n, 1) and c != 1:
+        t = t.reshape(n)  # a column of class indices, as the book's ch07 gradient check passes them
     if t.ndim == 2:
         if t.shape != scores.shape:
             raise ShapeError(
@@ -160,7 +162,8 @@ def _check_labels(where: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
             )
         if t.dtype.kind not in "biuf":
             raise InputError(f"{where}: one-hot labels must be numeric, got dtype {t.dtype}")
-        return t
+        # In the scores' dtype: float64 one-hot rows (the book's) must not upcast a float32 loss.
+        return t.astype(scores.dtype, copy=False)
     if t.ndim != 1:
         raise ShapeError(
             f"{where}: labels must be class indices of shape ({n},) or one-hot of shape "

@@ -131,7 +131,7 @@ def check_model(model, x: np.ndarray, t: np.ndarray, *, h: float = 1e-4) -> dict
     """Max relative error of ``model.gradient(x, t)`` against central differences of
     ``model.loss(x, t)`` for every parameter. Layers that draw random numbers (Dropout) are
     rewound to the same generator state before every forward pass, so all passes share masks."""
-    rngs = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
+    rngs = [layer.rng for layer in model if hasattr(layer, "rng")]
     saved = [g.bit_generator.state for g in rngs]
 
     def rewind() -> None:

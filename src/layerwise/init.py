@@ -35,6 +35,7 @@ from .errors import InputError, ShapeError
 __all__ = [
     "INIT_SCHEMES",
     "fan_in_out",
+    "generator",
     "glorot_normal",
     "glorot_uniform",
     "he_normal",
@@ -46,12 +47,20 @@ __all__ = [
 DTypeLike = np.dtype | type | str
 
 
-def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise InputError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+def generator(seed: np.random.Generator | int | None) -> np.random.Generator:
+    """The generator to draw from: ``seed`` itself if it is one, else one seeded by ``seed``.
+
+    ``None`` takes the seed from NumPy's global random state, so ``np.random.seed(0)`` before
+    building a net or a Dropout makes its draws repeatable, as in the book (whose layers call
+    ``np.random.randn``); the draws themselves come from a ``Generator`` as everywhere else.
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng(np.random.randint(0, 2**63 - 1, dtype=np.int64))  # noqa: NPY002 (on purpose)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.default_rng(seed)
+    raise InputError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(seed).__name__}")
 
 
 def _shape(shape: Sequence[int] | int) -> tuple[int, ...]:
@@ -78,7 +87,7 @@ def normal(
     """std · N(0, 1): the book's ``weight_init_std * np.random.randn(...)``."""
     shape = _shape(shape)
     std = _std(std)
-    return (std * _generator(rng).standard_normal(shape)).astype(dtype, copy=False)
+    return (std * generator(rng).standard_normal(shape)).astype(dtype, copy=False)
 
 
 def he_normal(
@@ -111,7 +120,7 @@ def glorot_uniform(
     """Glorot uniform: U(−a, a) with a = √(6/(fan_in + fan_out))."""
     fan_in, fan_out = fan_in_out(shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return _generator(rng).uniform(-limit, limit, _shape(shape)).astype(dtype, copy=False)
+    return generator(rng).uniform(-limit, limit, _shape(shape)).astype(dtype, copy=False)
 
 
 Initializer = Callable[[Sequence[int], np.random.Generator, DTypeLike], np.ndarray]
@@ -148,7 +157,7 @@ def init_weight(
     if isinstance(scheme, str):
         init = INIT_SCHEMES.get(scheme.strip().lower())
         if init is not None:
-            return init(shape, _generator(rng), dtype)
+            return init(shape, generator(rng), dtype)
         try:
             std = float(scheme)
         except ValueError:

@@ -46,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "read_metadata",
     "save",
+    "save_book_params",
 ]
 
 PathLike = str | os.PathLike
@@ -300,6 +301,24 @@ def load_book_params(path: PathLike) -> dict[str, np.ndarray]:
             raise FormatError(f"{path}: {key!r} is a {what}, expected a numeric NumPy array")
         params[key] = value
     return params
+
+
+def save_book_params(params: dict[str, np.ndarray], path: PathLike) -> Path:
+    """Write a weight file in the book's format: a pickle of a dict name -> NumPy array
+    (what the book's ``save_params`` writes and ``load_book_params`` reads), atomically.
+
+    Only plain numeric arrays are written, so the file holds nothing but arrays; anything
+    else is refused by name before a byte is written.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in params.items():
+        if not isinstance(key, str):
+            raise InputError(f"save_book_params: names must be strings, got {key!r}")
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise InputError(f"save_book_params: {key!r} is an array of dtype {array.dtype}, expected numbers")
+        arrays[key] = np.ascontiguousarray(array)
+    return atomic_write(path, pickle.dumps(arrays, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 # -- layerwise model files ---------------------------------------------------------------

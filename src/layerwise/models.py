@@ -11,18 +11,34 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 
 from .errors import InputError, LayerwiseError, ShapeError
 from .functional import _ones, to_float_array
-from .layers import Affine, Layer, ReLU, Sigmoid, SoftmaxWithLoss, Tanh
+from .gradcheck import numerical_gradient
+from .init import generator, init_weight
+from .io import PathLike, load_book_params, save_book_params
+from .layers import (
+    Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
+    Layer,
+    Pooling,
+    ReLU,
+    Sigmoid,
+    SoftmaxWithLoss,
+    Tanh,
+)
 from .layers.base import Layer as _Layer
 
 __all__ = [
     "DeepConvNet",
     "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Sequential",
     "SimpleConvNet",
     "TwoLayerNet",
@@ -100,6 +116,10 @@ class Sequential:
     + ½ λ Σ ||W||² (weight decay on the weight matrices, as the book does).
     gradient(x, t) runs forward and backward and returns the flat grads dict; backward stops
     at the first layer with parameters, whose input gradient nothing uses.
+
+    ``model.layers`` is the list of layers (the book's nets give an OrderedDict by the book's
+    names instead); ``for layer in model``, ``model[i]`` and ``len(model)`` work on any model.
+    ``loss_layer`` is the book's ``lastLayer`` / ``last_layer``.
     """
 
     def __init__(
@@ -108,11 +128,11 @@ class Sequential:
         loss: Layer | None = None,
         weight_decay_lambda: float = 0.0,
     ) -> None:
-        self.layers: list[Layer] = list(layers)
+        self._layers: list[Layer] = list(layers)
         self.loss_layer: Layer = loss if loss is not None else SoftmaxWithLoss()
         self.weight_decay_lambda = float(weight_decay_lambda)
         self._chunk_cache: dict[tuple, int] = {}  # inference_batch_size by input shape
-        if not self.layers:
+        if not self._layers:
             raise InputError("Sequential: needs at least one layer")
         self._index_tensors()
 
@@ -120,16 +140,39 @@ class Sequential:
         counts: dict[str, int] = {}
         self._param_slots: dict[str, tuple[Layer, str]] = {}
         self._buffer_slots: dict[str, tuple[Layer, str]] = {}
-        for layer in self.layers:
+        for layer in self._layers:
             for slots, keys in ((self._param_slots, layer.params), (self._buffer_slots, layer.buffers)):
                 for key in keys:
                     counts[key] = counts.get(key, 0) + 1
                     slots[f"{key}{counts[key]}"] = (layer, key)
         # Nothing upstream of the first trainable layer needs an input gradient.
-        self._first_trainable = next((i for i, la in enumerate(self.layers) if la.params), 0)
-        first = self.layers[self._first_trainable]
+        self._first_trainable = next((i for i, la in enumerate(self._layers) if la.params), 0)
+        first = self._layers[self._first_trainable]
         if hasattr(first, "needs_input_grad"):
             first.needs_input_grad = False
+
+    # -- layers --------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers in the order forward runs them (the loss layer is ``loss_layer``)."""
+        return self._layers
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __getitem__(self, index: int) -> Layer:
+        return self._layers[index]
+
+    @property
+    def lastLayer(self) -> Layer:
+        return self.loss_layer
+
+    @property
+    def last_layer(self) -> Layer:  # the book's name in ch06-ch08
+        return self.loss_layer
 
     # -- tensors -------------------------------------------------------------------------
     @property
@@ -175,7 +218,7 @@ class Sequential:
     @property
     def output_size(self) -> int:
         """Number of outputs (classes): the width of the last layer with parameters."""
-        last = next(la for la in reversed(self.layers) if "W" in la.params)
+        last = next(la for la in reversed(self._layers) if "W" in la.params)
         W = last.params["W"]
         return int(W.shape[0] if W.ndim == 4 else W.shape[1])  # Convolution W is (FN, C, FH, FW)
 
@@ -187,7 +230,7 @@ class Sequential:
 
     def astype(self, dtype: np.dtype | str) -> Sequential:
         """Convert every parameter and buffer to ``dtype`` in place; returns self."""
-        for layer in self.layers:
+        for layer in self._layers:
             for store in (layer.params, layer.buffers):
                 for key in store:
                     store[key] = store[key].astype(dtype)
@@ -228,7 +271,7 @@ class Sequential:
         return self._forward(x, train_flg)
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
-        for layer in self.layers if layers is None else layers:
+        for layer in self._layers if layers is None else layers:
             x = layer.forward(x, train=train_flg)
         return x
 
@@ -255,7 +298,7 @@ class Sequential:
             bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
 
             def run(part: int) -> np.ndarray:
-                layers = [copy.copy(layer) for layer in self.layers]
+                layers = [copy.copy(layer) for layer in self._layers]
                 lo, hi = bounds[part], bounds[part + 1]
                 return np.concatenate([self._forward(x[i : min(i + chunk, hi)], False, layers)
                                        for i in range(lo, hi, chunk)])
@@ -277,7 +320,7 @@ class Sequential:
         (1 when a layer refuses the shape: the forward will report it)."""
         shape, largest = (1, *sample_shape), 1
         try:
-            for layer in self.layers:
+            for layer in self._layers:
                 largest = max(largest, layer.workspace_size(shape))
                 shape = layer.output_shape(shape)
         except LayerwiseError:
@@ -297,7 +340,7 @@ class Sequential:
         """Backpropagation: forward in training mode, then backward; returns the grads."""
         self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self.layers[self._first_trainable :]):
+        for layer in reversed(self._layers[self._first_trainable :]):
             dout = layer.backward(dout)
         if self.weight_decay_lambda:
             lam = self.weight_decay_lambda
@@ -307,10 +350,15 @@ class Sequential:
         return {name: layer.grads[key] for name, (layer, key) in self._param_slots.items()}
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Central-difference gradient of ``loss(x, t)`` for every parameter (slow; for checks)."""
-        from .gradcheck import numerical_gradient
+        """Central-difference gradient of ``loss(x, t)`` for every parameter (slow; for checks).
 
-        return {name: numerical_gradient(lambda _: self.loss(x, t), w, h) for name, w in self.params.items()}
+        Always computed in float64, whatever the model's dtype: a float32 model is copied to
+        float64 first (the model itself is not touched), since float32's 7 digits cannot
+        resolve a difference quotient with h = 1e-4. The grads are float64 arrays.
+        """
+        model = self if self.dtype == np.float64 else copy.deepcopy(self).astype(np.float64)
+        x = to_float_array(x, type(self).__name__).astype(np.float64, copy=False)
+        return {name: numerical_gradient(lambda _: model.loss(x, t), w, h) for name, w in model.params.items()}
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
         """Fraction of correct predictions over every sample, the last partial batch included."""
@@ -326,7 +374,7 @@ class Sequential:
         if labels.ndim != 1 or not whole:
             raise InputError(f"accuracy: labels must be class indices or one-hot, got shape {t.shape} "
                              f"of dtype {t.dtype}")
-        classes = self.output_size if any("W" in la.params for la in self.layers) else None
+        classes = self.output_size if any("W" in la.params for la in self._layers) else None
         if classes is not None and (labels.min() < 0 or labels.max() >= classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise InputError(f"accuracy: label {bad} is out of range for {classes} classes")
@@ -336,12 +384,28 @@ class Sequential:
             correct += int(np.sum(scores.argmax(axis=1) == labels[start : start + batch_size]))
         return correct / n
 
+    # -- the book's weight files -------------------------------------------------------------
+    def save_params(self, file_name: PathLike = "params.pkl") -> None:
+        """Write the book's weight file: a pickle of {name: array} holding ``params`` (and any
+        buffers, such as BatchNormalization's running statistics), written atomically."""
+        save_book_params(self.state_dict(), file_name)
+
+    def load_params(self, file_name: PathLike = "params.pkl") -> None:
+        """Read a book weight file (``save_params``'s, or the book's own ``.pkl``) into the
+        model, through the restricted unpickler (nothing in the file can run). Every
+        parameter must be there with its shape; buffers the file lacks keep their values."""
+        state = {**dict(self.buffers), **load_book_params(file_name)}
+        try:
+            self.load_state_dict(state)
+        except ShapeError as exc:
+            raise ShapeError(f"{file_name}: {exc}") from None
+
     # -- structure -----------------------------------------------------------------------
     def config(self) -> dict:
         """JSON-able architecture: enough for ``build_model`` to rebuild the same network."""
         return {
             "class": "Sequential",
-            "layers": [{"type": la.name, "config": la.config()} for la in self.layers],
+            "layers": [{"type": la.name, "config": la.config()} for la in self._layers],
             "loss": self.loss_layer.name,
             "weight_decay_lambda": self.weight_decay_lambda,
         }
@@ -349,7 +413,7 @@ class Sequential:
     def summary(self, input_shape: Sequence[int] | None = None) -> str:
         lines = [f"{type(self).__name__} ({self.dtype})"]
         shape = tuple(input_shape) if input_shape is not None else None
-        for layer in self.layers:
+        for layer in self._layers:
             if shape is not None:
                 shape = layer.output_shape(shape)
             n = sum(p.size for p in layer.params.values())
@@ -377,6 +441,7 @@ def build_model(config: dict, dtype: np.dtype | str = np.float32) -> Sequential:
             raise InputError(f"unknown loss layer {config.get('loss')!r} in model config")
         return Sequential(layers, loss_cls(), config.get("weight_decay_lambda", 0.0))
     book_nets = {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, SimpleConvNet, DeepConvNet)}
+    book_nets["MultiLayerNetExtend"] = MultiLayerNet
     if cls_name not in book_nets:
         raise InputError(f"unknown model class {cls_name!r}; known: Sequential, {', '.join(book_nets)}")
     return book_nets[cls_name](**config["kwargs"], dtype=dtype)
@@ -384,17 +449,44 @@ def build_model(config: dict, dtype: np.dtype | str = np.float32) -> Sequential:
 
 # -- the book's networks ------------------------------------------------------------------
 
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 class _BookNet(Sequential):
-    """A Sequential remembering its constructor arguments, so a file can rebuild it."""
+    """A Sequential remembering its constructor arguments, so a file can rebuild it.
+
+    The book's nets are float64 unless ``dtype=`` says otherwise, as in the book (whose
+    gradient checks print differences of ~1e-10 only in float64); ``layerwise train`` and the
+    Trainer's users pass ``dtype=np.float32`` for speed. ``seed=None`` draws the weights from
+    a generator seeded by NumPy's global state, so ``np.random.seed(...)`` makes them
+    repeatable, as in the book.
+    """
 
     _kwargs: dict
+    #: The book's keys of ``layers`` (an OrderedDict in the book); None keeps the list, as
+    #: the book's DeepConvNet has.
+    _book_names: tuple[str, ...] | None = None
+
+    @property
+    def layers(self) -> OrderedDict[str, Layer] | list[Layer]:  # type: ignore[override]
+        """The book's ``layers``: an OrderedDict of the net's own layer objects by the book's
+        names (``'Affine1'``, ``'Relu1'``, ...). Its entries are the layers the net computes
+        with; the net's structure is fixed when it is built."""
+        if self._book_names is None:
+            return self._layers
+        if getattr(self, "_named", None) is None:
+            self._named = OrderedDict(zip(self._book_names, self._layers, strict=True))
+        return self._named
 
     def config(self) -> dict:
         return {"class": type(self).__name__, "kwargs": self._kwargs}
+
+
+def _numbered(names: Iterable[str]) -> tuple[str, ...]:
+    """Number each name by its own count, as the book does: Affine1, Relu1, Affine2, ..."""
+    counts: dict[str, int] = {}
+    numbered = []
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+        numbered.append(f"{name}{counts[name]}")
+    return tuple(numbered)
 
 
 class TwoLayerNet(_BookNet):
@@ -411,9 +503,9 @@ class TwoLayerNet(_BookNet):
         weight_init_std: float = 0.01,
         *,
         seed: int | np.random.Generator | None = None,
-        dtype: np.dtype | str = np.float32,
+        dtype: np.dtype | str = np.float64,
     ) -> None:
-        rng = _rng(seed)
+        rng = generator(seed)
         std = float(weight_init_std)
         W1 = (std * rng.standard_normal((input_size, hidden_size))).astype(dtype)
         W2 = (std * rng.standard_normal((hidden_size, output_size))).astype(dtype)
@@ -424,6 +516,7 @@ class TwoLayerNet(_BookNet):
                 Affine(W2, np.zeros(output_size, dtype=dtype)),
             ]
         )
+        self._book_names = ("Affine1", "Relu1", "Affine2")
         self._kwargs = {
             "input_size": input_size,
             "hidden_size": hidden_size,
@@ -438,7 +531,8 @@ _ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 class MultiLayerNet(_BookNet):
     """The book's fully connected net (MultiLayerNet / MultiLayerNetExtend):
     [Affine -> (BatchNorm) -> activation -> (Dropout)] × hidden layers -> Affine -> SoftmaxWithLoss,
-    with weight decay ½ λ Σ ||W||² in the loss.
+    with weight decay ½ λ Σ ||W||² in the loss. ``layers`` keys are the book's: ``Affine1``,
+    ``BatchNorm1``, ``Activation_function1``, ``Dropout1``, ..., ``Affine<n>``.
     """
 
     def __init__(
@@ -454,35 +548,35 @@ class MultiLayerNet(_BookNet):
         use_batchnorm: bool = False,
         *,
         seed: int | np.random.Generator | None = None,
-        dtype: np.dtype | str = np.float32,
+        dtype: np.dtype | str = np.float64,
     ) -> None:
-        from .init import init_weight
-
         if activation not in _ACTIVATIONS:
             raise InputError(
                 f"MultiLayerNet: unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
             )
-        rng = _rng(seed)
+        rng = generator(seed)
         # tanh is symmetric like sigmoid: Xavier's sqrt(1/n) keeps its activations in range.
         scheme = "xavier" if weight_init_std == "tanh" else weight_init_std
         sizes = [input_size, *hidden_size_list, output_size]
         layers: list[Layer] = []
+        names: list[str] = []
         for i in range(len(sizes) - 1):
             W = init_weight((sizes[i], sizes[i + 1]), scheme, rng, dtype=dtype)
             layers.append(Affine(W, np.zeros(sizes[i + 1], dtype=dtype)))
+            names.append("Affine")
             if i == len(sizes) - 2:
                 break
             if use_batchnorm:
-                from .layers.norm import BatchNormalization
-
                 gamma, beta = np.ones(sizes[i + 1], dtype=dtype), np.zeros(sizes[i + 1], dtype=dtype)
                 layers.append(BatchNormalization(gamma, beta))
+                names.append("BatchNorm")
             layers.append(_ACTIVATIONS[activation]())
+            names.append("Activation_function")
             if use_dropout:
-                from .layers.norm import Dropout
-
                 layers.append(Dropout(dropout_ration, seed=int(rng.integers(2**63))))
+                names.append("Dropout")
         super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
+        self._book_names = _numbered(names)
         self._kwargs = {
             "input_size": input_size,
             "hidden_size_list": list(hidden_size_list),
@@ -494,6 +588,10 @@ class MultiLayerNet(_BookNet):
             "dropout_ration": float(dropout_ration),
             "use_batchnorm": bool(use_batchnorm),
         }
+
+
+#: The book's chapter-6 class (BatchNorm and Dropout) has MultiLayerNet's signature: one class.
+MultiLayerNetExtend = MultiLayerNet
 
 
 def _conv_output(size: int, filter_size: int, pad: int, stride: int) -> int:
@@ -516,10 +614,8 @@ class SimpleConvNet(_BookNet):
         weight_init_std: float | str = 0.01,
         *,
         seed: int | np.random.Generator | None = None,
-        dtype: np.dtype | str = np.float32,
+        dtype: np.dtype | str = np.float64,
     ) -> None:
-        from .layers.conv import Convolution, Pooling
-
         conv_param = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1, **(conv_param or {})}
         channels, height, width = input_dim
         fn, fs = conv_param["filter_num"], conv_param["filter_size"]
@@ -527,9 +623,7 @@ class SimpleConvNet(_BookNet):
         oh = _conv_output(height, fs, pad, stride)
         ow = _conv_output(width, fs, pad, stride)
         pooled = fn * (oh // 2) * (ow // 2)
-        from .init import init_weight
-
-        rng = _rng(seed)
+        rng = generator(seed)
 
         def normal(*shape: int) -> np.ndarray:
             return init_weight(shape, weight_init_std, rng, dtype=dtype)
@@ -544,6 +638,7 @@ class SimpleConvNet(_BookNet):
                 Affine(normal(hidden_size, output_size), np.zeros(output_size, dtype=dtype)),
             ]
         )
+        self._book_names = ("Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2")
         self._kwargs = {
             "input_dim": list(input_dim),
             "conv_param": conv_param,
@@ -577,18 +672,15 @@ class DeepConvNet(_BookNet):
         dropout_mode: str = "book",
         final_dropout: bool = True,
         seed: int | np.random.Generator | None = None,
-        dtype: np.dtype | str = np.float32,
+        dtype: np.dtype | str = np.float64,
     ) -> None:
-        from .layers.conv import Convolution, Pooling
-        from .layers.norm import Dropout
-
         defaults = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]
         given = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
         conv_params = [
             {"filter_num": fn, "filter_size": 3, "pad": pad, "stride": 1, **(p or {})}
             for (fn, pad), p in zip(defaults, given, strict=True)
         ]
-        rng = _rng(seed)
+        rng = generator(seed)
         channels, height, width = input_dim
         layers: list[Layer] = []
         for i, p in enumerate(conv_params):

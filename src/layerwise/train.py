@@ -136,7 +136,7 @@ class Trainer:
         # Batch normalisation cannot train on a batch of one; without this check the run
         # would fail at the end of its first epoch, after the epoch's work.
         last = len(x_train) % int(batch_size) or int(batch_size)
-        if last == 1 and any(type(la).__name__ == "BatchNormalization" for la in model.layers):
+        if last == 1 and any(type(la).__name__ == "BatchNormalization" for la in model):
             raise InputError(
                 f"batch_size {batch_size} leaves a last batch of 1 of the {len(x_train)} training images, "
                 f"and BatchNormalization cannot train on one sample; use batch_size {int(batch_size) + 1}"
@@ -173,7 +173,7 @@ class Trainer:
 
     # -- state for checkpoints -------------------------------------------------------------
     def _layer_rngs(self) -> dict[str, np.random.Generator]:
-        return {str(i): la.rng for i, la in enumerate(self.model.layers) if hasattr(la, "rng")}
+        return {str(i): la.rng for i, la in enumerate(self.model) if hasattr(la, "rng")}
 
     def state(self) -> dict:
         return {

@@ -82,8 +82,8 @@ def load_digits(
 
     1,442 train and 355 test images (fixed stratified split, see the module doc). Images:
     ``dtype`` in [0, 1] (pixel / 16) when ``normalize``, else uint8 0..16; shape (N, 64) when
-    ``flatten``, else (N, 1, 8, 8). Labels: uint8 class indices, or (N, 10) one-hot in
-    ``dtype``. Every call returns fresh arrays.
+    ``flatten``, else (N, 1, 8, 8). Labels: uint8 class indices, or (N, 10) float64 one-hot
+    (the book's dtype). Every call returns fresh arrays.
     """
     dtype = float_dtype(dtype)
     images, labels = _raw()
@@ -94,7 +94,7 @@ def load_digits(
         x = prepare_images(
             images[idx], normalize=normalize, flatten=flatten, scale=MAX_PIXEL, dtype=dtype
         )
-        t = prepare_labels(labels[idx], n_classes=N_CLASSES, one_hot=one_hot_label, dtype=dtype)
+        t = prepare_labels(labels[idx], n_classes=N_CLASSES, one_hot=one_hot_label)
         return x, t
 
     return part(train), part(test)

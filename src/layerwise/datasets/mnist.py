@@ -285,13 +285,12 @@ def prepare_images(
     return np.ascontiguousarray(x)
 
 
-def prepare_labels(
-    t: np.ndarray, *, n_classes: int, one_hot: bool, dtype: np.dtype | type
-) -> np.ndarray:
-    """Class indices as read, or an (N, n_classes) one-hot matrix in ``dtype``."""
+def prepare_labels(t: np.ndarray, *, n_classes: int, one_hot: bool) -> np.ndarray:
+    """Class indices as read, or an (N, n_classes) one-hot matrix of float64, as the book's
+    ``np.zeros((N, 10))`` makes it (the loss layers cast it to the scores' dtype)."""
     if not one_hot:
         return t
-    out = np.zeros((t.shape[0], n_classes), dtype=dtype)
+    out = np.zeros((t.shape[0], n_classes))
     out[np.arange(t.shape[0]), t] = 1
     return out
 
@@ -352,7 +351,7 @@ def _assemble(
         return prepare_images(x, normalize=normalize, flatten=flatten, scale=255.0, dtype=dtype)
 
     def labels(t: np.ndarray) -> np.ndarray:
-        return prepare_labels(t, n_classes=n_classes, one_hot=one_hot_label, dtype=dtype)
+        return prepare_labels(t, n_classes=n_classes, one_hot=one_hot_label)
 
     return (images(x_tr), labels(t_tr)), (images(x_te), labels(t_te))
 
@@ -401,7 +400,7 @@ def load_mnist(
 
     Images: float ``dtype`` in [0, 1] when ``normalize`` (else uint8 0..255), shape
     (N, 784) when ``flatten`` (else (N, 1, 28, 28)). Labels: uint8 class indices, or an
-    (N, 10) one-hot matrix in ``dtype`` when ``one_hot_label``. 60,000 train, 10,000 test.
+    (N, 10) float64 one-hot matrix (the book's dtype) when ``one_hot_label``. 60,000 train, 10,000 test.
     Files are found locally or downloaded and always verified (see the module doc).
     """
     return load_idx_dataset(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import InputError, ShapeError
+from ..errors import InputError, LayerwiseWarning, ShapeError
+from ..init import generator
 from .base import Layer
 
 __all__ = ["BatchNormalization", "Dropout", "gradcheck_cases"]
@@ -16,7 +18,8 @@ class Dropout(Layer):
     """Zero each input with probability ``dropout_ratio`` = p during training.
 
     ``mask = (u >= p)`` with u ~ U[0, 1) drawn from the layer's own generator ``rng``
-    (seeded by ``seed``), so a run is reproducible and never touches NumPy's global state.
+    (seeded by ``seed``), so a run is reproducible. With ``seed=None`` the generator's seed is
+    drawn from NumPy's global state, so ``np.random.seed(...)`` makes it repeatable as in the book.
 
     mode="inverted" (default, what PyTorch and Keras do):
         train: out = x · mask / (1 - p),   backward: dx = dout · mask / (1 - p)
@@ -49,7 +52,7 @@ class Dropout(Layer):
         self.dropout_ratio = p
         self.mode = mode
         self.seed = None if isinstance(seed, np.random.Generator) else seed
-        self.rng = np.random.default_rng(seed)
+        self.rng = generator(seed)
         self.mask: np.ndarray | None = None
         self._train: bool | None = None  # the mode of the last forward; None before any
 
@@ -116,7 +119,8 @@ class BatchNormalization(Layer):
       forward normalises with); PyTorch accumulates the unbiased m/(m-1) · σ².
     - momentum is the book's: weight of the OLD value. PyTorch's momentum is 1 - ours.
     - eps = 1e-6 by default: the book writes ``10e-7``, which is 1e-6 (PyTorch uses 1e-5).
-    - training on a single value per feature (x̂ would be 0) is refused, as PyTorch does.
+    - training on a single value per feature runs as in the book (x̂ = 0, so out = β and
+      dx = 0) but warns (``LayerwiseWarning``); PyTorch refuses it.
 
     Running statistics live in ``buffers`` ("running_mean", "running_var"), saved with the
     model but never trained; ``running_mean``/``running_var``/``gamma``/``beta``/``dgamma``/
@@ -207,9 +211,12 @@ class BatchNormalization(Layer):
         if train:
             m = xr.size // work[1]
             if m < 2:
-                raise InputError(
-                    f"BatchNormalization: training needs more than one value per feature to "
-                    f"normalise, got x.shape={x.shape}"
+                warnings.warn(
+                    f"BatchNormalization: training on one value per feature (x.shape={x.shape}) "
+                    f"normalises every value to 0: the output is beta and the gradient reaching "
+                    f"the layers below is zero. Train on batches of 2 or more.",
+                    LayerwiseWarning,
+                    stacklevel=2,
                 )
             mu = xr.mean(axis=axes, keepdims=True)
             xn = xr - mu
