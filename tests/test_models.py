@@ -241,3 +241,138 @@ def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alon
     assert seen == {threading.get_ident()}  # ran here, chunk by chunk
     np.testing.assert_allclose(again, reference, rtol=1e-5, atol=1e-6)  # other chunk boundaries
     assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
+
+
+# -- the book's defaults and names (issue: the book, exactly) ----------------------------------
+
+BOOK_NETS = [
+    lambda **kw: lw.TwoLayerNet(6, 5, 3, **kw),
+    lambda **kw: lw.MultiLayerNet(6, [5, 4], 3, **kw),
+    lambda **kw: lw.MultiLayerNetExtend(6, [5], 3, use_batchnorm=True, use_dropout=True, **kw),
+    lambda **kw: lw.SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3}, 4, 3, **kw),
+    lambda **kw: lw.DeepConvNet((1, 8, 8), hidden_size=4, output_size=3, **kw),
+]
+
+
+@pytest.mark.parametrize("build", BOOK_NETS)
+def test_book_nets_are_float64_unless_told(build):
+    net = build(seed=0)
+    assert net.dtype == np.float64
+    assert all(p.dtype == np.float64 for p in net.state_dict().values())
+    net32 = build(seed=0, dtype=np.float32)
+    assert all(p.dtype == np.float32 for p in net32.state_dict().values())
+    # The same seed draws the same weights whatever the dtype (drawn in float64, then cast).
+    np.testing.assert_array_equal(net32.params["W1"], net.params["W1"].astype(np.float32))
+
+
+@pytest.mark.parametrize("build", BOOK_NETS)
+def test_np_random_seed_makes_book_nets_repeatable(build):
+    np.random.seed(7)  # noqa: NPY002 (the book's way, on purpose)
+    first = build()
+    np.random.seed(7)  # noqa: NPY002 (the book's way, on purpose)
+    second = build()
+    third = build()  # the global state moved on: other weights
+    for name in first.params:
+        np.testing.assert_array_equal(first.params[name], second.params[name])
+    assert not np.array_equal(first.params["W1"], third.params["W1"])
+
+
+def test_np_random_seed_makes_dropout_repeatable():
+    from layerwise import Dropout
+
+    x = np.ones((4, 10))
+    np.random.seed(3)  # noqa: NPY002 (the book's way, on purpose)
+    a = Dropout(0.5).forward(x)
+    np.random.seed(3)  # noqa: NPY002 (the book's way, on purpose)
+    b = Dropout(0.5).forward(x)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_book_layer_names_and_last_layer():
+    two = lw.TwoLayerNet(6, 5, 3, seed=0)
+    assert isinstance(two.layers, dict) and list(two.layers) == ["Affine1", "Relu1", "Affine2"]
+    assert list(two.layers.values()) == list(two)  # the same objects the net computes with
+    assert two.layers["Affine1"].W is two.params["W1"]
+    assert two.lastLayer is two.last_layer is two.loss_layer
+    ext = lw.MultiLayerNetExtend(6, [5, 4], 3, use_batchnorm=True, use_dropout=True, seed=0)
+    assert list(ext.layers) == [
+        "Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
+        "Affine2", "BatchNorm2", "Activation_function2", "Dropout2", "Affine3",
+    ]
+    assert list(ext.params) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
+    conv = lw.SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3}, 4, 3, seed=0)
+    assert list(conv.layers) == ["Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2"]
+    deep = lw.DeepConvNet((1, 8, 8), hidden_size=4, output_size=3, seed=0)
+    assert isinstance(deep.layers, list)  # a list in the book too
+    plain = Sequential([Affine(np.ones((2, 2)), np.zeros(2))])
+    assert plain.layers == list(plain) and len(plain) == 1 and plain[0] is plain.layers[0]
+
+
+def test_numerical_gradient_is_float64_for_a_float32_net():
+    x, t = data(n=4, d=6)
+    net = lw.TwoLayerNet(6, 5, 3, weight_init_std=0.5, seed=0, dtype=np.float32)
+    before = {k: v.copy() for k, v in net.params.items()}
+    numerical = net.numerical_gradient(x, t)
+    assert all(g.dtype == np.float64 for g in numerical.values())
+    assert net.dtype == np.float32  # the net itself is untouched
+    for k in before:
+        np.testing.assert_array_equal(net.params[k], before[k])
+    twin = lw.TwoLayerNet(6, 5, 3, weight_init_std=0.5, seed=0)  # the same weights, in float64
+    expected = twin.numerical_gradient(x, t)
+    analytic = twin.gradient(x, t)
+    for k in numerical:
+        # float64 differences of float32-rounded weights: as close to the float64 twin's
+        # analytic gradient as float32 weights allow, far closer than float32 differences.
+        np.testing.assert_allclose(numerical[k], expected[k], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(expected[k], analytic[k], rtol=1e-6, atol=1e-9)
+
+
+def test_book_gradient_check_numbers_on_float64_default():
+    # The book's ch05 check: mean |backprop - numerical| per parameter, ~1e-10 in float64.
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 784))
+    t = np.eye(10)[rng.integers(0, 10, 3)]
+    net = lw.TwoLayerNet(784, 5, 10, seed=0)
+    grad_numerical = net.numerical_gradient(x, t)
+    grad_backprop = net.gradient(x, t)
+    for key in grad_numerical:
+        assert np.mean(np.abs(grad_backprop[key] - grad_numerical[key])) < 1e-9, key
+
+
+def test_save_params_and_load_params_round_trip(tmp_path):
+    net = lw.MultiLayerNetExtend(6, [5], 3, use_batchnorm=True, seed=0)
+    x, t = data(n=8, d=6)
+    net.gradient(x, t)  # moves the running statistics
+    path = tmp_path / "params.pkl"
+    net.save_params(path)
+    other = lw.MultiLayerNetExtend(6, [5], 3, use_batchnorm=True, seed=1)
+    other.load_params(path)
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[name], value)
+    np.testing.assert_array_equal(other.predict(x), net.predict(x))
+    # A book file holds parameters only: buffers the file lacks keep their values.
+    params_only = tmp_path / "book.pkl"
+    lw.io.save_book_params(dict(net.params), params_only)
+    lw.MultiLayerNetExtend(6, [5], 3, use_batchnorm=True, seed=1).load_params(params_only)
+    with pytest.raises(ShapeError, match=r"wrong\.pkl.*W1"):
+        lw.TwoLayerNet(6, 5, 3).load_params(_write(tmp_path / "wrong.pkl", {"W1": np.zeros((2, 2))}))
+
+
+def _write(path, params):
+    lw.io.save_book_params({"b1": np.zeros(5), "W2": np.zeros((5, 3)), "b2": np.zeros(3), **params}, path)
+    return path
+
+
+def test_load_params_refuses_a_pickle_that_would_run_code(tmp_path):
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"W1": Evil()}))
+    with pytest.raises(lw.UnsafePickleError, match=r"evil\.pkl"):
+        lw.TwoLayerNet(6, 5, 3).load_params(path)
+    assert not (tmp_path / "ran").exists()

@@ -39,7 +39,15 @@ from .layers import (
     SoftmaxWithLoss,
     Tanh,
 )
-from .models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet, build_model
+from .models import (
+    DeepConvNet,
+    MultiLayerNet,
+    MultiLayerNetExtend,
+    Sequential,
+    SimpleConvNet,
+    TwoLayerNet,
+    build_model,
+)
 from .nodes import Add, AddConst, AddLayer, Exp, Mul, MulConst, MulLayer, Reciprocal
 from .optim import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, make_optimizer
 from .train import History, Trainer
@@ -79,6 +87,7 @@ __all__ = [
     "MulConst",
     "MulLayer",
     "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Nesterov",
     "Optimizer",
     "Pooling",
