@@ -86,6 +86,11 @@ class Trainer:
     sample of at most ``train_eval_samples`` training images. With ``run_dir`` a checkpoint is
     written atomically at the end of every epoch (and every ``checkpoint_every`` steps if set).
 
+    It trains in the model's dtype: ``layerwise train`` builds float32 models (the fast
+    default, ``--dtype float64`` to opt in), while the book's nets built from Python are
+    float64 unless given ``dtype=np.float32``, as in the book. Batches are converted to the
+    model's dtype as they are drawn.
+
     ``lr_schedule="cosine"`` anneals the optimizer's learning rate from the lr it has when the
     Trainer is made down towards 0 over all the run's steps (``optim.lr_factor``); before each
     step the Trainer sets ``optimizer.lr`` from the step number, so a resumed run continues on

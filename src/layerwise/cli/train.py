@@ -104,7 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=_fraction, default=0.0, help="dropout ratio after hidden layers (mlp)")
     p.add_argument("--batchnorm", action="store_true", help="batch normalisation before activations (mlp)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="float32 (default, for speed) or float64 (the book's nets' dtype in Python)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<time>-<model>)")
     p.add_argument("--force", action="store_true", help="overwrite an --out directory holding another run")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
