@@ -79,6 +79,8 @@ def test_options():
     (xn, _), _ = load_digits()
     assert xn.dtype == np.float32 and xn.min() == 0.0 and xn.max() == 1.0
     np.testing.assert_array_equal(xn, x.reshape(1442, 64) / np.float32(16))
+    (_, t32), _ = load_digits(one_hot_label=True)  # float32 images, float64 one-hot as in the book
+    assert t32.dtype == np.float64
     (x64, th), _ = load_digits(one_hot_label=True, dtype=np.float64)
     assert x64.dtype == np.float64 and th.shape == (1442, 10) and th.dtype == np.float64
     np.testing.assert_array_equal(th.argmax(axis=1), t)

@@ -228,3 +228,22 @@ def test_boolean_labels_are_refused_not_used_as_masks():
 def test_ragged_input_is_a_named_error():
     with pytest.raises(InputError, match="ReLU"):
         lw.ReLU().forward([[1.0, 2.0], [1.0, 2.0, 3.0]])
+
+
+def test_softmax_with_loss_takes_a_column_of_class_indices():
+    # The book's ch07 gradient check passes labels shaped (N, 1); they are class indices.
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    column, flat = lw.SoftmaxWithLoss(), lw.SoftmaxWithLoss()
+    assert column.forward(x, np.array([[1], [4], [0]])) == flat.forward(x, np.array([1, 4, 0]))
+    np.testing.assert_array_equal(column.backward(), flat.backward())
+    # With one class an (N, 1) array is one-hot, as before.
+    one = lw.SoftmaxWithLoss()
+    assert one.forward(np.zeros((2, 1)), np.ones((2, 1))) == 0.0
+
+
+def test_float64_one_hot_labels_keep_a_float32_loss_float32():
+    # load_mnist's one-hot labels are float64 as in the book; a float32 net stays float32.
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    layer = lw.SoftmaxWithLoss()
+    layer.forward(x, np.eye(3)[[0, 1, 2, 0]])
+    assert layer.backward().dtype == np.float32
