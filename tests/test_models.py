@@ -376,3 +376,16 @@ def test_load_params_refuses_a_pickle_that_would_run_code(tmp_path):
     with pytest.raises(lw.UnsafePickleError, match=r"evil\.pkl"):
         lw.TwoLayerNet(6, 5, 3).load_params(path)
     assert not (tmp_path / "ran").exists()
+
+
+def test_multi_layer_net_extend_has_the_books_chapter6_defaults():
+    x, t = data(n=6, d=6)
+    ext = lw.MultiLayerNetExtend(6, [5], 3, use_dropout=True, dropout_ration=0.3, seed=0)
+    assert [la.mode for la in ext if isinstance(la, lw.Dropout)] == ["book"]
+    plain = lw.MultiLayerNet(6, [5], 3, use_dropout=True, seed=0)
+    assert [la.mode for la in plain if isinstance(la, lw.Dropout)] == ["inverted"]
+    # loss(x, t) evaluates in test mode, as the book's: no mask drawn, the same value twice.
+    assert ext.loss(x, t) == ext.loss(x, t) == ext.loss(x, t, train_flg=False)
+    assert max(check_model(ext, x, t).values()) < 1e-7  # numerical gradient in training mode
+    rebuilt = build_model(ext.config(), dtype=np.float64)
+    assert type(rebuilt) is lw.MultiLayerNetExtend and rebuilt[2].mode == "book"

@@ -21,14 +21,20 @@ __all__ = [
     "conv_input_grad",
     "conv_output_shape",
     "cross_entropy_error",
+    "identity_function",
     "im2col",
     "log_softmax",
     "max_pool",
     "max_pool_backward",
     "mean_squared_error",
+    "relu",
+    "relu_grad",
     "sigmoid",
+    "sigmoid_grad",
     "softmax",
     "softmax_cross_entropy",
+    "step_function",
+    "sum_squared_error",
     "sum_to_shape",
     "to_float_array",
 ]
@@ -568,3 +574,49 @@ def avg_pool_backward(
     g = np.asarray(dout) * (1.0 / (ph * pw))
     dwin = np.broadcast_to(g[..., None, None], (*g.shape, ph, pw))
     return _scatter_windows(dwin, x_shape, stride, pad)
+
+
+# =========================================================================================
+# The book's small functions of chapters 3 and 4 (``common/functions.py``), kept here once so
+# ``layerwise.book.common.functions`` can point at them. Floating inputs keep their dtype;
+# integer and boolean inputs become float64 (``to_float_array``).
+# =========================================================================================
+
+
+def identity_function(x: np.ndarray) -> np.ndarray:
+    """σ(x) = x: the output layer's activation for regression. Returns ``x`` itself."""
+    return x
+
+
+def step_function(x: np.ndarray) -> np.ndarray:
+    """h(x) = 1 if x > 0 else 0, elementwise, in x's floating dtype (the book returns int)."""
+    x = to_float_array(x, "step_function")
+    return (x > 0).astype(x.dtype)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """h(x) = max(0, x), elementwise."""
+    return np.maximum(to_float_array(x, "relu"), 0)  # a Python 0 keeps x's dtype
+
+
+def relu_grad(x: np.ndarray) -> np.ndarray:
+    """h'(x) = 1 if x > 0 else 0, elementwise: what the ``ReLU`` layer lets through (the
+    book's function says 1 at x = 0, its Relu layer 0; layerwise follows the layer)."""
+    x = to_float_array(x, "relu_grad")
+    return (x > 0).astype(x.dtype)
+
+
+def sigmoid_grad(x: np.ndarray) -> np.ndarray:
+    """σ'(x) = σ(x) · (1 - σ(x)), with the stable :func:`sigmoid`."""
+    s = sigmoid(x)
+    return s * (1 - s)
+
+
+def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
+    """E = ½ Σ (y - t)² over every element (not divided by the batch size; see
+    :func:`mean_squared_error` for that)."""
+    y = to_float_array(y, "sum_squared_error")
+    t = to_float_array(t, "sum_squared_error labels")
+    if y.shape != t.shape:
+        raise ShapeError(f"sum_squared_error: y has shape {y.shape} but t has shape {t.shape}")
+    return float(0.5 * np.sum((y - t) ** 2))

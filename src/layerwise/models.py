@@ -13,6 +13,7 @@ import copy
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -358,7 +359,8 @@ class Sequential:
         """
         model = self if self.dtype == np.float64 else copy.deepcopy(self).astype(np.float64)
         x = to_float_array(x, type(self).__name__).astype(np.float64, copy=False)
-        return {name: numerical_gradient(lambda _: model.loss(x, t), w, h) for name, w in model.params.items()}
+        return {name: numerical_gradient(lambda _: model.loss(x, t, train_flg=True), w, h)
+                for name, w in model.params.items()}
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> float:
         """Fraction of correct predictions over every sample, the last partial batch included."""
@@ -441,7 +443,7 @@ def build_model(config: dict, dtype: np.dtype | str = np.float32) -> Sequential:
             raise InputError(f"unknown loss layer {config.get('loss')!r} in model config")
         return Sequential(layers, loss_cls(), config.get("weight_decay_lambda", 0.0))
     book_nets = {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, SimpleConvNet, DeepConvNet)}
-    book_nets["MultiLayerNetExtend"] = MultiLayerNet
+    book_nets["MultiLayerNetExtend"] = MultiLayerNetExtend
     if cls_name not in book_nets:
         raise InputError(f"unknown model class {cls_name!r}; known: Sequential, {', '.join(book_nets)}")
     return book_nets[cls_name](**config["kwargs"], dtype=dtype)
@@ -547,6 +549,7 @@ class MultiLayerNet(_BookNet):
         dropout_ration: float = 0.5,
         use_batchnorm: bool = False,
         *,
+        dropout_mode: str = "inverted",
         seed: int | np.random.Generator | None = None,
         dtype: np.dtype | str = np.float64,
     ) -> None:
@@ -573,7 +576,7 @@ class MultiLayerNet(_BookNet):
             layers.append(_ACTIVATIONS[activation]())
             names.append("Activation_function")
             if use_dropout:
-                layers.append(Dropout(dropout_ration, seed=int(rng.integers(2**63))))
+                layers.append(Dropout(dropout_ration, mode=dropout_mode, seed=int(rng.integers(2**63))))
                 names.append("Dropout")
         super().__init__(layers, weight_decay_lambda=weight_decay_lambda)
         self._book_names = _numbered(names)
@@ -587,11 +590,22 @@ class MultiLayerNet(_BookNet):
             "use_dropout": bool(use_dropout),
             "dropout_ration": float(dropout_ration),
             "use_batchnorm": bool(use_batchnorm),
+            "dropout_mode": dropout_mode,
         }
 
 
-#: The book's chapter-6 class (BatchNorm and Dropout) has MultiLayerNet's signature: one class.
-MultiLayerNetExtend = MultiLayerNet
+class MultiLayerNetExtend(MultiLayerNet):
+    """The book's chapter-6 net: ``MultiLayerNet`` with the book's defaults for its two
+    training-only parts. Dropout scales at test time (``dropout_mode="book"``, so weights the
+    book's net trained give the book's outputs), and ``loss(x, t)`` evaluates in test mode
+    unless ``train_flg=True``, as the book's ``MultiLayerNetExtend.loss`` does.
+    """
+
+    def __init__(self, *args: Any, dropout_mode: str = "book", **kwargs: Any) -> None:
+        super().__init__(*args, dropout_mode=dropout_mode, **kwargs)
+
+    def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False) -> float:
+        return super().loss(x, t, train_flg)
 
 
 def _conv_output(size: int, filter_size: int, pad: int, stride: int) -> int:

@@ -43,6 +43,7 @@ class Affine(Layer):
     b = property(lambda self: self.params["b"], lambda self, v: self.params.__setitem__("b", v))
     dW = property(lambda self: self.grads["W"], lambda self, v: self.grads.__setitem__("W", v))
     db = property(lambda self: self.grads["b"], lambda self, v: self.grads.__setitem__("b", v))
+    original_x_shape = property(lambda self: self.x_shape, doc="The book's name for ``x_shape``.")
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)

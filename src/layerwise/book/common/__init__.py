@@ -1,0 +1,1 @@
+"""The book's ``common`` package: layers, functions, gradients, optimizers, nets, trainer, utilities."""
