@@ -1,10 +1,16 @@
-"""Shared test helpers: where the ../shared fixtures are, and how a missing one is handled."""
+"""Shared test helpers: where the ../shared fixtures are, how a missing fixture or system
+program is handled, and how results that differ only in rounding are compared."""
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 from pathlib import Path
+from typing import NoReturn
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -32,15 +38,36 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile(profile)
 
 
-def require_fixture(path: Path) -> Path:
-    """Return ``path`` if it exists; otherwise skip, or fail when LAYERWISE_REQUIRE_FIXTURES=1
-    (CI sets it, so a missing fixture can never turn a test into a silent skip there)."""
-    if path.exists():
-        return path
-    message = f"fixture not found: {path}"
+def _missing(message: str) -> NoReturn:
+    """Skip with ``message``; fail instead when LAYERWISE_REQUIRE_FIXTURES=1 (CI sets it, so a
+    missing fixture or program can never turn a test into a silent skip there)."""
     if os.environ.get("LAYERWISE_REQUIRE_FIXTURES") == "1":
         pytest.fail(message + " (LAYERWISE_REQUIRE_FIXTURES=1)")
     pytest.skip(message)
+
+
+def require_fixture(path: Path) -> Path:
+    """Return ``path`` if it exists; otherwise skip, or fail when LAYERWISE_REQUIRE_FIXTURES=1."""
+    if path.exists():
+        return path
+    _missing(f"fixture not found: {path}")
+
+
+def require_program(name: str, install_hint: str) -> str:
+    """Return the path of the system program ``name`` on the PATH; otherwise skip with a reason
+    that names it and how to install it (``install_hint``), or fail when
+    LAYERWISE_REQUIRE_FIXTURES=1 (CI installs the programs the tests use)."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    _missing(f"needs `{name}` on the PATH ({install_hint})")
+
+
+#: How to get Graphviz's `dot`, which renders graphs to SVG and PNG (DOT text needs nothing).
+GRAPHVIZ_HINT = (
+    "Graphviz's dot; Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
+    "conda: conda install graphviz"
+)
 
 
 @pytest.fixture
@@ -51,3 +78,55 @@ def mnist_t10k_dir() -> Path:
 @pytest.fixture
 def book_weights_dir() -> Path:
     return require_fixture(BOOK_WEIGHTS)
+
+
+@pytest.fixture
+def needs_dot() -> str:
+    """Graphviz's `dot` (for a test that renders SVG/PNG, itself or through the CLI)."""
+    return require_program("dot", GRAPHVIZ_HINT)
+
+
+# -- results that differ only in rounding ------------------------------------------------------
+#
+# Results computed with different shapes, batch splits, thread counts or BLAS kernels (OpenBLAS
+# picks its kernels by CPU: AVX-512 or not, or OPENBLAS_CORETYPE) add in another order, and
+# NumPy's exp/log loops differ by CPU too (AVX-512, AVX2, SSE), so such results agree to
+# rounding, not bit for bit, and a number measured on one machine is not another's to the bit.
+# Bitwise checks are for the same call on the same inputs, shapes and threads on one machine
+# (determinism, resume, save and load); everything else uses these.
+
+
+def dtype_tolerance(dtype: npt.DTypeLike, terms: int = 1, ulps: float = 8) -> float:
+    """Relative difference allowed between two roundings of the same values of ``dtype``:
+    ``ulps`` units of roundoff (``np.finfo(dtype).eps``) times sqrt(``terms``), where ``terms``
+    is the number of additions behind one value (a product's inner length; summed over the
+    layers of a network). Roundoff of a sum of n terms grows like sqrt(n) in practice (like n
+    in the worst case, which two blockings of the same sum do not come near)."""
+    return ulps * float(np.finfo(dtype).eps) * math.sqrt(max(int(terms), 1))
+
+
+def assert_close_for_dtype(actual, expected, dtype: npt.DTypeLike, *, terms: int = 1,
+                           scale: float | None = None, ulps: float = 8, err_msg: str = "") -> None:
+    """``actual`` equals ``expected`` up to the rounding of ``dtype`` (see ``dtype_tolerance``):
+    relative tolerance tol, and absolute tolerance tol * ``scale`` (default: the largest
+    |expected|), so values near zero after cancellation are judged on the scale of the result."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape, err_msg)
+    tol = dtype_tolerance(dtype, terms, ulps)
+    if scale is None:
+        scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=err_msg)
+
+
+def unambiguous_argmax(scores, dtype: npt.DTypeLike, *, terms: int = 1, ulps: float = 8) -> np.ndarray:
+    """``scores.argmax(axis=1)``, after checking that in every row the best score leads the
+    second by more than the rounding of ``dtype`` could move them (``dtype_tolerance`` on the
+    scale of the largest |score|): then the predictions, and an accuracy, are the same with any
+    BLAS kernel, batch split or thread count, and may be compared exactly."""
+    scores = np.asarray(scores)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    limit = 2 * dtype_tolerance(dtype, terms, ulps) * float(np.max(np.abs(scores)))
+    close = np.flatnonzero(margin <= limit)
+    assert close.size == 0, f"rows {close[:10].tolist()} have their top two scores within {limit:.3g}"
+    return scores.argmax(axis=1)

@@ -28,6 +28,7 @@ from safetensors.numpy import load_file
 from layerwise import io as lwio
 from layerwise.cli import main
 from layerwise.errors import TrainingDiverged
+from layerwise.io import files as io_files
 from layerwise.io import load_checkpoint, save
 from layerwise.models import MultiLayerNet, TwoLayerNet
 from layerwise.optim import SGD, Adam
@@ -244,12 +245,12 @@ def test_checkpoint_write_cut_at_any_byte_keeps_the_previous_one(tmp_path, monke
     real_fdopen = os.fdopen
     for limit in sorted({0, 1, 7, 8, 100, size // 2, size - 1}):
         # A write that dies after `limit` bytes, as a full disk or a crash would leave it.
-        monkeypatch.setattr(lwio.os, "fdopen", lambda fd, *a, _n=limit, **k: DiskFull(real_fdopen(fd, *a, **k), _n))
+        monkeypatch.setattr(io_files.os, "fdopen", lambda fd, *a, _n=limit, **k: DiskFull(real_fdopen(fd, *a, **k), _n))
         with pytest.raises(OSError) as info:
             trainer.save_checkpoint()
         assert info.value.errno == errno.ENOSPC
         assert CHECKPOINT_NAME in str(info.value)  # the error names the file it could not write
-        monkeypatch.setattr(lwio.os, "fdopen", real_fdopen)
+        monkeypatch.setattr(io_files.os, "fdopen", real_fdopen)
         assert (tmp_path / CHECKPOINT_NAME).read_bytes() == good, limit
         assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME], limit
     load_checkpoint(tmp_path / CHECKPOINT_NAME)
@@ -274,10 +275,10 @@ def test_crash_between_write_and_rename_during_fit(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     trainer = make_trainer(run, epochs=3, checkpoint_every=2)
-    monkeypatch.setattr(lwio.os, "replace", crashing_replace)
+    monkeypatch.setattr(io_files.os, "replace", crashing_replace)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    monkeypatch.setattr(lwio.os, "replace", real_replace)
+    monkeypatch.setattr(io_files.os, "replace", real_replace)
     assert [p.name for p in run.iterdir()] == [CHECKPOINT_NAME]
 
     checkpoint = load_checkpoint(run / CHECKPOINT_NAME)
@@ -410,7 +411,7 @@ def test_disk_full_at_the_first_save_is_a_clear_error(tmp_path, monkeypatch, cap
         writes.append(fd)
         return DiskFull(real_fdopen(fd, *args, **kwargs), 10**9 if len(writes) == 1 else 100)
 
-    monkeypatch.setattr(lwio.os, "fdopen", fdopen)
+    monkeypatch.setattr(io_files.os, "fdopen", fdopen)
     code = main(["train", "--epochs", "2", "--quiet", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1, err
@@ -424,7 +425,7 @@ def test_disk_full_later_keeps_the_earlier_checkpoint(tmp_path, monkeypatch, cap
     assert main(["train", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     real_fdopen = os.fdopen
-    monkeypatch.setattr(lwio.os, "fdopen", lambda fd, *a, **k: DiskFull(real_fdopen(fd, *a, **k), 1000))
+    monkeypatch.setattr(io_files.os, "fdopen", lambda fd, *a, **k: DiskFull(real_fdopen(fd, *a, **k), 1000))
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 1
     assert "No space left on device" in capsys.readouterr().err
@@ -498,7 +499,7 @@ def test_model_file_save_failure_keeps_the_old_model(tmp_path, monkeypatch):
     net = TwoLayerNet(4, 5, 3, seed=0)
     path = save(net, tmp_path / "m.safetensors")
     before = path.read_bytes()
-    monkeypatch.setattr(lwio.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    monkeypatch.setattr(io_files.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(OSError, match="I/O error"):
         save(TwoLayerNet(4, 5, 3, seed=1), path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

@@ -16,7 +16,6 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from layerwise import io as lwio
 from layerwise.errors import FormatError, InputError, UnsafePickleError
 from layerwise.io import (
     atomic_write,
@@ -27,6 +26,7 @@ from layerwise.io import (
     read_metadata,
     save,
 )
+from layerwise.io import files as io_files
 from layerwise.layers import Affine, ReLU, Sigmoid
 from layerwise.models import MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
 from layerwise.optim import Adam, Momentum, make_optimizer
@@ -64,7 +64,7 @@ def test_atomic_write_failing_rename_keeps_old_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(lwio.os, "replace", broken_replace)
+    monkeypatch.setattr(io_files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="rename failed"):
         atomic_write(target, b"new")
     assert target.read_bytes() == b"previous"
@@ -376,7 +376,7 @@ def test_failed_save_leaves_the_previous_file(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError("I/O error")
 
-    monkeypatch.setattr(lwio.os, "fsync", broken_fsync)
+    monkeypatch.setattr(io_files.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="I/O error"):
         save(TwoLayerNet(4, 5, 3, seed=1), path)
     assert path.read_bytes() == before

@@ -18,7 +18,7 @@ FAULTS = textwrap.dedent("""
     import resource, sys
     import numpy as np
     import layerwise as lw
-    from layerwise._memory import keep_freed_memory
+    from layerwise.kernels.memory import keep_freed_memory
     applied = keep_freed_memory() if sys.argv[1] == "keep" else False
     rng = np.random.default_rng(0)
     x, t = rng.random((100, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 100)
@@ -55,10 +55,10 @@ def test_the_setting_can_be_turned_off():
 
 
 def test_the_trainer_applies_it_before_training(monkeypatch):
-    from layerwise import _memory
+    import layerwise.train
 
     calls = []
-    monkeypatch.setattr(_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(layerwise.train, "keep_freed_memory", lambda: calls.append(1) or True)
     x, t = np.zeros((20, 4)), np.zeros(20, np.int64)
     lw.Trainer(lw.TwoLayerNet(4, 3, 2, seed=0), lw.SGD(lr=0.1), x, t, epochs=1, batch_size=10,
                progress=False, log=None).fit()

@@ -133,7 +133,7 @@ def test_deep_convnet_book_layout_and_final_dropout_option():
 def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores(monkeypatch):
     import tracemalloc
 
-    from layerwise import _threads
+    from layerwise.kernels import threads as _threads
     from layerwise.layers import Convolution
 
     monkeypatch.setattr(_threads, "blas_threads", lambda: 1)  # chunks in order, on this thread
@@ -175,7 +175,7 @@ def test_inference_chunk_for_mlps_and_bad_shapes():
 
 
 def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkeypatch):
-    from layerwise import _threads
+    from layerwise.kernels import threads as _threads
 
     model = lw.SimpleConvNet(seed=1, dtype=np.float32)
     x = np.random.default_rng(1).random((700, 1, 28, 28), dtype=np.float32)
@@ -211,7 +211,7 @@ def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alon
     # that 1 as "the previous limit" (it would restore BLAS to one thread for good).
     import threading
 
-    from layerwise import _threads
+    from layerwise.kernels import threads as _threads
 
     model = lw.SimpleConvNet(seed=2)
     x = np.random.default_rng(2).random((600, 1, 28, 28), dtype=np.float32)

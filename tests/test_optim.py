@@ -355,3 +355,35 @@ def test_property_float32_finite_and_dtype_kept(name, shape, scale, seed):
     assert np.all(np.isfinite(params["w"]))
     for arrays in opt.state.values():
         assert arrays["w"].dtype == np.float32 and np.all(np.isfinite(arrays["w"]))
+
+
+# -- each hyperparameter is checked in one place -------------------------------------------------
+HYPER_VALUES = [0.5, 0.0, 1.0, -1.0, 1e-8, 2.0, np.float64(0.25), np.float32(0.75), 3, True, "0.1", "fast",
+                None, float("nan"), float("inf")]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_load_state_dict_checks_every_hyperparameter_as_assignment_does(name):
+    cls = OPTIMIZERS[name]
+    for hyper in cls.hyper_names:
+        for value in HYPER_VALUES:
+            by_assignment, by_state = cls(), cls()
+            state = by_state.state_dict()
+            try:
+                setattr(by_assignment, hyper, value)
+            except InputError as exc:
+                with pytest.raises(InputError) as info:
+                    by_state.load_state_dict({**state, "hyper": {hyper: value}})
+                assert str(info.value) == str(exc), (hyper, value)
+                assert by_state.hyper() == cls().hyper()  # nothing assigned
+            else:
+                by_state.load_state_dict({**state, "hyper": {hyper: value}})
+                stored = getattr(by_state, hyper)
+                assert type(stored) is float and stored == getattr(by_assignment, hyper), (hyper, value)
+
+
+def test_a_hyperparameter_without_a_check_is_refused_when_the_class_is_made():
+    with pytest.raises(TypeError, match=r"Sketchy\.lr_decay"):
+        class Sketchy(SGD):
+            hyper_names = ("lr", "lr_decay", "weight_decay")
+            lr_decay = 0.5

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_fixture
+from conftest import GRAPHVIZ_HINT, REPO, require_fixture, require_program
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
 PICTURES = REPO / "docs" / "img"
@@ -235,6 +235,7 @@ def _run_console(block: Block, env: dict[str, str], run: Run) -> None:
 @pytest.fixture(scope="module")
 def tutorial_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     require_fixture(FASHION_MNIST)  # the tutorial trains on it; CI installs the Debian package
+    require_program("dot", GRAPHVIZ_HINT)  # and draws its pictures with Graphviz
     run = Run(tmp_path_factory.mktemp("tutorial"))
     env = _environment(run.workdir)
     globs: dict = {"__name__": "tutorial"}

@@ -5,6 +5,7 @@ from Scratch" teaches backpropagation.
 """
 
 from . import functional, graph, init, io, optim
+from ._version import __version__
 from .datasets import load_dataset, load_digits, load_fashion_mnist, load_mnist
 from .errors import (
     DownloadError,
@@ -51,8 +52,6 @@ from .models import (
 from .nodes import Add, AddConst, AddLayer, Exp, Mul, MulConst, MulLayer, Reciprocal
 from .optim import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, make_optimizer
 from .train import History, Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "OPTIMIZERS",

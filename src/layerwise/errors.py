@@ -41,5 +41,13 @@ class TrainingDiverged(LayerwiseError, RuntimeError):
     """The loss became NaN or infinite during training."""
 
 
+class GraphvizNotFoundError(LayerwiseError, FileNotFoundError):
+    """Graphviz's ``dot`` program is not installed (needed for SVG and PNG, not for DOT)."""
+
+
+class GraphvizError(LayerwiseError, RuntimeError):
+    """Graphviz's ``dot`` program ran and failed."""
+
+
 class LayerwiseWarning(UserWarning):
     """Something runs, as the book's code would, but probably not as the user meant."""

@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import iterate_minibatches
 from .errors import InputError, ShapeError, TrainingDiverged
+from .io import atomic_write, save
+from .kernels.memory import keep_freed_memory
+from .kernels.threads import SPLIT_MIN_ELEMENTS, owned_threads
 from .models import Sequential
+from .optim import LR_SCHEDULES, lr_factor
 
 __all__ = ["History", "Trainer", "check_dataset"]
 
@@ -46,7 +51,6 @@ class History:
         return cls(list(data.get("step_loss", [])), list(data.get("epochs", [])))
 
     def write(self, run_dir: Path) -> None:
-        from .io import atomic_write
 
         atomic_write(run_dir / "history.json", json.dumps(self.to_dict(), indent=1).encode())
         if self.epochs:
@@ -116,7 +120,6 @@ class Trainer:
         log: Callable[[str], None] | None = print,
         lr_schedule: str = "constant",
     ) -> None:
-        from .optim import LR_SCHEDULES
 
         if int(epochs) != epochs or epochs < 1:
             raise InputError(f"epochs must be a positive whole number, got {epochs}")
@@ -215,7 +218,6 @@ class Trainer:
         optimizer state is NaN/inf, so the checkpoint on disk is always the last good one."""
         if self.run_dir is None:
             return None
-        from .io import save
 
         arrays = [*self.model.state_dict().items(), *self.optimizer.state_dict()["arrays"].items()]
         bad = next((name for name, a in arrays if not np.all(np.isfinite(a))), None)
@@ -233,7 +235,6 @@ class Trainer:
         """This epoch's batches from the current step on; the permutation is drawn from the
         generator as it stood at the epoch's start, so a resumed epoch sees the same order.
         Batches are gathered into reused buffers (no copy of the dataset, no new arrays)."""
-        from .datasets import iterate_minibatches
 
         self.shuffle_rng.bit_generator.state = self._epoch_rng_state
         return iterate_minibatches(self.x_train, self.t_train, self.batch_size, rng=self.shuffle_rng,
@@ -251,9 +252,8 @@ class Trainer:
 
     def fit(self) -> History:
         """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
-        from ._memory import keep_freed_memory
 
-        keep_freed_memory()  # the next step's arrays reuse this step's pages (see _memory)
+        keep_freed_memory()  # the next step's arrays reuse this step's pages (see kernels.memory)
         steps = self._steps_per_epoch()
         with self._threads():
             self._fit_epochs(steps)
@@ -262,19 +262,16 @@ class Trainer:
     def _threads(self) -> contextlib.AbstractContextManager:
         """For a network whose steps make large arrays (a convnet's activations), layerwise owns
         the threads BLAS was allowed for the run and splits the passes and products itself
-        (``_threads.owned_threads``): split passes measured no faster while OpenBLAS's idle
+        (``kernels.threads.owned_threads``): split passes measured no faster while OpenBLAS's idle
         threads spun on the other core. An MLP's arrays are too small to split (a handoff costs
         ~25 us), so BLAS keeps its threads for the products."""
-        from ._threads import SPLIT_MIN_ELEMENTS, owned_threads
 
         per_sample = getattr(self.model, "workspace_per_sample", lambda shape: 1)(self.x_train.shape[1:])
         large = per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS
         return owned_threads() if large else contextlib.nullcontext()
 
     def _fit_epochs(self, steps: int) -> None:
-        from tqdm.auto import tqdm
-
-        from .optim import lr_factor
+        from tqdm.auto import tqdm  # imported when training starts, not on `import layerwise` (CLI start)
 
         while self.epoch < self.epochs:
             started = time.perf_counter()

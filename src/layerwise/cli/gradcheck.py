@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..gradcheck.cases import standard_cases
+from ..gradcheck.checks import TOLERANCE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gradcheck import TOLERANCE, standard_cases
-
     rows = []
     for case in standard_cases():
         for tensor, err in case.run(seed=args.seed).items():

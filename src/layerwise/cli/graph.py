@@ -6,6 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from ..datasets import load_dataset
+from ..errors import InputError
+from ..graph import EXAMPLES, Drawing, ModelGraph, example, model_graph
+from ..io import load_checkpoint
+from ..layers import MeanSquaredError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,8 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
-    from ..errors import InputError
-
     try:
         shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
     except ValueError:
@@ -49,14 +55,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _model_drawing(args: argparse.Namespace):
-    import numpy as np
-
-    from .. import graph, io
-    from ..errors import InputError
-    from ..layers import MeanSquaredError
-
-    checkpoint = io.load_checkpoint(args.what)
+def _model_drawing(args: argparse.Namespace) -> ModelGraph:
+    checkpoint = load_checkpoint(args.what)
     model = checkpoint.model
     # `layerwise train` records the data set and the sample shape in the file's training
     # state; a convolutional Sequential could not tell its input shape otherwise.
@@ -69,9 +69,9 @@ def _model_drawing(args: argparse.Namespace):
     if args.batch <= 0:
         if args.dataset:
             raise InputError("--dataset needs --batch N")
-        return graph.model_graph(model, input_shape=input_shape)
+        return model_graph(model, input_shape=input_shape)
     # Shapes first (no data): they say how big a sample is and how many classes there are.
-    plan = graph.model_graph(model, input_shape=input_shape)
+    plan = model_graph(model, input_shape=input_shape)
     if plan.sample_shape is None:
         raise InputError(f"{args.what}: cannot tell the input shape of this model; pass --input-shape")
     if plan.output_shape is None:
@@ -87,8 +87,6 @@ def _model_drawing(args: argparse.Namespace):
             t = rng.integers(0, plan.output_shape[-1], size=args.batch)  # class labels
         data = f"random inputs, seed {args.seed}"
     else:
-        from ..datasets import load_dataset
-
         flat = len(plan.sample_shape) == 1
         _, (x, t) = load_dataset(dataset, normalize=True, flatten=flat, one_hot_label=False,
                                  dtype=dtype, progress=False)
@@ -97,26 +95,24 @@ def _model_drawing(args: argparse.Namespace):
                              f"takes {plan.sample_shape}")
         x, t = x[: args.batch], t[: args.batch]
         data = f"{dataset} test images"
-    return graph.model_graph(model, x, t, data=data)
+    return model_graph(model, x, t, data=data)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import graph
-    from ..errors import InputError
-
-    if args.what in graph.EXAMPLES:
+    drawing: Drawing
+    if args.what in EXAMPLES:
         if args.x is not None and args.what != "sigmoid":
             raise InputError("--x applies to the sigmoid graph only")
         if args.batch or args.input_shape or args.dataset:
             raise InputError("--batch, --dataset and --input-shape apply to model files only")
-        drawing = graph.example(args.what, x=1.0 if args.x is None else args.x)
+        drawing = example(args.what, x=1.0 if args.x is None else args.x)
     elif Path(args.what).is_file():
         if args.x is not None:
             raise InputError("--x applies to the sigmoid graph only")
         drawing = _model_drawing(args)
     else:
         raise InputError(
-            f"{args.what!r} is neither a ready-made graph ({', '.join(graph.EXAMPLES)}) "
+            f"{args.what!r} is neither a ready-made graph ({', '.join(EXAMPLES)}) "
             "nor a model file"
         )
 

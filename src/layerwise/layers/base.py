@@ -1,4 +1,4 @@
-"""The layer contract every layer follows (see DESIGN.md).
+"""The layer contract every layer follows (docs/architecture.md says where each kind of code goes).
 
 - ``forward(x, train=True)`` returns the output and caches only what ``backward`` needs.
 - ``backward(dout)`` returns ``dx`` and fills ``grads``; it never writes into ``dout`` nor
@@ -11,8 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import to_float_array
 from ..errors import StateError
-from ..functional import to_float_array
+
+
+def book_attribute(store: str, key: str) -> property:
+    """The book's attribute name for one entry of a layer's ``params``, ``grads`` or
+    ``buffers`` (``Affine.W`` is ``params["W"]``, ``dW`` is ``grads["W"]``): one array, never
+    two copies, so an optimizer updating ``params`` in place updates what the book's name shows."""
+    return property(
+        lambda self: getattr(self, store)[key],
+        lambda self, value: getattr(self, store).__setitem__(key, value),
+        doc=f"The book's name for {store}[{key!r}].",
+    )
 
 
 class Layer:

@@ -1,62 +1,44 @@
-"""Convolution and pooling layers on NCHW images, the book's im2col formulation.
-
-The array work (im2col/col2im, the pooling windows) lives in ``functional.py``; these classes
-hold the parameters, check shapes and keep the caches backward needs.
-"""
+"""Convolution and pooling layers on NCHW images (the book's sections 7.4 and 7.5), in the
+book's im2col formulation. The array work lives in ``kernels.conv`` and ``kernels.pool``, one
+visible call away; these classes hold the parameters, check shapes and keep the caches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
-from .._threads import matmul
+from ..checks import check_dout, check_window, conv_output_shape
 from ..errors import InputError, ShapeError
-from ..functional import (
-    _check_window,
-    _ones,
-    avg_pool,
-    avg_pool_backward,
-    conv_input_grad,
-    conv_output_shape,
-    im2col,
-    max_pool,
-    max_pool_backward,
-)
-from .base import Layer
+from ..kernels.caches import ones
+from ..kernels.conv import conv_input_grad, im2col
+from ..kernels.pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from ..kernels.threads import matmul
+from .base import Layer, book_attribute
 
-__all__ = ["AvgPooling", "Convolution", "Pooling", "gradcheck_cases"]
-
-
-def _need_4d(layer: Layer, x: np.ndarray) -> None:
-    if x.ndim != 4:
-        raise ShapeError(f"{layer.name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
-
-
-def _check_dout(layer: Layer, dout: np.ndarray, expected: tuple[int, ...]) -> None:
-    if dout.shape != expected:
-        raise ShapeError(f"{layer.name}: dout has shape {dout.shape}, expected {expected}")
+__all__ = ["AvgPooling", "Convolution", "Pooling"]
 
 
 class Convolution(Layer):
-    """2-D convolution (cross-correlation, as in the book and every framework).
+    """Convolution (section 7.4.3): cross-correlation, as in the book and every framework.
 
-    W has shape (FN, C, FH, FW), b shape (FN,), x shape (N, C, H, W) ->
-    out shape (N, FN, OH, OW) with OH = (H + 2·pad - FH) / stride + 1 (likewise OW).
+    W (FN, C, FH, FW), b (FN,), x (N, C, H, W) -> out (N, FN, OH, OW),
+    OH = (H + 2·pad - FH) / stride + 1 (likewise OW).
 
-    forward: col = im2col(x) (N·OH·OW, C·FH·FW), col_W = W as a (C·FH·FW, FN) matrix,
-             out = col · col_W + b, reshaped to (N, OH, OW, FN) and viewed as NCHW.
-    backward: with D = dout as (N·OH·OW, FN) rows,
-             db = Σ_rows D,  dW = (Dᵀ · col) reshaped to W's shape,  dx = col2im(D · col_Wᵀ).
+    forward:  col = im2col(x),  col_W = W as a (C·FH·FW, FN) matrix,  out = col·col_W + b
+    backward: with d = dout as (N·OH·OW, FN) rows,
+              db = Σ_rows d,  dW = dᵀ·col (reshaped to W's shape),  dx = col2im(d·col_Wᵀ)
 
-    ``W``, ``b``, ``dW``, ``db`` are the book's names for ``params``/``grads`` entries. The
-    caches are the book's ``col`` and ``col_W`` plus the input's shape. Unlike the book's,
-    their columns/rows are ordered (fh, fw, c), not (c, fh, fw) (the same when C == 1):
-    im2col and col2im run 2-4× faster in that order (see ``functional.im2col`` and
-    ``functional.conv_input_grad``); the weights and results are the book's.
-    Set ``needs_input_grad = False`` on a network's first layer to skip dx.
-    The output is a transposed view of the matrix product (no copy), as in the book.
+    ``W``, ``b``, ``dW``, ``db`` are the book's names; ``col`` and ``col_W`` the book's caches.
+    Deliberate difference: their columns/rows are ordered (fh, fw, c), not (c, fh, fw) (the
+    same when C == 1), because im2col and col2im run 2-4× faster that way (``kernels.conv``);
+    the weights and the results are the book's. Set ``needs_input_grad = False`` on a
+    network's first layer to skip dx. The output is a transposed view of the product, as in
+    the book.
     """
+
+    W = book_attribute("params", "W")
+    b = book_attribute("params", "b")
+    dW = book_attribute("grads", "W")
+    db = book_attribute("grads", "b")
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
@@ -69,7 +51,7 @@ class Convolution(Layer):
             )
         if 0 in W.shape:
             raise ShapeError(f"Convolution: W has an empty axis, shape {W.shape}")
-        _check_window(W.shape[2], W.shape[3], stride, pad, "Convolution")
+        check_window(W.shape[2], W.shape[3], stride, pad, "Convolution")
         self.stride, self.pad = int(stride), int(pad)
         self.params = {"W": W, "b": b}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
@@ -78,11 +60,33 @@ class Convolution(Layer):
         self.col: np.ndarray | None = None
         self.col_W: np.ndarray | None = None
 
-    # The book's attribute names, as views onto params/grads.
-    W = property(lambda self: self.params["W"], lambda self, v: self.params.__setitem__("W", v))
-    b = property(lambda self: self.params["b"], lambda self, v: self.params.__setitem__("b", v))
-    dW = property(lambda self: self.grads["W"], lambda self, v: self.grads.__setitem__("W", v))
-    db = property(lambda self: self.grads["b"], lambda self, v: self.grads.__setitem__("b", v))
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        x = self._input(x)
+        W, b = self.params["W"], self.params["b"]
+        FN, _, FH, FW = W.shape
+        OH, OW = self._out_hw(x.shape)
+        col = im2col(x, FH, FW, self.stride, self.pad)  # (N·OH·OW, FH·FW·C): kernels.conv
+        col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
+        out = matmul(col, col_W, add=b)  # col·col_W + b, (N·OH·OW, FN)
+        self.x_shape, self.col, self.col_W = x.shape, col, col_W
+        return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        self._need(self.col)
+        dout = np.asarray(dout)
+        FN, C, FH, FW = self.params["W"].shape
+        OH, OW = self._out_hw(self.x_shape)
+        check_dout(self.name, dout, (self.x_shape[0], FN, OH, OW))
+        # Rows (n, oh, ow) like col: free when dout has this layer's output layout (after ReLU
+        # and Pooling), one copy when dout is C-contiguous NCHW.
+        d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        self.grads["b"] = np.dot(ones(d.shape[0], d.dtype), d)  # Σ_rows d (1.3 -> 0.16 ms as 1ᵀ·d)
+        dW = matmul(d.T, self.col).reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # dᵀ·col
+        self.grads["W"] = np.ascontiguousarray(dW)
+        if not self.needs_input_grad:
+            return None
+        W = self.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # the W forward used
+        return conv_input_grad(d, W, self.x_shape, self.stride, self.pad)  # col2im(d·col_Wᵀ)
 
     def _out_hw(self, x_shape: tuple[int, ...]) -> tuple[int, int]:
         _, C, FH, FW = self.params["W"].shape
@@ -94,37 +98,6 @@ class Convolution(Layer):
                 f"but W expects {C} (W.shape={self.params['W'].shape})"
             )
         return conv_output_shape(x_shape, FH, FW, self.stride, self.pad, "Convolution")
-
-    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        x = self._input(x)
-        W = self.params["W"]
-        FN, _, FH, FW = W.shape
-        OH, OW = self._out_hw(x.shape)
-        col = im2col(x, FH, FW, self.stride, self.pad, channels_last=True)
-        col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
-        out = matmul(col, col_W, add=self.params["b"])  # (N·OH·OW, FN)
-        self.x_shape, self.col, self.col_W = x.shape, col, col_W
-        return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        self._need(self.col)
-        dout = np.asarray(dout)
-        FN, C, FH, FW = self.params["W"].shape
-        N = self.x_shape[0]
-        OH, OW = self._out_hw(self.x_shape)
-        _check_dout(self, dout, (N, FN, OH, OW))
-        # Rows (n, oh, ow) like col. Free when dout has this layer's output layout (e.g.
-        # after ReLU and Pooling), one copy when dout is C-contiguous NCHW.
-        d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
-        # Σ over rows as 1ᵀ·d: 1.3 ms -> 0.16 ms on SimpleConvNet's (57600, 30) at batch 100.
-        self.grads["b"] = np.dot(_ones(d.shape[0], d.dtype), d)
-        dW = matmul(d.T, self.col).reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
-        self.grads["W"] = np.ascontiguousarray(dW)
-        if not self.needs_input_grad:
-            return None
-        # The W forward used, back in (FN, C, FH, FW) form (a view of col_W).
-        W = self.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
-        return conv_input_grad(d, W, self.x_shape, self.stride, self.pad)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         OH, OW = self._out_hw(tuple(input_shape))
@@ -168,7 +141,7 @@ class _Pool(Layer):
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         super().__init__()
-        _check_window(pool_h, pool_w, stride, pad, self.name)
+        check_window(pool_h, pool_w, stride, pad, self.name)
         if 2 * pad > min(pool_h, pool_w):
             # A window made only of padding would have no input to take (PyTorch's rule too).
             raise InputError(
@@ -208,7 +181,7 @@ class Pooling(_Pool):
     book's np.argmax does (and PyTorch's CPU kernel). Padding is -inf, so it never wins a
     window; the book's Pooling forgets ``pad`` when it sizes its output and crashes with
     pad > 0. Windows that tile the input (stride == pool_h == pool_w, pad == 0) take a fast
-    path in backward (see ``functional.max_pool_backward``). Caches: ``arg_max`` and the
+    path in backward (see ``kernels.pool.max_pool_backward``). Caches: ``arg_max`` and the
     input's shape (not the input itself). dx has the input's memory layout (channels-last
     after a Convolution), which saves the layers below a transpose.
 
@@ -239,7 +212,7 @@ class Pooling(_Pool):
             self._x = None
         self._need(self.arg_max)
         dout = np.asarray(dout)
-        _check_dout(self, dout, self._out_shape(self.x_shape))
+        check_dout(self.name, dout, self._out_shape(self.x_shape))
         return max_pool_backward(
             dout, self.arg_max, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad,
             channels_last=self._channels_last,
@@ -266,40 +239,7 @@ class AvgPooling(_Pool):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         self._need(self.x_shape)
         dout = np.asarray(dout)
-        _check_dout(self, dout, self._out_shape(self.x_shape))
+        check_dout(self.name, dout, self._out_shape(self.x_shape))
         return avg_pool_backward(
             dout, self.x_shape, self.pool_h, self.pool_w, self.stride, self.pad
         )
-
-
-def gradcheck_cases() -> Iterator:
-    """Rows for ``layerwise gradcheck``: convolutions and poolings of several geometries."""
-    from ..gradcheck import GradCheckCase
-
-    def conv(C: int, FN: int, FH: int, FW: int, stride: int, pad: int, H: int, W: int):
-        def build(rng: np.random.Generator):
-            layer = Convolution(
-                rng.standard_normal((FN, C, FH, FW)), rng.standard_normal(FN), stride, pad
-            )
-            return layer, rng.standard_normal((2, C, H, W)), None
-
-        return build
-
-    def pool(cls: type[_Pool], ph: int, pw: int, stride: int, pad: int, H: int, W: int):
-        def build(rng: np.random.Generator):
-            # Distinct values spaced well apart: no window has a tie or a near-tie within h.
-            n = 2 * 3 * H * W
-            x = (rng.permutation(n) * 0.1 - n * 0.05).reshape(2, 3, H, W)
-            return cls(ph, pw, stride, pad), x, None
-
-        return build
-
-    yield GradCheckCase("Convolution 3x3 stride 1 pad 0", conv(2, 3, 3, 3, 1, 0, 5, 5))
-    yield GradCheckCase("Convolution 3x3 stride 1 pad 1", conv(2, 3, 3, 3, 1, 1, 4, 5))
-    yield GradCheckCase("Convolution 3x2 stride 2 pad 1", conv(3, 2, 3, 2, 2, 1, 5, 4))
-    yield GradCheckCase("Convolution 2x3 stride 2 pad 0", conv(1, 4, 2, 3, 2, 0, 6, 7))
-    yield GradCheckCase("Pooling 2x2 stride 2 (tiled)", pool(Pooling, 2, 2, 2, 0, 4, 6))
-    yield GradCheckCase("Pooling 3x3 stride 1 pad 1", pool(Pooling, 3, 3, 1, 1, 4, 5))
-    yield GradCheckCase("Pooling 2x3 stride 1", pool(Pooling, 2, 3, 1, 0, 4, 5))
-    yield GradCheckCase("AvgPooling 2x2 stride 2", pool(AvgPooling, 2, 2, 2, 0, 4, 6))
-    yield GradCheckCase("AvgPooling 3x3 stride 2 pad 1", pool(AvgPooling, 3, 3, 2, 1, 5, 5))

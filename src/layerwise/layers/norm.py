@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -11,7 +10,7 @@ from ..errors import InputError, LayerwiseWarning, ShapeError
 from ..init import generator
 from .base import Layer
 
-__all__ = ["BatchNormalization", "Dropout", "gradcheck_cases"]
+__all__ = ["BatchNormalization", "Dropout"]
 
 
 class Dropout(Layer):
@@ -273,35 +272,3 @@ class BatchNormalization(Layer):
         config = dict(config)
         D = config.pop("num_features")
         return cls(np.ones(D, dtype=dtype), np.zeros(D, dtype=dtype), **config)
-
-
-def gradcheck_cases() -> Iterator:
-    """Rows for ``layerwise gradcheck``: Dropout (both modes) and BatchNormalization."""
-    from ..gradcheck import GradCheckCase
-
-    def dropout(mode: str):
-        return lambda rng: (Dropout(0.4, mode=mode, seed=7), rng.standard_normal((4, 6)), None)
-
-    def reseed(layer: Dropout):
-        # The same mask on every forward, so central differences see a fixed function.
-        return lambda: setattr(layer, "rng", np.random.default_rng(7))
-
-    def batchnorm(shape: tuple[int, ...], per_feature: bool = False):
-        def build(rng: np.random.Generator):
-            D = int(np.prod(shape[1:])) if per_feature or len(shape) == 2 else shape[1]
-            layer = BatchNormalization(
-                rng.uniform(0.5, 1.5, D), rng.standard_normal(D), per_feature=per_feature,
-                running_mean=rng.standard_normal(D), running_var=rng.uniform(0.5, 2.0, D),
-            )
-            return layer, rng.standard_normal(shape) * 2 + 1, None
-
-        return build
-
-    yield GradCheckCase("Dropout(0.4) inverted", dropout("inverted"), before_forward=reseed)
-    yield GradCheckCase("Dropout(0.4) book", dropout("book"), before_forward=reseed)
-    yield GradCheckCase("BatchNormalization (N, D)", batchnorm((5, 4)))
-    yield GradCheckCase("BatchNormalization (N, C, H, W)", batchnorm((3, 2, 3, 4)))
-    yield GradCheckCase(
-        "BatchNormalization per_feature", batchnorm((4, 2, 2, 3), per_feature=True)
-    )
-    yield GradCheckCase("BatchNormalization eval", batchnorm((3, 2, 3, 4)), train=False)

@@ -23,18 +23,8 @@ from layerwise.layers import BatchNormalization as _BatchNormalization
 from layerwise.layers import Dropout as _Dropout
 from layerwise.layers import Pooling as _Pooling
 
-from .functions import (
-    cross_entropy_error,
-    identity_function,
-    relu,
-    relu_grad,
-    sigmoid,
-    sigmoid_grad,
-    softmax,
-    softmax_loss,
-    step_function,
-    sum_squared_error,
-)
+from . import functions
+from .functions import *  # noqa: F403  (the book's layers.py star-imports its functions too)
 from .util import col2im, im2col
 
 __all__ = [
@@ -47,18 +37,8 @@ __all__ = [
     "Sigmoid",
     "SoftmaxWithLoss",
     "col2im",
-    "cross_entropy_error",
-    "identity_function",
     "im2col",
-    "np",
-    "relu",
-    "relu_grad",
-    "sigmoid",
-    "sigmoid_grad",
-    "softmax",
-    "softmax_loss",
-    "step_function",
-    "sum_squared_error",
+    *functions.__all__,
 ]
 
 

@@ -1,5 +1,10 @@
 """How many threads NumPy's BLAS may use, and layerwise splitting work across them itself.
 
+Plain expressions: ``in_parts(fn, n)`` is ``fn(...)`` (one call over everything), and
+``matmul(a, b, add)`` is ``a @ b + add``; parts change which core computes what, not the
+numbers (row and column blocks compute each output value as unsplit; inner-sum parts add in a
+fixed order).
+
 Evaluation-mode ``predict`` runs its chunks on that many Python threads instead of asking BLAS
 to split small matrix products, and the Trainer splits a convnet's passes and products:
 NumPy releases the GIL in BLAS, copies and ufuncs, and a convolution spends much of its time
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -27,7 +33,7 @@ R = TypeVar("R")
 
 @functools.cache
 def _blas():
-    from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController  # ~10 ms to import and scan: not at CLI start
 
     return ThreadpoolController().select(user_api="blas")
 
@@ -84,8 +90,6 @@ def owned_threads() -> Iterator[int]:
 def _pool() -> ThreadPoolExecutor:
     """One pool for the process: starting threads on every predict call costs more than a
     small batch's work. Sized by the CPUs; callers submit at most blas_threads() tasks."""
-    import os
-
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="layerwise")
 
 

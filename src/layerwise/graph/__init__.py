@@ -1,0 +1,52 @@
+"""Computational graphs drawn the way the book draws backpropagation.
+
+The code is in four modules:
+
+- :mod:`~layerwise.graph.engine`: values and gradients. ``Var``, ``Op``, ``Edge`` and the
+  ``Graph`` that wires real node and layer objects together, runs their ``forward`` as it is
+  built and their ``backward`` in reverse. No drawing: it never imports ``dot``.
+- :mod:`~layerwise.graph.dot`: DOT text and Graphviz rendering. ``render``, ``Drawing``
+  (``to_dot``/``to_svg``/``to_png``/``save`` and the Jupyter reprs) and ``Graph``, the
+  engine's graph as a drawing: the ``Graph`` exported here.
+- :mod:`~layerwise.graph.examples`: the book's examples (apple, apple and orange, sigmoid
+  taken apart) and ``example(name)``.
+- :mod:`~layerwise.graph.model_graph`: a whole network as its layers, with tensor shapes, the
+  loss and each parameter's gradient norm (``model_graph()``; in this namespace
+  ``model_graph`` is that function, which hides the module of the same name).
+
+::
+
+    g = Graph()
+    apple, apple_num, tax = g.input("apple", 100), g.input("apple_num", 2), g.input("tax", 1.1)
+    price = g.mul(g.mul(apple, apple_num), tax, name="price")
+    g.backward()
+    apple.grad, apple_num.grad, tax.grad     # 2.2, 110, 200 (up to round-off)
+    g.save("apple.svg")                      # or g.to_dot(), or just `g` in Jupyter
+
+DOT text needs nothing; SVG and PNG run Graphviz's ``dot`` program.
+"""
+
+from ..errors import GraphvizError, GraphvizNotFoundError
+from .dot import Drawing, Graph, render
+from .engine import Edge, Op, Var, format_value
+from .examples import EXAMPLES, apple_graph, apple_orange_graph, example, sigmoid_graph
+from .model_graph import ModelGraph, model_graph
+
+__all__ = [
+    "EXAMPLES",
+    "Drawing",
+    "Edge",
+    "Graph",
+    "GraphvizError",
+    "GraphvizNotFoundError",
+    "ModelGraph",
+    "Op",
+    "Var",
+    "apple_graph",
+    "apple_orange_graph",
+    "example",
+    "format_value",
+    "model_graph",
+    "render",
+    "sigmoid_graph",
+]

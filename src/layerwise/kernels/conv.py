@@ -1,0 +1,137 @@
+"""Convolution's fast paths: im2col with channels-last columns, and the input gradient.
+
+Plain expressions (the book's, in ``layerwise.functional``; checked in tests/kernels/):
+``im2col(x, FH, FW, stride, pad)`` is ``functional.im2col`` with each row's columns in
+(fh, fw, c) order instead of (c, fh, fw) (the same when C == 1), and
+``conv_input_grad(d, W, ...)`` is ``functional.col2im(d @ W.reshape(FN, -1), ...)``.
+
+Images are NCHW. The only Python loops run over the FH×FW kernel offsets (9 or 25
+iterations for the usual kernels); each iteration moves one strided view of the whole
+batch, never a single position or a single image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import EllipsisType
+
+import numpy as np
+
+from ..checks import conv_output_shape
+from ..errors import ShapeError
+from .threads import SPLIT_MIN_ELEMENTS, in_parts
+
+__all__ = ["add_windows", "conv_input_grad", "im2col", "offset_slices", "pad_hw"]
+
+# Every window of a given size as a read-only strided view (no copy).
+_windows = np.lib.stride_tricks.sliding_window_view
+
+
+def pad_hw(x: np.ndarray, pad: int, value: float = 0.0) -> np.ndarray:
+    """``x`` (N, C, H, W) with ``pad`` rows/columns of ``value`` around H and W (no copy if 0)."""
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=value)
+
+
+def offset_slices(i: int, j: int, OH: int, OW: int, stride: int) -> tuple[slice, slice]:
+    """Rows and columns that kernel offset (i, j) touches, one per output position."""
+    return slice(i, i + stride * (OH - 1) + 1, stride), slice(j, j + stride * (OW - 1) + 1, stride)
+
+
+def add_windows(
+    target: np.ndarray, part: Callable[[int, int], np.ndarray], FH: int, FW: int,
+    OH: int, OW: int, stride: int, hw_axes: tuple[int, int] = (2, 3),
+) -> np.ndarray:
+    """``target[..., rows(i), cols(j), ...] += part(i, j)`` for every kernel offset (i, j):
+    each window's values added back where they came from (overlapping windows sum). The one
+    scatter loop of col2im, the convolution's input gradient and the poolings' backward.
+    ``hw_axes`` are target's height and width axes (1, 2 for a channels-last buffer)."""
+    index: list[slice] = [slice(None)] * target.ndim
+    for i in range(FH):
+        for j in range(FW):
+            index[hw_axes[0]], index[hw_axes[1]] = offset_slices(i, j, OH, OW, stride)
+            target[tuple(index)] += part(i, j)
+    return target
+
+
+def _channels_last_windows(
+    x: np.ndarray, FH: int, FW: int, stride: int, pad: int, OH: int, OW: int
+) -> np.ndarray:
+    """Every FH×FW window of ``x`` (N, C, H, W) as a read-only (N, OH, OW, FH, FW, C) view of
+    one zero-padded, channels-last copy of ``x`` (no copy at all when pad is 0 and ``x`` is
+    already channels-last in memory, as a Convolution's output after ReLU is)."""
+    N, C, H, W = x.shape
+    if pad == 0:
+        img = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    else:
+        img = np.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
+        img[:, pad : pad + H, pad : pad + W, :] = x.transpose(0, 2, 3, 1)
+    windows = _windows(img, (FH, FW), axis=(1, 2))  # (N, H', W', C, FH, FW)
+    return windows[:, : stride * (OH - 1) + 1 : stride, : stride * (OW - 1) + 1 : stride].transpose(
+        0, 1, 2, 4, 5, 3
+    )
+
+
+def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Every FH×FW window of ``x`` (N, C, H, W) as a row of ``col`` (N·OH·OW, FH·FW·C), rows
+    ordered (n, oh, ow), columns (fh, fw, c); pair it with ``W.transpose(0, 2, 3, 1)``.
+
+    Why this column order: each window row is then FW·C contiguous values of the
+    channels-last input and the whole col is one copy of the window view, 3-4× faster for
+    C >= 16 than the book's order, whose contiguous runs are one value long (NumPy's copy
+    pays per run). Large copies run in batch parts on the owned threads. A one-channel input
+    (a network's first layer) is filled column by column instead (see below).
+    """
+    N, C = x.shape[:2]
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col")
+    if C == 1:
+        return _im2col_one_channel(x, FH, FW, stride, pad, OH, OW)
+    windows = _channels_last_windows(x, FH, FW, stride, pad, OH, OW)
+    col = np.empty(windows.shape, dtype=x.dtype)
+    in_parts(lambda b: np.copyto(col[b], windows[b]), N, col.size >= SPLIT_MIN_ELEMENTS)
+    return col.reshape(N * OH * OW, FH * FW * C)
+
+
+def _im2col_one_channel(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, OH: int, OW: int) -> np.ndarray:
+    """im2col of a one-channel input, where both column orders agree: each column of col is
+    one kernel offset's strided view of the images, so col is filled column by column, as a
+    column-major array, in runs of OW values. The window view would copy it in runs of FW
+    values (5 for the book's filters): 1.5 ms for 100 images against ~0.5 ms. BLAS takes the
+    column-major col as it is."""
+    N = x.shape[0]
+    img = pad_hw(x, pad)[:, 0]
+    col_t = np.empty((FH, FW, N, OH, OW), dtype=x.dtype)  # col transposed, as its memory lies
+
+    def fill(b: slice | EllipsisType) -> None:  # samples b (see threads.in_parts)
+        for i, j in np.ndindex(FH, FW):
+            np.copyto(col_t[i, j, b], img[(b, *offset_slices(i, j, OH, OW, stride))])
+
+    in_parts(fill, N, col_t.size >= SPLIT_MIN_ELEMENTS)
+    return col_t.reshape(FH * FW, N * OH * OW).T
+
+
+def conv_input_grad(
+    d: np.ndarray, W: np.ndarray, x_shape: tuple[int, ...], stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """The input gradient of a convolution, from ``d`` = dout as rows (N·OH·OW, FN) ordered
+    (n, oh, ow) and the weights W (FN, C, FH, FW): ``col2im(d @ W.reshape(FN, -1), x_shape,
+    FH, FW, stride, pad)``, computed per kernel offset k = (i, j): d @ W[:, :, i, j] is the
+    (N·OH·OW, C) gradient of the input pixels that offset touched. One batched matmul makes
+    all FH·FW of them, and each is added to its strided slice of a channels-last image in runs
+    of OW·C values (col2im's runs are one value long): ~2× faster than col2im for C >= 16.
+    Returns an (N, C, H, W) view of a channels-last buffer.
+    """
+    N, C, H, Wd = x_shape
+    FN, _, FH, FW = W.shape
+    OH, OW = conv_output_shape(x_shape, FH, FW, stride, pad, "conv_input_grad")
+    if d.shape != (N * OH * OW, FN):
+        raise ShapeError(
+            f"conv_input_grad: d has shape {d.shape}, expected {(N * OH * OW, FN)} for "
+            f"x_shape={tuple(x_shape)}, W.shape={W.shape}, stride {stride}, pad {pad}"
+        )
+    per_offset = W.transpose(2, 3, 0, 1).reshape(FH * FW, FN, C)
+    dcol = np.matmul(d, per_offset).reshape(FH, FW, N, OH, OW, C)
+    img = np.zeros((N, H + 2 * pad, Wd + 2 * pad, C), dtype=dcol.dtype)
+    add_windows(img, lambda i, j: dcol[i, j], FH, FW, OH, OW, stride, hw_axes=(1, 2))
+    return img[:, pad : pad + H, pad : pad + Wd, :].transpose(0, 3, 1, 2)

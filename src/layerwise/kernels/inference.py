@@ -1,0 +1,67 @@
+"""Evaluation-mode ``predict``'s fast paths: the finiteness check and large batches in chunks.
+
+Plain expressions (checked in tests/kernels/): ``all_finite(x)`` is
+``bool(np.isfinite(x).all())``, and ``forward_in_chunks(forward, layers, x, chunk)`` is
+``forward(x, layers)``, up to float rounding (the products see other batch shapes).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .caches import ones
+from .memory import keep_freed_memory
+from .threads import owned_threads, run_in_threads
+
+__all__ = ["all_finite", "forward_in_chunks"]
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """``np.isfinite(x).all()``, usually without the array of flags: NaN and inf propagate into
+    a sum, so a finite sum proves every value finite; only a non-finite (or overflowing) sum
+    needs the flags. For a small contiguous input (one image) the sum is a BLAS dot with a
+    vector of ones: 0.9 us on 784 pixels where NumPy's sum takes 1.4 us, a twentieth of a whole
+    784-50-10 prediction."""
+    if x.size <= 4096 and x.flags.c_contiguous:
+        total = np.dot(x.reshape(-1), ones(x.size, x.dtype))
+    else:
+        total = np.add.reduce(x, axis=None)
+    return math.isfinite(total) or bool(np.isfinite(x).all())
+
+
+def forward_in_chunks(
+    forward: Callable[[np.ndarray, Sequence[Any]], np.ndarray], layers: Sequence[Any], x: np.ndarray, chunk: int
+) -> np.ndarray:
+    """``forward(x, layers)`` (evaluation mode) run on at most ``chunk`` samples at a time.
+
+    Why chunks: memory stays bounded (DeepConvNet's im2col on 10,000 images at once would be
+    4.3 GB) and the work stays in cache (DeepConvNet on the test set: 2-3x faster in chunks of
+    18 than in batches of 500). Why threads: when BLAS may use several, ``x`` is cut into that
+    many equal contiguous parts, each run on its own Python thread with BLAS on one thread
+    meanwhile, since small products split across BLAS threads leave the copies around them
+    (im2col, padding, ReLU, pooling) on one core. Each thread runs shallow copies of the
+    layers: the parameters are shared, the caches forward writes are its own.
+    """
+    keep_freed_memory()  # each chunk's arrays reuse the last chunk's pages (see memory)
+
+    def in_order() -> np.ndarray:
+        return np.concatenate([forward(x[i : i + chunk], layers) for i in range(0, len(x), chunk)])
+
+    with owned_threads() as threads:
+        workers = min(threads, -(-len(x) // chunk))
+        if workers <= 1:
+            return in_order()
+        bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
+
+        def run(part: int) -> np.ndarray:
+            own = [copy.copy(layer) for layer in layers]
+            lo, hi = bounds[part], bounds[part + 1]
+            return np.concatenate([forward(x[i : min(i + chunk, hi)], own) for i in range(lo, hi, chunk)])
+
+        parts = run_in_threads(run, range(workers))
+        return in_order() if parts is None else np.concatenate(parts)
