@@ -4,8 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from layerwise import functional as F
+from layerwise.errors import ShapeError
+from layerwise.functional import col2im, conv_output_shape, im2col
+from layerwise.layers.conv import AvgPooling, Convolution, Pooling
 
 
 def test_book_cross_entropy_and_mse_values():
@@ -50,3 +55,96 @@ def test_sum_to_shape():
     np.testing.assert_array_equal(F.sum_to_shape(g, (4,)), np.full(4, 6.0))
     np.testing.assert_array_equal(F.sum_to_shape(g, (3, 1)), np.full((3, 1), 8.0))
     assert F.sum_to_shape(g, ()) == 24.0
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
+def book_im2col(x, FH, FW, stride=1, pad=0):
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
+
+
+def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
+    return img[:, :, pad : H + pad, pad : W + pad]
+
+
+@st.composite
+def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
+    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
+    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
+    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
+    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
+    assume(H >= 1 and W >= 1)
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
+
+
+# -- im2col / col2im ----------------------------------------------------------------------
+@given(geometries(max_kernel=5, max_out=5), SEEDS)
+def test_im2col_and_col2im_match_the_books_layout(geom, seed):
+    N, C, H, W, FH, FW, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    col = im2col(x, FH, FW, stride, pad)
+    np.testing.assert_array_equal(col, book_im2col(x, FH, FW, stride, pad))
+    c = rng.standard_normal(col.shape)
+    np.testing.assert_allclose(
+        col2im(c, x.shape, FH, FW, stride, pad), book_col2im(c, x.shape, FH, FW, stride, pad),
+        rtol=1e-12, atol=1e-12,
+    )
+    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
+    np.testing.assert_allclose(
+        np.sum(col * c), np.sum(x * col2im(c, x.shape, FH, FW, stride, pad)), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_col2im_keep_dtype(dtype):
+    x = np.ones((2, 3, 5, 5), dtype=dtype)
+    col = im2col(x, 3, 3, 2, 1)
+    assert col.dtype == dtype and col.shape == (2 * 3 * 3, 27)
+    assert col2im(col, x.shape, 3, 3, 2, 1).dtype == dtype
+
+
+def test_output_size_that_is_not_an_integer_is_an_error():
+    # (6 - 3) / 2 + 1 = 2.5: the book silently floors to 2 and ignores the last row.
+    with pytest.raises(ShapeError, match=r"Convolution.*not an integer.*\(2, 1, 6, 6\).*stride 2"):
+        Convolution(np.zeros((1, 1, 3, 3)), np.zeros(1), stride=2).forward(np.zeros((2, 1, 6, 6)))
+    with pytest.raises(ShapeError, match=r"Pooling.*width is not an integer.*\(1, 1, 4, 5\)"):
+        Pooling(2, 2, stride=2).forward(np.zeros((1, 1, 4, 5)))
+    with pytest.raises(ShapeError, match="im2col"):
+        im2col(np.zeros((1, 1, 6, 6)), 3, 3, 2)
+
+
+def test_kernel_larger_than_padded_input_is_an_error():
+    with pytest.raises(ShapeError, match=r"Convolution.*5x5 kernel is larger than the padded input 4x4"):
+        Convolution(np.zeros((1, 1, 5, 5)), np.zeros(1), pad=1).forward(np.zeros((1, 1, 2, 2)))
+    with pytest.raises(ShapeError, match=r"AvgPooling.*3x3 kernel is larger"):
+        AvgPooling(3, 3, stride=1).forward(np.zeros((1, 1, 2, 5)))
+
+
+def test_col2im_rejects_a_col_of_the_wrong_shape():
+    with pytest.raises(ShapeError, match=r"col2im: col has shape \(3, 9\), expected \(9, 9\)"):
+        col2im(np.zeros((3, 9)), (1, 1, 3, 3), 3, 3, 1, 1)
+
+
+def test_conv_output_shape():
+    assert conv_output_shape((100, 1, 28, 28), 5, 5) == (24, 24)
+    assert conv_output_shape((1, 1, 7, 8), 3, 2, stride=2, pad=1) == (4, 5)
+    with pytest.raises(ShapeError, match="4-D"):
+        conv_output_shape((28, 28), 5, 5)

@@ -5,13 +5,13 @@ Two kinds of tests:
 - unit tests: every module imports, every pointer IS layerwise's own object, the adapters keep
   the book's signatures and defaults, star imports bring ``np``, the book's Trainer prints the
   book's lines, the weight files are written and read safely;
-- chapter scripts (tests/book_scripts/, our own text in the style of chapters 3 to 8, importing
+- chapter scripts (tests/book/scripts/, our own text in the style of chapters 3 to 8, importing
   only ``layerwise.book.*``, NumPy and matplotlib) run in a subprocess, and what they print is
   checked: gradient-check differences, rising accuracies, the Trainer's lines, files written.
 
 Offline MNIST: ../shared holds only the real test set (t10k). The scripts get a data folder
 (LAYERWISE_DATA) whose training files are links to the test files, and run through
-book_scripts/run_offline.py, which tells layerwise, in that process only, that the training
+scripts/run_offline.py, which tells layerwise, in that process only, that the training
 files' checksums are the test files'. Train and test images are therefore the same 10,000
 images (scripts that train on a slice test on a slice from the other end). BLAS runs on one
 thread in the subprocesses: these small nets are no faster on two, and a machine busy with
@@ -44,7 +44,7 @@ import layerwise.functional as F
 from layerwise import models, nodes, optim
 from layerwise.errors import InputError, ShapeError, UnsafePickleError
 
-SCRIPTS = Path(__file__).parent / "book_scripts"
+SCRIPTS = Path(__file__).parent / "scripts"
 RUNNER = SCRIPTS / "run_offline.py"
 
 BOOK_MODULES = [
@@ -697,7 +697,7 @@ def mnist_env(script_env, book_mnist_dir) -> dict[str, str]:
 
 def run_script(name: str, cwd: Path, env: dict[str, str], *, mnist: bool = True,
                weights: tuple[str, ...] = ()) -> str:
-    """Run tests/book_scripts/<name>.py in ``cwd`` (with MNIST through the offline runner);
+    """Run tests/book/scripts/<name>.py in ``cwd`` (with MNIST through the offline runner);
     returns what it printed. The book's weight files named in ``weights`` are copied into ``cwd``."""
     for file in weights:
         shutil.copyfile(require_fixture(BOOK_WEIGHTS) / file, cwd / file)

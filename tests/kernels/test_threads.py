@@ -4,6 +4,9 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import assert_close_for_dtype
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import layerwise as lw
 from layerwise.kernels import threads as _threads
@@ -206,3 +209,16 @@ def test_mlps_leave_blas_its_threads():
     x, t = np.zeros((200, 784), np.float32), np.zeros(200, np.int64)
     trainer = lw.Trainer(model, lw.SGD(lr=0.1), x, t, epochs=1, progress=False, log=None)
     assert isinstance(trainer._threads(), __import__("contextlib").nullcontext)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 8), d=st.integers(1, 9), o=st.integers(1, 7),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_affine_forward_equals_matmul_plus_bias(n, d, o, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = (rng.standard_normal(s).astype(dtype) for s in ((n, d), (d, o), (o,)))
+    out = lw.Affine(W, b).forward(x)
+    assert out.dtype == dtype
+    # Affine multiplies with np.dot, the plain expression with np.matmul: NumPy may hand the same
+    # product to another BLAS routine (gemv for one row, gemm for several), equal to rounding.
+    assert_close_for_dtype(out, x @ W + b, dtype, terms=d + 1)

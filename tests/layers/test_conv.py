@@ -1,4 +1,4 @@
-"""Convolution and pooling: im2col/col2im, gradient checks, parity with PyTorch, the contract."""
+"""Convolution and pooling layers: gradient checks, parity with PyTorch, the contract, the book's weights."""
 
 import numpy as np
 import pytest
@@ -9,12 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from layerwise.errors import InputError, ShapeError, StateError
-from layerwise.functional import col2im, conv_output_shape, im2col
 from layerwise.gradcheck import check_layer, standard_cases
 from layerwise.gradcheck.cases import conv_cases
-from layerwise.kernels import conv as conv_kernels
-from layerwise.kernels.conv import conv_input_grad
-from layerwise.kernels.pool import max_pool, max_pool_backward
 from layerwise.layers.conv import AvgPooling, Convolution, Pooling
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -32,17 +28,6 @@ def book_im2col(x, FH, FW, stride=1, pad=0):
     return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
 
 
-def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
-    N, C, H, W = x_shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
-    return img[:, :, pad : H + pad, pad : W + pad]
-
-
 @st.composite
 def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
     """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
@@ -54,85 +39,72 @@ def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
     return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
 
 
-# -- im2col / col2im ----------------------------------------------------------------------
-@given(geometries(max_kernel=5, max_out=5), SEEDS)
-def test_im2col_and_col2im_match_the_books_layout(geom, seed):
-    N, C, H, W, FH, FW, stride, pad = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W))
-    col = im2col(x, FH, FW, stride, pad)
-    np.testing.assert_array_equal(col, book_im2col(x, FH, FW, stride, pad))
-    c = rng.standard_normal(col.shape)
-    np.testing.assert_allclose(
-        col2im(c, x.shape, FH, FW, stride, pad), book_col2im(c, x.shape, FH, FW, stride, pad),
-        rtol=1e-12, atol=1e-12,
-    )
-    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
-    np.testing.assert_allclose(
-        np.sum(col * c), np.sum(x * col2im(c, x.shape, FH, FW, stride, pad)), rtol=1e-10
-    )
+def torch_conv(x, W, b, dout, stride, pad):
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    out = F.conv2d(tx, tW, tb, stride=stride, padding=pad)
+    out.backward(torch.from_numpy(dout))
+    return [a.detach().numpy() for a in (out, tx.grad, tW.grad, tb.grad)]
 
 
-@given(geometries(max_kernel=4, max_out=4), SEEDS)
-def test_channels_last_im2col_and_conv_input_grad_agree_with_the_books_order(geom, seed):
-    N, C, H, W, FH, FW, stride, pad = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W))
-    book = im2col(x, FH, FW, stride, pad)
-    fast = conv_kernels.im2col(x, FH, FW, stride, pad)
-    # Same windows, columns (fh, fw, c) instead of (c, fh, fw).
-    np.testing.assert_array_equal(
-        fast.reshape(-1, FH, FW, C).transpose(0, 3, 1, 2).reshape(book.shape), book
-    )
-    FN = int(rng.integers(1, 4))
-    Wt, d = rng.standard_normal((FN, C, FH, FW)), rng.standard_normal((book.shape[0], FN))
-    np.testing.assert_allclose(
-        conv_input_grad(d, Wt, x.shape, stride, pad),
-        book_col2im(d @ Wt.reshape(FN, -1), x.shape, FH, FW, stride, pad),
-        rtol=1e-12, atol=1e-12,
-    )
+# -- Pooling ---------------------------------------------------------------------------
+def distinct(rng, shape):
+    """Values spaced 0.1 apart in random order: no ties, no near-ties within gradcheck's h."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.1 - n * 0.05).reshape(shape)
 
 
-def test_conv_input_grad_rejects_a_d_of_the_wrong_shape():
-    with pytest.raises(ShapeError, match=r"conv_input_grad: d has shape \(4, 2\), expected \(8, 2\)"):
-        conv_input_grad(np.zeros((4, 2)), np.zeros((2, 1, 3, 3)), (2, 1, 4, 4), 1, 0)
+@st.composite
+def pool_geometries(draw):
+    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, min(ph, pw) // 2))
+    OH, OW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    H, W = (OH - 1) * stride + ph - 2 * pad, (OW - 1) * stride + pw - 2 * pad
+    assume(H >= 1 and W >= 1)
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, ph, pw, stride, pad
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_col2im_keep_dtype(dtype):
-    x = np.ones((2, 3, 5, 5), dtype=dtype)
-    col = im2col(x, 3, 3, 2, 1)
-    assert col.dtype == dtype and col.shape == (2 * 3 * 3, 27)
-    assert col2im(col, x.shape, 3, 3, 2, 1).dtype == dtype
+def torch_pool(kind, x, dout, ph, pw, stride, pad):
+    tx = torch.tensor(x, requires_grad=True)
+    if kind == "max":
+        out = F.max_pool2d(tx, (ph, pw), stride, pad)
+    else:
+        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
+    out.backward(torch.from_numpy(dout))
+    return out.detach().numpy(), tx.grad.numpy()
 
 
-def test_output_size_that_is_not_an_integer_is_an_error():
-    # (6 - 3) / 2 + 1 = 2.5: the book silently floors to 2 and ignores the last row.
-    with pytest.raises(ShapeError, match=r"Convolution.*not an integer.*\(2, 1, 6, 6\).*stride 2"):
-        Convolution(np.zeros((1, 1, 3, 3)), np.zeros(1), stride=2).forward(np.zeros((2, 1, 6, 6)))
-    with pytest.raises(ShapeError, match=r"Pooling.*width is not an integer.*\(1, 1, 4, 5\)"):
-        Pooling(2, 2, stride=2).forward(np.zeros((1, 1, 4, 5)))
-    with pytest.raises(ShapeError, match="im2col"):
-        im2col(np.zeros((1, 1, 6, 6)), 3, 3, 2)
+POOL_CASES = [  # (x shape, ph, pw, stride, pad)
+    ((3, 4, 8, 8), 2, 2, 2, 0),  # tiled: the fast path
+    ((2, 3, 9, 9), 3, 3, 2, 1),
+    ((2, 2, 7, 8), 3, 2, 1, 1),
+    ((2, 2, 6, 9), 2, 3, 2, 1),
+    ((1, 2, 6, 6), 3, 3, 3, 0),  # tiled 3x3
+]
 
 
-def test_kernel_larger_than_padded_input_is_an_error():
-    with pytest.raises(ShapeError, match=r"Convolution.*5x5 kernel is larger than the padded input 4x4"):
-        Convolution(np.zeros((1, 1, 5, 5)), np.zeros(1), pad=1).forward(np.zeros((1, 1, 2, 2)))
-    with pytest.raises(ShapeError, match=r"AvgPooling.*3x3 kernel is larger"):
-        AvgPooling(3, 3, stride=1).forward(np.zeros((1, 1, 2, 5)))
+def book_max_pool(x, ph, pw, stride):
+    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
+    N, C, H, W = x.shape
+    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
+    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
+    arg_max = np.argmax(rows, axis=1)
+    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
+    return out, arg_max
 
 
-def test_col2im_rejects_a_col_of_the_wrong_shape():
-    with pytest.raises(ShapeError, match=r"col2im: col has shape \(3, 9\), expected \(9, 9\)"):
-        col2im(np.zeros((3, 9)), (1, 1, 3, 3), 3, 3, 1, 1)
+# -- the book's published weights through these layers, on real MNIST -------------------------
+def _mnist_test_images(mnist_dir, n):
+    from layerwise.datasets.idx import read_idx
+
+    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:n]
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:n]
+    return images.reshape(n, 1, 28, 28).astype(np.float64) / 255.0, labels
 
 
-def test_conv_output_shape():
-    assert conv_output_shape((100, 1, 28, 28), 5, 5) == (24, 24)
-    assert conv_output_shape((1, 1, 7, 8), 3, 2, stride=2, pad=1) == (4, 5)
-    with pytest.raises(ShapeError, match="4-D"):
-        conv_output_shape((28, 28), 5, 5)
+def _run(layers, x):
+    for layer in layers:
+        x = layer.forward(x, train=False)
+    return x
 
 
 # -- Convolution ----------------------------------------------------------------------------
@@ -146,13 +118,6 @@ def test_convolution_gradcheck(geom, seed):
     errors = check_layer(layer, rng.standard_normal((N, C, H, W)), seed=seed)
     assert set(errors) == {"x", "W", "b"}
     assert max(errors.values()) < 1e-7, errors
-
-
-def torch_conv(x, W, b, dout, stride, pad):
-    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
-    out = F.conv2d(tx, tW, tb, stride=stride, padding=pad)
-    out.backward(torch.from_numpy(dout))
-    return [a.detach().numpy() for a in (out, tx.grad, tW.grad, tb.grad)]
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -262,23 +227,6 @@ def test_convolution_config_round_trip_and_output_shape():
     assert "3 -> 6" in repr(layer)
 
 
-# -- Pooling ---------------------------------------------------------------------------
-def distinct(rng, shape):
-    """Values spaced 0.1 apart in random order: no ties, no near-ties within gradcheck's h."""
-    n = int(np.prod(shape))
-    return (rng.permutation(n) * 0.1 - n * 0.05).reshape(shape)
-
-
-@st.composite
-def pool_geometries(draw):
-    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, min(ph, pw) // 2))
-    OH, OW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    H, W = (OH - 1) * stride + ph - 2 * pad, (OW - 1) * stride + pw - 2 * pad
-    assume(H >= 1 and W >= 1)
-    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, ph, pw, stride, pad
-
-
 @settings(max_examples=25)
 @given(pool_geometries(), st.sampled_from([Pooling, AvgPooling]), SEEDS)
 def test_pooling_gradcheck(geom, cls, seed):
@@ -287,25 +235,6 @@ def test_pooling_gradcheck(geom, cls, seed):
     errors = check_layer(cls(ph, pw, stride, pad), distinct(rng, (N, C, H, W)), seed=seed)
     assert set(errors) == {"x"}
     assert errors["x"] < 1e-7, errors
-
-
-def torch_pool(kind, x, dout, ph, pw, stride, pad):
-    tx = torch.tensor(x, requires_grad=True)
-    if kind == "max":
-        out = F.max_pool2d(tx, (ph, pw), stride, pad)
-    else:
-        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
-    out.backward(torch.from_numpy(dout))
-    return out.detach().numpy(), tx.grad.numpy()
-
-
-POOL_CASES = [  # (x shape, ph, pw, stride, pad)
-    ((3, 4, 8, 8), 2, 2, 2, 0),  # tiled: the fast path
-    ((2, 3, 9, 9), 3, 3, 2, 1),
-    ((2, 2, 7, 8), 3, 2, 1, 1),
-    ((2, 2, 6, 9), 2, 3, 2, 1),
-    ((1, 2, 6, 6), 3, 3, 3, 0),  # tiled 3x3
-]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -325,129 +254,6 @@ def test_pooling_matches_torch(dtype, kind, cls, x_shape, ph, pw, stride, pad):
     np.testing.assert_allclose(out, ref_out, rtol=0, atol=tol)
     np.testing.assert_allclose(dx, ref_dx, rtol=0, atol=tol * 4)
     np.testing.assert_array_equal(dout, dout0)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_ties_go_to_the_first_position_like_torch(dtype):
-    # Small integers: most windows hold ties, many of them for the max.
-    rng = np.random.default_rng(4)
-    for shape, ph, pw, stride, pad in [
-        ((3, 2, 6, 8), 2, 2, 2, 0), ((3, 2, 6, 8), 3, 3, 1, 1), ((3, 2, 6, 9), 2, 3, 2, 1)
-    ]:
-        x = rng.integers(0, 3, shape).astype(dtype)
-        layer = Pooling(ph, pw, stride, pad)
-        out = layer.forward(x)
-        dout = rng.standard_normal(out.shape).astype(dtype)
-        ref_out, ref_dx = torch_pool("max", x, dout, ph, pw, stride, pad)
-        np.testing.assert_array_equal(out, ref_out)
-        np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-6, atol=1e-6)
-
-
-def test_tie_example_by_hand():
-    x = np.array([[[[5.0, 5.0, 1.0, 2.0], [5.0, 5.0, 2.0, 2.0]]]])  # windows: all-5s, and 1,2,2,2
-    layer = Pooling(2, 2, stride=2)
-    np.testing.assert_array_equal(layer.forward(x), [[[[5.0, 2.0]]]])
-    dx = layer.backward(np.array([[[[10.0, 20.0]]]]))
-    np.testing.assert_array_equal(dx, [[[[10.0, 0.0, 0.0, 20.0], [0.0, 0.0, 0.0, 0.0]]]])
-
-
-def book_max_pool(x, ph, pw, stride):
-    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
-    N, C, H, W = x.shape
-    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
-    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
-    arg_max = np.argmax(rows, axis=1)
-    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
-    return out, arg_max
-
-
-def book_max_pool_backward(dout, arg_max, x_shape, ph, pw, stride):
-    d = dout.transpose(0, 2, 3, 1)
-    dmax = np.zeros((d.size, ph * pw), dtype=dout.dtype)
-    dmax[np.arange(arg_max.size), arg_max] = d.ravel()
-    return book_col2im(dmax.reshape(d.size // x_shape[1], -1), x_shape, ph, pw, stride)
-
-
-@settings(max_examples=30)
-@given(
-    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
-    ph=st.integers(1, 3), pw=st.integers(1, 3), stride=st.integers(1, 3),
-    levels=st.sampled_from([1, 2, 1000]), dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
-)
-def test_max_pool_matches_the_books_argmax_algorithm_ties_included(
-    n, c, oh, ow, ph, pw, stride, levels, dtype, seed
-):
-    rng = np.random.default_rng(seed)
-    # Few levels -> many ties; channels-last memory, as a Convolution's output has.
-    H, W = (oh - 1) * stride + ph, (ow - 1) * stride + pw
-    x = rng.integers(-levels, levels, (n, H, W, c)).astype(dtype).transpose(0, 3, 1, 2)
-    out, arg_max = max_pool(x, ph, pw, stride)
-    ref_out, ref_arg = book_max_pool(x, ph, pw, stride)
-    np.testing.assert_array_equal(out, ref_out)
-    np.testing.assert_array_equal(arg_max.transpose(0, 2, 3, 1).ravel(), ref_arg)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    np.testing.assert_allclose(
-        max_pool_backward(dout, arg_max, x.shape, ph, pw, stride),
-        book_max_pool_backward(dout, ref_arg, x.shape, ph, pw, stride),
-        rtol=1e-12, atol=1e-12,
-    )
-
-
-@settings(max_examples=30)
-@given(
-    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
-    k=st.integers(1, 3), levels=st.sampled_from([1, 2, 1000]),
-    dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
-)
-def test_fast_path_equals_general_path(n, c, oh, ow, k, levels, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-levels, levels, (n, c, oh * k, ow * k)).astype(dtype)  # ties galore
-    layer = Pooling(k, k, stride=k)  # windows tile the input: the fast path
-    out = layer.forward(x)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    fast = layer.backward(dout)
-    for channels_last in (False, True):
-        general = max_pool_backward(
-            dout, layer.arg_max, x.shape, k, k, k, 0,
-            channels_last=channels_last, tiled_fast_path=False,
-        )
-        assert fast.dtype == general.dtype == dtype
-        np.testing.assert_array_equal(fast, general)
-    # Every window routes its whole gradient to exactly one position (windows tile: no sums).
-    np.testing.assert_array_equal(np.sort(fast[fast != 0]), np.sort(dout.ravel()))
-
-
-@pytest.mark.parametrize("stride, pad", [(2, 0), (1, 1)])
-def test_pooling_dx_takes_the_inputs_memory_layout(stride, pad):
-    rng = np.random.default_rng(8)
-    nchw = rng.standard_normal((2, 3, 6, 6))
-    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # as after a conv
-    results = []
-    for x in (nchw, nhwc):
-        layer = Pooling(2, 2, stride, pad)
-        out = layer.forward(x)
-        results.append(layer.backward(np.ones(out.shape)))
-    assert results[0].strides[1] > results[0].strides[2] > results[0].strides[3]  # NCHW
-    assert results[1].strides[2] > results[1].strides[3] > results[1].strides[1]  # NHWC
-    np.testing.assert_array_equal(results[0], results[1])
-
-
-def test_padding_never_wins_a_max_window():
-    # All inputs negative: a zero pad would win every border window (the wrong answer).
-    x = -1.0 - np.arange(16.0).reshape(1, 1, 4, 4)
-    layer = Pooling(2, 2, stride=2, pad=1)
-    out = layer.forward(x)
-    assert out.shape == (1, 1, 3, 3)  # the book's Pooling crashes here
-    assert np.all(out < 0)
-    np.testing.assert_array_equal(out, torch_pool("max", x, np.ones(out.shape), 2, 2, 2, 1)[0])
-    dx = layer.backward(np.ones(out.shape))
-    assert dx.sum() == 9.0  # every window's gradient lands on a real input
-
-
-def test_avg_pooling_counts_padding_in_the_average():
-    x = np.ones((1, 1, 2, 2))
-    out = AvgPooling(2, 2, stride=2, pad=1).forward(x)
-    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.25))  # one real 1 in four
 
 
 def test_pooling_errors():
@@ -516,21 +322,6 @@ def test_gradcheck_cases_pass_and_are_registered():
         errors = case.run(seed=0)
         assert max(errors.values()) < 1e-7, (case.label, errors)
     assert any("stride 2" in c.label for c in cases) and any("pad 1" in c.label for c in cases)
-
-
-# -- the book's published weights through these layers, on real MNIST -------------------------
-def _mnist_test_images(mnist_dir, n):
-    from layerwise.datasets.idx import read_idx
-
-    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:n]
-    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:n]
-    return images.reshape(n, 1, 28, 28).astype(np.float64) / 255.0, labels
-
-
-def _run(layers, x):
-    for layer in layers:
-        x = layer.forward(x, train=False)
-    return x
 
 
 def test_book_simple_convnet_weights_give_the_books_numbers(book_weights_dir, mnist_t10k_dir):

@@ -1,0 +1,80 @@
+"""kernels.conv equals the book's im2col (columns reordered) and col2im of d·W."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from layerwise.errors import ShapeError
+from layerwise.functional import conv_output_shape, im2col
+from layerwise.kernels import conv as conv_kernels
+from layerwise.kernels.conv import conv_input_grad
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
+    return img[:, :, pad : H + pad, pad : W + pad]
+
+
+@st.composite
+def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
+    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
+    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
+    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
+    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
+    assume(H >= 1 and W >= 1)
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
+
+
+@given(geometries(max_kernel=4, max_out=4), SEEDS)
+def test_channels_last_im2col_and_conv_input_grad_agree_with_the_books_order(geom, seed):
+    N, C, H, W, FH, FW, stride, pad = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    book = im2col(x, FH, FW, stride, pad)
+    fast = conv_kernels.im2col(x, FH, FW, stride, pad)
+    # Same windows, columns (fh, fw, c) instead of (c, fh, fw).
+    np.testing.assert_array_equal(
+        fast.reshape(-1, FH, FW, C).transpose(0, 3, 1, 2).reshape(book.shape), book
+    )
+    FN = int(rng.integers(1, 4))
+    Wt, d = rng.standard_normal((FN, C, FH, FW)), rng.standard_normal((book.shape[0], FN))
+    np.testing.assert_allclose(
+        conv_input_grad(d, Wt, x.shape, stride, pad),
+        book_col2im(d @ Wt.reshape(FN, -1), x.shape, FH, FW, stride, pad),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+def test_conv_input_grad_rejects_a_d_of_the_wrong_shape():
+    with pytest.raises(ShapeError, match=r"conv_input_grad: d has shape \(4, 2\), expected \(8, 2\)"):
+        conv_input_grad(np.zeros((4, 2)), np.zeros((2, 1, 3, 3)), (2, 1, 4, 4), 1, 0)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal values, dtype, and sign of every zero (np.array_equal alone treats -0.0 == 0.0)."""
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 2), (4, 0)])
+def test_one_channel_im2col_equals_the_window_copy(stride, pad):
+    from layerwise.kernels.conv import _channels_last_windows, im2col
+
+    x = np.random.default_rng(stride + pad).standard_normal((3, 1, 13, 13))
+    OH, OW = conv_output_shape(x.shape, 5, 5, stride, pad, "test")
+    windows = _channels_last_windows(x, 5, 5, stride, pad, OH, OW)  # the general path's view
+    col = im2col(x, 5, 5, stride, pad)
+    _same(col, np.ascontiguousarray(windows).reshape(3 * OH * OW, 25))
+    assert col.flags.f_contiguous
+    assert col.shape == (3 * OH * OW, 25)

@@ -1,0 +1,169 @@
+"""kernels.pool equals the book's pooling on im2col rows (argmax, ties, padding, overlaps)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from layerwise.kernels.pool import max_pool, max_pool_backward
+from layerwise.layers.conv import AvgPooling, Pooling
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
+def book_im2col(x, FH, FW, stride=1, pad=0):
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
+
+
+def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
+    return img[:, :, pad : H + pad, pad : W + pad]
+
+
+def torch_pool(kind, x, dout, ph, pw, stride, pad):
+    tx = torch.tensor(x, requires_grad=True)
+    if kind == "max":
+        out = F.max_pool2d(tx, (ph, pw), stride, pad)
+    else:
+        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
+    out.backward(torch.from_numpy(dout))
+    return out.detach().numpy(), tx.grad.numpy()
+
+
+def book_max_pool(x, ph, pw, stride):
+    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
+    N, C, H, W = x.shape
+    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
+    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
+    arg_max = np.argmax(rows, axis=1)
+    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
+    return out, arg_max
+
+
+def book_max_pool_backward(dout, arg_max, x_shape, ph, pw, stride):
+    d = dout.transpose(0, 2, 3, 1)
+    dmax = np.zeros((d.size, ph * pw), dtype=dout.dtype)
+    dmax[np.arange(arg_max.size), arg_max] = d.ravel()
+    return book_col2im(dmax.reshape(d.size // x_shape[1], -1), x_shape, ph, pw, stride)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_ties_go_to_the_first_position_like_torch(dtype):
+    # Small integers: most windows hold ties, many of them for the max.
+    rng = np.random.default_rng(4)
+    for shape, ph, pw, stride, pad in [
+        ((3, 2, 6, 8), 2, 2, 2, 0), ((3, 2, 6, 8), 3, 3, 1, 1), ((3, 2, 6, 9), 2, 3, 2, 1)
+    ]:
+        x = rng.integers(0, 3, shape).astype(dtype)
+        layer = Pooling(ph, pw, stride, pad)
+        out = layer.forward(x)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        ref_out, ref_dx = torch_pool("max", x, dout, ph, pw, stride, pad)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_allclose(layer.backward(dout), ref_dx, rtol=1e-6, atol=1e-6)
+
+
+def test_tie_example_by_hand():
+    x = np.array([[[[5.0, 5.0, 1.0, 2.0], [5.0, 5.0, 2.0, 2.0]]]])  # windows: all-5s, and 1,2,2,2
+    layer = Pooling(2, 2, stride=2)
+    np.testing.assert_array_equal(layer.forward(x), [[[[5.0, 2.0]]]])
+    dx = layer.backward(np.array([[[[10.0, 20.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[10.0, 0.0, 0.0, 20.0], [0.0, 0.0, 0.0, 0.0]]]])
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    ph=st.integers(1, 3), pw=st.integers(1, 3), stride=st.integers(1, 3),
+    levels=st.sampled_from([1, 2, 1000]), dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
+)
+def test_max_pool_matches_the_books_argmax_algorithm_ties_included(
+    n, c, oh, ow, ph, pw, stride, levels, dtype, seed
+):
+    rng = np.random.default_rng(seed)
+    # Few levels -> many ties; channels-last memory, as a Convolution's output has.
+    H, W = (oh - 1) * stride + ph, (ow - 1) * stride + pw
+    x = rng.integers(-levels, levels, (n, H, W, c)).astype(dtype).transpose(0, 3, 1, 2)
+    out, arg_max = max_pool(x, ph, pw, stride)
+    ref_out, ref_arg = book_max_pool(x, ph, pw, stride)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg_max.transpose(0, 2, 3, 1).ravel(), ref_arg)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_allclose(
+        max_pool_backward(dout, arg_max, x.shape, ph, pw, stride),
+        book_max_pool_backward(dout, ref_arg, x.shape, ph, pw, stride),
+        rtol=1e-12, atol=1e-12,
+    )
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    k=st.integers(1, 3), levels=st.sampled_from([1, 2, 1000]),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=SEEDS,
+)
+def test_fast_path_equals_general_path(n, c, oh, ow, k, levels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-levels, levels, (n, c, oh * k, ow * k)).astype(dtype)  # ties galore
+    layer = Pooling(k, k, stride=k)  # windows tile the input: the fast path
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    fast = layer.backward(dout)
+    for channels_last in (False, True):
+        general = max_pool_backward(
+            dout, layer.arg_max, x.shape, k, k, k, 0,
+            channels_last=channels_last, tiled_fast_path=False,
+        )
+        assert fast.dtype == general.dtype == dtype
+        np.testing.assert_array_equal(fast, general)
+    # Every window routes its whole gradient to exactly one position (windows tile: no sums).
+    np.testing.assert_array_equal(np.sort(fast[fast != 0]), np.sort(dout.ravel()))
+
+
+@pytest.mark.parametrize("stride, pad", [(2, 0), (1, 1)])
+def test_pooling_dx_takes_the_inputs_memory_layout(stride, pad):
+    rng = np.random.default_rng(8)
+    nchw = rng.standard_normal((2, 3, 6, 6))
+    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # as after a conv
+    results = []
+    for x in (nchw, nhwc):
+        layer = Pooling(2, 2, stride, pad)
+        out = layer.forward(x)
+        results.append(layer.backward(np.ones(out.shape)))
+    assert results[0].strides[1] > results[0].strides[2] > results[0].strides[3]  # NCHW
+    assert results[1].strides[2] > results[1].strides[3] > results[1].strides[1]  # NHWC
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_padding_never_wins_a_max_window():
+    # All inputs negative: a zero pad would win every border window (the wrong answer).
+    x = -1.0 - np.arange(16.0).reshape(1, 1, 4, 4)
+    layer = Pooling(2, 2, stride=2, pad=1)
+    out = layer.forward(x)
+    assert out.shape == (1, 1, 3, 3)  # the book's Pooling crashes here
+    assert np.all(out < 0)
+    np.testing.assert_array_equal(out, torch_pool("max", x, np.ones(out.shape), 2, 2, 2, 1)[0])
+    dx = layer.backward(np.ones(out.shape))
+    assert dx.sum() == 9.0  # every window's gradient lands on a real input
+
+
+def test_avg_pooling_counts_padding_in_the_average():
+    x = np.ones((1, 1, 2, 2))
+    out = AvgPooling(2, 2, stride=2, pad=1).forward(x)
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.25))  # one real 1 in four
