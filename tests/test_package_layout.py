@@ -88,11 +88,10 @@ def _top_level_imports(path: Path) -> set[str]:
     return {m for m in found if m == "layerwise" or m.startswith("layerwise.")}
 
 
-def test_no_module_level_import_cycle_runs_through_io_optim_gradcheck_or_the_update_kernel():
+def test_no_module_level_import_cycle_anywhere():
     graph = {_module_name(p): _top_level_imports(p) for p in SRC.rglob("*.py")}
-    watched = [m for m in graph if m.split(".")[1:2] in (["io"], ["optim"], ["gradcheck"])
-               or m == "layerwise.kernels.updates"]
-    assert len(watched) == 4 + 4 + 4 + 1
+    watched = [m for m in graph if m != "layerwise"]  # the package itself only re-exports
+    assert len(watched) > 60
 
     def reaches(start: str, goal: str) -> bool:
         seen, todo = set(), list(graph.get(start, ()))
@@ -100,13 +99,36 @@ def test_no_module_level_import_cycle_runs_through_io_optim_gradcheck_or_the_upd
             m = todo.pop()
             if m == goal:
                 return True
-            if m not in seen:
+            if m not in seen and m != "layerwise":
                 seen.add(m)
                 todo.extend(graph.get(m, ()))
         return False
 
     cycles = [m for m in watched if reaches(m, m)]
     assert cycles == []
+
+
+def test_the_architecture_picture_is_drawn_from_the_current_code():
+    # docs/architecture.md shows docs/img/architecture.svg; tools/import_graph.py redraws it.
+    tool = SRC.parents[1] / "tools" / "import_graph.py"
+    result = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_imports_inside_functions_say_why():
+    """An import inside a function is kept only to keep the CLI's start fast or an optional
+    dependency optional (or, once, to break the io <-> models cycle), and says so in a comment."""
+    silent = []
+    for path in SRC.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import | ast.ImportFrom):
+                        here = lines[inner.lineno - 1] + (lines[inner.lineno - 2] if inner.lineno > 1 else "")
+                        if "#" not in here:
+                            silent.append(f"{path.relative_to(SRC)}:{inner.lineno}")
+    assert silent == []
 
 
 @pytest.mark.parametrize("module", [

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
+
+from ..io import atomic_write, load_checkpoint
 
 
 def load_model_file(path: Path) -> tuple:
     """The model in a layerwise model file and what it was trained on (dataset, input shape)."""
-    from ..io import load_checkpoint
-
     checkpoint = load_checkpoint(path)
     meta = dict(checkpoint.state or {})
     meta.setdefault("input_shape", None)
@@ -30,11 +31,7 @@ def image_shape(meta: dict) -> tuple[int, int, int]:
 
 def save_png(fig, path: Path) -> None:
     """Write a matplotlib figure as PNG, atomically."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_write
+    import matplotlib.pyplot as plt  # ~0.3 s to import: only for the commands that draw
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import load_dataset
+from ..errors import InputError
 from ._common import image_shape, load_model_file, save_png
 
 
@@ -32,13 +34,11 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    import matplotlib
+    import matplotlib  # ~0.3 s to import: only when this command runs
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend chosen above, before pyplot loads
 
-    from ..datasets import load_dataset
-    from ..errors import InputError
 
     model, meta = load_model_file(args.model)
     dataset = args.dataset or meta["dataset"]

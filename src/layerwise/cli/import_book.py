@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import load_book_params, save
+from ..models import book_model
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import load_book_params, save
-    from ..models import book_model
 
     model = book_model(args.arch, load_book_params(args.pkl))
     if args.dtype:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..functional import softmax
 from ._common import image_shape, load_model_file
 
 
@@ -27,9 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_image(path: Path, size: tuple[int, int], invert: str = "auto") -> tuple[np.ndarray, bool]:
     """Grayscale pixels in [0, 1] of shape ``size`` (height, width); True if inverted."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # only when an image is read: keeps CLI start fast
 
-    from ..errors import InputError
 
     try:
         with Image.open(path) as img:
@@ -47,7 +48,6 @@ def load_image(path: Path, size: tuple[int, int], invert: str = "auto") -> tuple
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..functional import softmax
 
     model, meta = load_model_file(args.model)
     channels, h, w = image_shape(meta)
