@@ -7,28 +7,9 @@
   ``layerwise gradcheck``; ``norm_cases`` and ``conv_cases``, parts of it).
 """
 
-from .cases import conv_cases, norm_cases, standard_cases
-from .checks import (
-    TOLERANCE,
-    GradCheckCase,
-    away_from_zero,
-    check_gradients,
-    check_layer,
-    check_model,
-    relative_error,
-)
-from .numerical import numerical_gradient
+from . import cases, checks, numerical
+from .cases import *  # noqa: F403
+from .checks import *  # noqa: F403
+from .numerical import *  # noqa: F403
 
-__all__ = [
-    "TOLERANCE",
-    "GradCheckCase",
-    "away_from_zero",
-    "check_gradients",
-    "check_layer",
-    "check_model",
-    "conv_cases",
-    "norm_cases",
-    "numerical_gradient",
-    "relative_error",
-    "standard_cases",
-]
+__all__ = [*cases.__all__, *checks.__all__, *numerical.__all__]

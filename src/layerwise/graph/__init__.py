@@ -14,14 +14,7 @@ The code is in four modules:
   loss and each parameter's gradient norm (``model_graph()``; in this namespace
   ``model_graph`` is that function, which hides the module of the same name).
 
-::
-
-    g = Graph()
-    apple, apple_num, tax = g.input("apple", 100), g.input("apple_num", 2), g.input("tax", 1.1)
-    price = g.mul(g.mul(apple, apple_num), tax, name="price")
-    g.backward()
-    apple.grad, apple_num.grad, tax.grad     # 2.2, 110, 200 (up to round-off)
-    g.save("apple.svg")                      # or g.to_dot(), or just `g` in Jupyter
+An example is in the docstring of ``dot.Graph``.
 
 DOT text needs nothing; SVG and PNG run Graphviz's ``dot`` program.
 """

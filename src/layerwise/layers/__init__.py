@@ -1,4 +1,5 @@
-"""Layers: one module per family. Every layer follows the contract in ``base.py``."""
+"""Layers: one module per family, each class the book's math. Every layer follows the contract in
+``base.py``; their fast paths are in ``layerwise.kernels`` (docs/architecture.md)."""
 
 from .activations import Flatten, Identity, LeakyReLU, ReLU, Relu, Sigmoid, Softmax, Tanh
 from .affine import Affine

@@ -23,9 +23,8 @@ class Affine(Layer):
 
     ``W``, ``b``, ``dW``, ``db`` are the book's names for ``params["W"]``, ``params["b"]``,
     ``grads["W"]``, ``grads["b"]``. Set ``needs_input_grad = False`` on a network's first layer
-    to skip dx, which nothing uses. The products go through ``kernels.threads.matmul`` (one
-    BLAS call, or parts on the owned threads for a large product); Σ_N dout is ``1ᵀ·dout``
-    (``kernels.caches.ones``), 3x faster than NumPy's sum over a short batch axis.
+    to skip dx, which nothing uses. The products are ``kernels.threads.matmul`` and Σ_N dout is
+    ``1ᵀ·dout`` with ``kernels.caches.ones``: their docstrings say why.
     """
 
     W = book_attribute("params", "W")
@@ -51,9 +50,7 @@ class Affine(Layer):
         x = self._input(x)
         self.original_x_shape = x.shape
         self.x = x if x.ndim == 2 and x.shape[1] == W.shape[0] else self._flatten(x, W)
-        # b as a (1, out) row: for a batch of one NumPy then takes its same-shape path (0.6 us
-        # instead of 1.5 us, which single-image inference counts).
-        return matmul(self.x, W, add=b.reshape(1, -1))  # x·W + b
+        return matmul(self.x, W, add=b)  # x·W + b
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         self._need(self.x)
@@ -70,7 +67,7 @@ class Affine(Layer):
         """x as (N, D), or a ShapeError naming both shapes."""
         if x.ndim < 2:
             raise ShapeError(f"Affine: input must have a batch axis, shape (N, {W.shape[0]}); got {x.shape}")
-        features = math.prod(x.shape[1:])  # np.prod of a tuple costs ~5 us per call
+        features = math.prod(x.shape[1:])
         if features != W.shape[0]:
             raise ShapeError(
                 f"Affine: input has {features} features per sample (x.shape={x.shape}) "

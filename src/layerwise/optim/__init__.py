@@ -11,31 +11,9 @@ The speed machinery of ``update`` (cached per-parameter plans, scratch buffers, 
 parameter split across threads) is ``layerwise.kernels.updates``.
 """
 
-from .base import Optimizer
-from .rules import (
-    OPTIMIZERS,
-    SGD,
-    AdaGrad,
-    Adam,
-    Momentum,
-    Nesterov,
-    RMSprop,
-    make_optimizer,
-    optimizer_from_state_dict,
-)
-from .schedules import LR_SCHEDULES, lr_factor
+from . import base, rules, schedules
+from .base import *  # noqa: F403
+from .rules import *  # noqa: F403
+from .schedules import *  # noqa: F403
 
-__all__ = [
-    "LR_SCHEDULES",
-    "OPTIMIZERS",
-    "SGD",
-    "AdaGrad",
-    "Adam",
-    "Momentum",
-    "Nesterov",
-    "Optimizer",
-    "RMSprop",
-    "lr_factor",
-    "make_optimizer",
-    "optimizer_from_state_dict",
-]
+__all__ = [*base.__all__, *rules.__all__, *schedules.__all__]
