@@ -4,8 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from book_reference import SEEDS, book_col2im, book_im2col, geometries
+from hypothesis import given
 
 from layerwise import functional as F
 from layerwise.errors import ShapeError
@@ -55,43 +55,6 @@ def test_sum_to_shape():
     np.testing.assert_array_equal(F.sum_to_shape(g, (4,)), np.full(4, 6.0))
     np.testing.assert_array_equal(F.sum_to_shape(g, (3, 1)), np.full((3, 1), 8.0))
     assert F.sum_to_shape(g, ()) == 24.0
-
-
-SEEDS = st.integers(0, 2**32 - 1)
-
-
-# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
-def book_im2col(x, FH, FW, stride=1, pad=0):
-    N, C, H, W = x.shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
-
-
-def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
-    N, C, H, W = x_shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
-    return img[:, :, pad : H + pad, pad : W + pad]
-
-
-@st.composite
-def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
-    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
-    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
-    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
-    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
-    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
-    assume(H >= 1 and W >= 1)
-    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
 
 
 # -- im2col / col2im ----------------------------------------------------------------------

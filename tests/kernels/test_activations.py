@@ -1,6 +1,7 @@
 """kernels.activations equals the plain ReLU expressions (np.maximum, np.where)."""
 
 import numpy as np
+from book_reference import same as _same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
@@ -8,13 +9,6 @@ from hypothesis.extra.numpy import array_shapes, arrays
 import layerwise as lw
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38]
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> None:
-    """Equal values, dtype, and sign of every zero (np.array_equal alone treats -0.0 == 0.0)."""
-    assert a.dtype == b.dtype
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
 
 
 floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.sampled_from(SPECIAL))

@@ -2,37 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from book_reference import SEEDS, book_col2im, geometries
+from book_reference import same as _same
+from hypothesis import given
 
 from layerwise.errors import ShapeError
 from layerwise.functional import conv_output_shape, im2col
 from layerwise.kernels import conv as conv_kernels
 from layerwise.kernels.conv import conv_input_grad
-
-SEEDS = st.integers(0, 2**32 - 1)
-
-
-def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
-    N, C, H, W = x_shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
-    return img[:, :, pad : H + pad, pad : W + pad]
-
-
-@st.composite
-def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
-    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
-    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
-    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
-    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
-    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
-    assume(H >= 1 and W >= 1)
-    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
 
 
 @given(geometries(max_kernel=4, max_out=4), SEEDS)
@@ -58,13 +35,6 @@ def test_channels_last_im2col_and_conv_input_grad_agree_with_the_books_order(geo
 def test_conv_input_grad_rejects_a_d_of_the_wrong_shape():
     with pytest.raises(ShapeError, match=r"conv_input_grad: d has shape \(4, 2\), expected \(8, 2\)"):
         conv_input_grad(np.zeros((4, 2)), np.zeros((2, 1, 3, 3)), (2, 1, 4, 4), 1, 0)
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> None:
-    """Equal values, dtype, and sign of every zero (np.array_equal alone treats -0.0 == 0.0)."""
-    assert a.dtype == b.dtype
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
 
 
 @pytest.mark.parametrize("stride, pad", [(1, 0), (2, 2), (4, 0)])

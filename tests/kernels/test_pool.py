@@ -2,65 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+from book_reference import SEEDS, book_max_pool, book_max_pool_backward, torch_pool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layerwise.kernels.pool import max_pool, max_pool_backward
 from layerwise.layers.conv import AvgPooling, Pooling
-
-SEEDS = st.integers(0, 2**32 - 1)
-
-
-# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
-def book_im2col(x, FH, FW, stride=1, pad=0):
-    N, C, H, W = x.shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
-
-
-def book_col2im(col, x_shape, FH, FW, stride=1, pad=0):
-    N, C, H, W = x_shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    col = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride] += col[:, :, y, x_]
-    return img[:, :, pad : H + pad, pad : W + pad]
-
-
-def torch_pool(kind, x, dout, ph, pw, stride, pad):
-    tx = torch.tensor(x, requires_grad=True)
-    if kind == "max":
-        out = F.max_pool2d(tx, (ph, pw), stride, pad)
-    else:
-        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
-    out.backward(torch.from_numpy(dout))
-    return out.detach().numpy(), tx.grad.numpy()
-
-
-def book_max_pool(x, ph, pw, stride):
-    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
-    N, C, H, W = x.shape
-    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
-    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
-    arg_max = np.argmax(rows, axis=1)
-    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
-    return out, arg_max
-
-
-def book_max_pool_backward(dout, arg_max, x_shape, ph, pw, stride):
-    d = dout.transpose(0, 2, 3, 1)
-    dmax = np.zeros((d.size, ph * pw), dtype=dout.dtype)
-    dmax[np.arange(arg_max.size), arg_max] = d.ravel()
-    return book_col2im(dmax.reshape(d.size // x_shape[1], -1), x_shape, ph, pw, stride)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from book_reference import SEEDS, book_im2col, book_max_pool, geometries, torch_pool
 from conftest import unambiguous_argmax
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -12,31 +13,6 @@ from layerwise.errors import InputError, ShapeError, StateError
 from layerwise.gradcheck import check_layer, standard_cases
 from layerwise.gradcheck.cases import conv_cases
 from layerwise.layers.conv import AvgPooling, Convolution, Pooling
-
-SEEDS = st.integers(0, 2**32 - 1)
-
-
-# -- the book's im2col/col2im, verbatim in behaviour, as the reference layout -------------
-def book_im2col(x, FH, FW, stride=1, pad=0):
-    N, C, H, W = x.shape
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((N, C, FH, FW, OH, OW), dtype=x.dtype)
-    for y in range(FH):
-        for x_ in range(FW):
-            col[:, :, y, x_, :, :] = img[:, :, y : y + stride * OH : stride, x_ : x_ + stride * OW : stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
-
-
-@st.composite
-def geometries(draw, max_kernel=4, max_out=4, max_pad=2):
-    """(N, C, H, W, FH, FW, stride, pad) where the stride divides the padded span exactly."""
-    FH, FW = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
-    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, max_pad))
-    OH, OW = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
-    H, W = (OH - 1) * stride + FH - 2 * pad, (OW - 1) * stride + FW - 2 * pad
-    assume(H >= 1 and W >= 1)
-    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, FH, FW, stride, pad
 
 
 def torch_conv(x, W, b, dout, stride, pad):
@@ -63,16 +39,6 @@ def pool_geometries(draw):
     return draw(st.integers(1, 2)), draw(st.integers(1, 3)), H, W, ph, pw, stride, pad
 
 
-def torch_pool(kind, x, dout, ph, pw, stride, pad):
-    tx = torch.tensor(x, requires_grad=True)
-    if kind == "max":
-        out = F.max_pool2d(tx, (ph, pw), stride, pad)
-    else:
-        out = F.avg_pool2d(tx, (ph, pw), stride, pad, count_include_pad=True)
-    out.backward(torch.from_numpy(dout))
-    return out.detach().numpy(), tx.grad.numpy()
-
-
 POOL_CASES = [  # (x shape, ph, pw, stride, pad)
     ((3, 4, 8, 8), 2, 2, 2, 0),  # tiled: the fast path
     ((2, 3, 9, 9), 3, 3, 2, 1),
@@ -80,16 +46,6 @@ POOL_CASES = [  # (x shape, ph, pw, stride, pad)
     ((2, 2, 6, 9), 2, 3, 2, 1),
     ((1, 2, 6, 6), 3, 3, 3, 0),  # tiled 3x3
 ]
-
-
-def book_max_pool(x, ph, pw, stride):
-    """The book's Pooling algorithm (im2col rows + np.argmax), as an independent oracle."""
-    N, C, H, W = x.shape
-    OH, OW = (H - ph) // stride + 1, (W - pw) // stride + 1
-    rows = book_im2col(x, ph, pw, stride).reshape(-1, ph * pw)
-    arg_max = np.argmax(rows, axis=1)
-    out = np.max(rows, axis=1).reshape(N, OH, OW, C).transpose(0, 3, 1, 2)
-    return out, arg_max
 
 
 # -- the book's published weights through these layers, on real MNIST -------------------------

@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import torch
+from optim_cases import CASES, SHAPES, make_problem, run
 
 from layerwise.errors import InputError, ShapeError, StateError
 from layerwise.layers import Affine
@@ -23,56 +23,6 @@ from layerwise.optim import (
     make_optimizer,
     optimizer_from_state_dict,
 )
-
-SHAPES = {"W1": (3, 4), "b1": (4,), "W2": (2, 3, 2)}
-
-
-STEPS = 20
-
-
-# (layerwise optimizer, the torch.optim optimizer that defines the same step)
-CASES = {
-    "sgd": (lambda: SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
-    "momentum": (lambda: Momentum(lr=0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
-    "nesterov": (
-        lambda: Nesterov(lr=0.05, momentum=0.8),
-        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True),
-    ),
-    "adagrad": (lambda: AdaGrad(lr=0.1), lambda p: torch.optim.Adagrad(p, lr=0.1, eps=1e-7)),
-    "rmsprop": (
-        lambda: RMSprop(lr=0.01, decay_rate=0.9),
-        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-7),
-    ),
-    "adam": (lambda: Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
-    "adam-wd": (
-        lambda: Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1),
-        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
-    ),
-    "momentum-wd": (
-        lambda: Momentum(lr=0.05, weight_decay=0.01),
-        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
-    ),
-    "rmsprop-wd": (
-        lambda: RMSprop(weight_decay=0.05),
-        lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-7, weight_decay=0.05),
-    ),
-}
-
-
-def make_problem(dtype, seed=0, steps=STEPS):
-    rng = np.random.default_rng(seed)
-    params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
-    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()} for _ in range(steps)]
-    return params, grads
-
-
-def run(opt, params, grads):
-    out = []
-    for g in grads:
-        opt.update(params, g)
-        out.append({k: v.copy() for k, v in params.items()})
-    return out
-
 
 # -- each hyperparameter is checked in one place -------------------------------------------------
 HYPER_VALUES = [0.5, 0.0, 1.0, -1.0, 1e-8, 2.0, np.float64(0.25), np.float32(0.75), 3, True, "0.1", "fast",
