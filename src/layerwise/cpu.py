@@ -1,0 +1,134 @@
+"""How many threads layerwise computes on: the cores this process may use, and the user's say.
+
+Only the standard library here: the command line reads this before NumPy loads.
+
+The number, first found wins:
+
+1. ``set_num_threads(n)`` in the API, or ``--threads N`` on the command line;
+2. the ``LAYERWISE_THREADS`` environment variable;
+3. an explicit ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` (respected, as NumPy would);
+4. the usable cores: the CPUs this process may run on (``os.sched_getaffinity``), capped by
+   a cgroup CPU quota (a container given 2 CPUs of a 64-core host gets 2 threads, not 64).
+
+How the threads wait is decided in ``kernels.threads`` (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+__all__ = ["ENV_VAR", "cgroup_cpu_limit", "get_num_threads", "set_num_threads", "threads_from", "usable_cores"]
+
+ENV_VAR = "LAYERWISE_THREADS"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+_chosen: int | None = None  # set_num_threads's number, or None: decided by the environment
+
+
+def _parse_quota(max_text: str) -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` line, ``"<quota> <period>"`` (``max``: none)."""
+    fields = max_text.split()
+    if not fields or fields[0] == "max":
+        return None
+    period = int(fields[1]) if len(fields) > 1 else 100_000
+    return int(fields[0]) / period
+
+
+def cgroup_cpu_limit(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs this process's cgroup may use per period (for example 1.5), or None without a quota.
+
+    cgroup v2 keeps ``cpu.max`` in the process's group and each group above it, any of which
+    may limit; cgroup v1 keeps ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` in the ``cpu``
+    hierarchy. Inside a container the group's path may not exist in its own mount, whose
+    root then is the group: both are read. The smallest limit found wins."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        rel = path.lstrip("/")
+        if hierarchy == "0" and controllers == "":  # cgroup v2
+            group = root / rel
+            for directory in (group, *group.parents):
+                if directory == root.parent:
+                    break
+                limit = _read_v2(directory / "cpu.max")
+                if limit is not None:
+                    limits.append(limit)
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            for base in {root / "cpu", root / controllers, root / "cpu,cpuacct"}:
+                for directory in (base / rel, base):
+                    limit = _read_v1(directory)
+                    if limit is not None:
+                        limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _read_v2(path: Path) -> float | None:
+    try:
+        return _parse_quota(path.read_text())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_v1(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on, capped by its cgroup quota (rounded down, at least 1):
+    a thread beyond the quota only gets the group throttled for the rest of each period."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, math.floor(limit)))
+    return max(1, cores)
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name} must be a whole number of threads, at least 1; got {value!r}")
+    return n
+
+
+def threads_from(environ: dict[str, str] | os._Environ) -> tuple[int, str]:
+    """The number of threads the environment asks for, and which setting said so."""
+    for name in (ENV_VAR, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = environ.get(name, "").strip()
+        if value:
+            # OpenBLAS reads "4,2" as 4 (nested OpenMP levels); take the first level alike.
+            return _positive_int(name, value.split(",")[0]), name
+    return usable_cores(), "usable cores"
+
+
+def set_num_threads(n: int | None) -> None:
+    """Compute on ``n`` threads from now on (None: back to what the environment says).
+    Like ``torch.set_num_threads``; 1 keeps everything on the calling thread."""
+    global _chosen
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads takes a whole number of threads, at least 1; got {n!r}")
+    _chosen = n
+
+
+def get_num_threads() -> int:
+    """The number of threads layerwise computes on (see the module docstring for the order)."""
+    return _chosen if _chosen is not None else threads_from(os.environ)[0]
