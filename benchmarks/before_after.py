@@ -51,6 +51,7 @@ def _median_time(fn, reps: int) -> float:
 
 def measure(workload: str) -> float:
     """Seconds one workload takes, in this process (layerwise from PYTHONPATH's tree)."""
+    # Imported here: only the measuring process loads layerwise (from the tree under test).
     from threadpoolctl import threadpool_limits
 
     from .nets import NETS

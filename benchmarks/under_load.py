@@ -108,7 +108,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def report(raw: dict[str, Any]) -> str:
     header = [
         f"Command: `{raw['command']}`",
-        f"Machine: {raw['cpu']}, {os.cpu_count()} CPUs; {raw['versions']}.",
+        f"Machine: {raw['cpu']}, {os.cpu_count()} CPUs; "
+        + ", ".join(f"{name} {version}" for name, version in raw["versions"].items()) + ".",
         f"Environment given to layerwise: {raw['lw_env'] or 'none (defaults)'}; "
         f"run took {raw.get('seconds', 0) / 60:.1f} min.",
         "",

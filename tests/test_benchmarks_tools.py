@@ -51,7 +51,7 @@ def test_under_load_refuses_an_unknown_situation_by_name(capsys: pytest.CaptureF
 
 
 def _fashion_mnist() -> None:
-    require_fixture(FASHION_DIR.is_dir(), "Fashion-MNIST (Debian package dataset-fashion-mnist) for the benchmarks")
+    require_fixture(FASHION_DIR)  # Debian's dataset-fashion-mnist
 
 
 def test_under_load_runs_every_situation_for_real(tmp_path: Path) -> None:

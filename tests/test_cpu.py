@@ -10,15 +10,19 @@ import pytest
 from layerwise import cpu
 
 
+def _proc_cgroup(tmp_path: Path, text: str) -> Path:
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text(text)
+    return proc
+
+
 def _cgroup_v2(tmp_path: Path, group: str, limits: dict[str, str]) -> tuple[Path, Path]:
     root = tmp_path / "cgroup"
     (root / group).mkdir(parents=True)
     for directory, text in limits.items():
         (root / directory).mkdir(parents=True, exist_ok=True)
         (root / directory / "cpu.max").write_text(text + "\n")
-    proc = tmp_path / "proc_cgroup"
-    proc.write_text(f"0::/{group}\n")
-    return proc, root
+    return _proc_cgroup(tmp_path, f"0::/{group}\n"), root
 
 
 def test_cgroup_v2_quota_is_read_from_the_group(tmp_path):
@@ -41,8 +45,7 @@ def test_cgroup_v2_in_a_container_reads_its_own_mount_root(tmp_path):
     root = tmp_path / "cgroup"
     root.mkdir()
     (root / "cpu.max").write_text("100000 100000\n")
-    proc = tmp_path / "proc_cgroup"
-    proc.write_text("0::/docker/abc\n")
+    proc = _proc_cgroup(tmp_path, "0::/docker/abc\n")
     assert cpu.cgroup_cpu_limit(proc, root) == 1.0
 
 
@@ -52,8 +55,7 @@ def test_cgroup_v1_quota(tmp_path):
     group.mkdir(parents=True)
     (group / "cpu.cfs_quota_us").write_text("300000\n")
     (group / "cpu.cfs_period_us").write_text("100000\n")
-    proc = tmp_path / "proc_cgroup"
-    proc.write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
+    proc = _proc_cgroup(tmp_path, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
     assert cpu.cgroup_cpu_limit(proc, root) == 3.0
 
 
@@ -62,8 +64,7 @@ def test_cgroup_v1_unlimited_is_minus_one(tmp_path):
     (root / "cpu").mkdir(parents=True)
     (root / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
     (root / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    proc = tmp_path / "proc_cgroup"
-    proc.write_text("2:cpu:/\n")
+    proc = _proc_cgroup(tmp_path, "2:cpu:/\n")
     assert cpu.cgroup_cpu_limit(proc, root) is None
 
 
