@@ -10,16 +10,29 @@ The number, first found wins:
 4. the usable cores: the CPUs this process may run on (``os.sched_getaffinity``), capped by
    a cgroup CPU quota (a container given 2 CPUs of a 64-core host gets 2 threads, not 64).
 
-How the threads wait is decided in ``kernels.threads`` (see ``docs/architecture.md``).
+A number set in one of the first three ways is *fixed*: layerwise computes on exactly that
+many threads, and a run's numbers depend only on it. Otherwise layerwise also watches what
+other processes use of its CPUs (``CpuShare``) and, in an MLP's training, lets BLAS use only
+the cores they leave free (``kernels.threads.share_cores``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
-__all__ = ["ENV_VAR", "cgroup_cpu_limit", "get_num_threads", "set_num_threads", "threads_from", "usable_cores"]
+__all__ = [
+    "ENV_VAR",
+    "CpuShare",
+    "cgroup_cpu_limit",
+    "get_num_threads",
+    "is_fixed",
+    "set_num_threads",
+    "threads_from",
+    "usable_cores",
+]
 
 ENV_VAR = "LAYERWISE_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -132,3 +145,67 @@ def set_num_threads(n: int | None) -> None:
 def get_num_threads() -> int:
     """The number of threads layerwise computes on (see the module docstring for the order)."""
     return _chosen if _chosen is not None else threads_from(os.environ)[0]
+
+
+def is_fixed(environ: dict[str, str] | os._Environ | None = None) -> bool:
+    """Whether the user fixed the number of threads (``set_num_threads``, ``LAYERWISE_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS``) rather than leaving it to layerwise."""
+    environ = os.environ if environ is None else environ
+    return _chosen is not None or threads_from(environ)[1] != "usable cores"
+
+
+class CpuShare:
+    """What other processes used of this process's CPUs, in cores, over the last window.
+
+    The kernel's own accounting, read between training steps: the busy time of the CPUs this
+    process may run on (``/proc/stat``: everything but idle and I/O wait; time the hypervisor
+    gave to other machines counts as busy) minus this process's own CPU time (``os.times``).
+    On a system without ``/proc/stat`` it reports nothing (``others()`` is always None).
+    """
+
+    def __init__(self, window_s: float = 0.3, stat: Path = Path("/proc/stat")) -> None:
+        self.window_s = window_s
+        self.stat = stat
+        try:
+            self.cpus = {f"cpu{n}" for n in os.sched_getaffinity(0)}
+        except (AttributeError, OSError):
+            self.cpus = set()
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._sample()
+
+    @property
+    def ncpus(self) -> int:
+        return len(self.cpus)
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        """(now, busy seconds of our CPUs, our own CPU seconds), or None if unreadable."""
+        if not self.cpus:
+            return None
+        try:
+            lines = self.stat.read_text().splitlines()
+        except OSError:
+            return None
+        busy = 0
+        for line in lines:
+            fields = line.split()
+            if fields and fields[0] in self.cpus:
+                # user nice system idle iowait irq softirq steal (guest time is inside user)
+                ticks = [int(v) for v in fields[1:9]]
+                busy += sum(ticks) - ticks[3] - ticks[4]
+        own = os.times()
+        return time.monotonic(), busy / self.tick, own.user + own.system
+
+    def others(self) -> float | None:
+        """Cores the other processes kept busy on average since the last answer, once at
+        least ``window_s`` has passed (None before that, or when it cannot be known)."""
+        if self._last is None:
+            return None
+        now = time.monotonic()
+        if now - self._last[0] < self.window_s:
+            return None
+        sample = self._sample()
+        if sample is None:
+            return None
+        (t0, busy0, own0), (t1, busy1, own1) = self._last, sample
+        self._last = sample
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))

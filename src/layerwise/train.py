@@ -22,7 +22,7 @@ from .datasets import iterate_minibatches
 from .errors import InputError, ShapeError, TrainingDiverged
 from .io import atomic_write, save
 from .kernels.memory import keep_freed_memory
-from .kernels.threads import SPLIT_MIN_ELEMENTS, owned_threads
+from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, blas_limit, owned_threads, run_threads, share_cores
 from .models import Sequential
 from .optim import LR_SCHEDULES, lr_factor
 
@@ -178,6 +178,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0  # completed steps of the current epoch
         self._epoch_rng_state = self.shuffle_rng.bit_generator.state
+        self._core_share: CoreShare | None = None  # during fit(), when BLAS's threads are shared
 
     # -- state for checkpoints -------------------------------------------------------------
     def _layer_rngs(self) -> dict[str, np.random.Generator]:
@@ -259,16 +260,25 @@ class Trainer:
             self._fit_epochs(steps)
         return self.history
 
-    def _threads(self) -> contextlib.AbstractContextManager:
-        """For a network whose steps make large arrays (a convnet's activations), layerwise owns
-        the threads BLAS was allowed for the run and splits the passes and products itself
-        (``kernels.threads.owned_threads``): split passes measured no faster while OpenBLAS's idle
-        threads spun on the other core. An MLP's arrays are too small to split (a handoff costs
-        ~25 us), so BLAS keeps its threads for the products."""
+    def _threads(self) -> contextlib.ExitStack:
+        """The run's threads (``kernels.threads.run_threads``). For a network whose steps make
+        large arrays (a convnet's activations), layerwise owns them and splits the passes and
+        products itself (``owned_threads``): split passes measured no faster while OpenBLAS's
+        idle threads spun on the other core. An MLP's arrays are too small to split (a handoff
+        costs ~25 us), so BLAS keeps the threads for the products; unless the user fixed their
+        number, only as many as other processes leave free (``CoreShare``)."""
 
+        stack = contextlib.ExitStack()
+        threads, fixed = run_threads()
         per_sample = getattr(self.model, "workspace_per_sample", lambda shape: 1)(self.x_train.shape[1:])
-        large = per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS
-        return owned_threads() if large else contextlib.nullcontext()
+        if per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS:
+            stack.enter_context(owned_threads())
+        elif fixed or threads == 1:
+            stack.enter_context(blas_limit(threads))
+        else:
+            self._core_share = stack.enter_context(share_cores(threads))
+            stack.callback(setattr, self, "_core_share", None)
+        return stack
 
     def _fit_epochs(self, steps: int) -> None:
         from tqdm.auto import tqdm  # imported when training starts, not on `import layerwise` (CLI start)
@@ -285,6 +295,8 @@ class Trainer:
                 if self.lr_schedule != "constant":
                     done = self.epoch * steps + self.step_in_epoch
                     self.optimizer.lr = self.base_lr * lr_factor(self.lr_schedule, done, self.epochs * steps)
+                if self._core_share is not None:
+                    self._core_share.check()
                 grads = self.model.gradient(x, t)
                 loss = self.model.loss_layer.loss
                 if not math.isfinite(loss) or loss > self._loss_limit(loss):

@@ -22,9 +22,9 @@ def _blas_limits() -> list[int]:
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    """BLAS 'allowed' two threads, whatever the number of CPUs (the pool runs the parts on one
+    """Two threads for layerwise, whatever the number of CPUs (the pool runs the parts on one
     CPU as well; only the speed differs)."""
-    monkeypatch.setattr(_threads, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
 
 
 def test_owned_threads_limits_blas_restores_it_and_has_one_owner(two_threads):
@@ -45,16 +45,35 @@ def test_owned_threads_limits_blas_restores_it_and_has_one_owner(two_threads):
 
 def test_in_parts_covers_the_range_once_on_several_threads(two_threads):
     parts, threads = [], set()
+    both_started = threading.Barrier(2, timeout=10)
 
     def record(part):
         parts.append(part)
         threads.add(threading.get_ident())
+        both_started.wait()  # whichever part starts first waits for the other: they overlap
 
     with _threads.owned_threads():
         _threads.in_parts(record, 11)
     covered = sorted(i for part in parts for i in range(11)[part])
     assert covered == list(range(11)) and len(parts) == 2
     assert len(threads) == 2  # the caller's and a pool thread's, on any number of CPUs
+
+
+def test_in_parts_caller_takes_the_parts_no_pool_thread_has_started(two_threads):
+    """A pool thread that cannot run yet (here: every pool thread busy; in life: its core taken
+    by another process) is not waited for: the calling thread runs its part too."""
+    release = threading.Event()
+    pool = _threads._pool()
+    blockers = [pool.submit(release.wait, 10) for _ in range(pool._max_workers)]
+    runners = []
+    try:
+        with _threads.owned_threads():
+            _threads.in_parts(lambda part: runners.append((part, threading.get_ident())), 10)
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
+    assert runners == [(slice(0, 5), threading.get_ident()), (slice(5, 10), threading.get_ident())]
 
 
 def test_in_parts_runs_whole_when_not_owned_not_worth_it_or_inside_a_part(two_threads):
@@ -176,9 +195,9 @@ def _train_convnet(steps: int) -> tuple[list[float], dict]:
 def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch):
     # SimpleConvNet's steps make arrays of 40 x 30 x 24 x 24 values: the Trainer owns the
     # threads and splits ReLU, pooling, im2col, the products and Adam.
-    monkeypatch.setattr(_threads, "blas_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "run_threads", lambda: (1, True))
     losses_serial, params_serial = _train_convnet(3)
-    monkeypatch.setattr(_threads, "blas_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
     submitted = []
     pool = _threads._pool()
     original_submit = pool.submit
@@ -203,12 +222,70 @@ def test_the_trainer_gives_the_threads_back_when_training_fails(two_threads):
     assert _blas_limits() == before and _threads._owned == 0
 
 
-def test_mlps_leave_blas_its_threads():
-    # 100 x 50 activations are too small to split: BLAS keeps splitting the products.
+def _fit_mlp_recording(monkeypatch, run_threads):
+    """Train a 784-50-10 MLP one epoch under ``run_threads``; the BLAS limits and the Trainer's
+    CoreShare seen at each step."""
+    import layerwise.train
+
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: run_threads)
     model = lw.TwoLayerNet(784, 50, 10, seed=0)
     x, t = np.zeros((200, 784), np.float32), np.zeros(200, np.int64)
     trainer = lw.Trainer(model, lw.SGD(lr=0.1), x, t, epochs=1, progress=False, log=None)
-    assert isinstance(trainer._threads(), __import__("contextlib").nullcontext)
+    seen = []
+    gradient = model.gradient
+    monkeypatch.setattr(model, "gradient", lambda *a: seen.append((_blas_limits(), trainer._core_share)) or gradient(*a))
+    before = _blas_limits()
+    trainer.fit()
+    assert _blas_limits() == before and trainer._core_share is None and _threads._owned == 0
+    return seen
+
+
+def test_an_mlp_shares_blas_threads_when_they_were_left_to_layerwise(monkeypatch):
+    # 100 x 50 activations are too small to split: BLAS splits the products, on the cores
+    # other processes leave free.
+    seen = _fit_mlp_recording(monkeypatch, (2, False))
+    assert len(seen) == 2
+    for limits, share in seen:
+        assert isinstance(share, _threads.CoreShare) and share.threads == 2
+        assert limits == [share.now] * len(limits)
+
+
+def test_an_mlp_keeps_the_threads_the_user_fixed(monkeypatch):
+    for threads in (1, 2):
+        seen = _fit_mlp_recording(monkeypatch, (threads, True))
+        assert [share for _, share in seen] == [None, None]
+        assert all(limits == [threads] * len(limits) for limits, _ in seen)
+
+
+class FakeShare:
+    """What other processes used, window by window, as CpuShare would report it."""
+
+    def __init__(self, ncpus, others):
+        self.ncpus, self._others = ncpus, list(others)
+
+    def others(self):
+        return self._others.pop(0)
+
+
+def test_core_share_gives_cores_back_at_once_and_takes_them_after_two_free_windows():
+    before = _blas_limits()
+    # None: no window has passed yet. 1.1 busy cores of 2 leave one; 0.1 leave both.
+    share = FakeShare(2, [None, 0.1, 1.1, None, 0.9, 0.2, 1.0, 0.2, 0.1, 0.0, 2.0])
+    with _threads.share_cores(2) as cores:
+        assert _blas_limits() == [2] * len(before)
+        cores.share = share
+        decisions = []
+        for _ in range(11):
+            decisions.append(cores.check())
+            assert _blas_limits() == [cores.now] * len(before)
+    assert decisions == [2, 2, 1, 1, 1, 1, 1, 1, 2, 2, 1]
+    assert _blas_limits() == before
+
+
+def test_core_share_never_goes_below_one_or_above_its_threads():
+    with _threads.share_cores(2) as cores:
+        cores.share = FakeShare(8, [7.9, 0.0, 0.0, 0.0])
+        assert [cores.check() for _ in range(4)] == [1, 1, 2, 2]
 
 
 @settings(max_examples=30, deadline=None)

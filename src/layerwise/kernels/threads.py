@@ -15,17 +15,21 @@ so a caller's ``threadpool_limits(1)`` is respected.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from types import EllipsisType
 from typing import TypeVar
 
 import numpy as np
+
+from .. import cpu
+from ..cpu import CpuShare
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,13 +47,33 @@ def blas_threads() -> int:
     return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
 
 
+def run_threads() -> tuple[int, bool]:
+    """The threads a training or a prediction runs on, and whether that number is fixed.
+
+    Fixed: the user's number (``cpu.get_num_threads``: ``set_num_threads``, ``--threads``,
+    ``LAYERWISE_THREADS``, ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``), or fewer threads than
+    the usable cores that a caller allowed BLAS (``threadpool_limits(1)`` around a call holds).
+    Otherwise the usable cores, left to layerwise to share (``CoreShare``)."""
+    if cpu.is_fixed():
+        return cpu.get_num_threads(), True
+    usable, allowed = cpu.get_num_threads(), blas_threads()
+    return (allowed, True) if allowed < usable else (usable, False)
+
+
+@contextlib.contextmanager
+def blas_limit(threads: int) -> Iterator[None]:
+    """BLAS on ``threads`` threads inside the block; the limits before are restored after."""
+    with _blas().limit(limits=threads):
+        yield
+
+
 # Owning the threads. OpenBLAS splits a product across its threads, and each of them then
 # spins on its core for ~0.1 s waiting for the next product (measured: a full core of CPU
 # while the caller sleeps). A Python thread that layerwise puts on that core meanwhile, to
 # split an elementwise pass, gets a fraction of it: SimpleConvNet's max pooling on 2 threads
 # was no faster than on one. So when layerwise splits work itself, it owns the threads:
 # BLAS is limited to one (no spinning workers) and layerwise cuts both the passes and the
-# large products into parts, one per thread BLAS was allowed.
+# large products into parts, one per thread of ``run_threads``.
 _ownership = threading.RLock()  # held by the thread that limited BLAS; re-entrant for it
 _owned = 0  # the threads layerwise splits work across while it owns them; 0 otherwise
 _busy = threading.Lock()  # held while parts run on the pool: a part never splits again
@@ -57,10 +81,10 @@ _busy = threading.Lock()  # held while parts run on the pool: a part never split
 
 @contextlib.contextmanager
 def owned_threads() -> Iterator[int]:
-    """Inside the block layerwise owns the threads BLAS was allowed: BLAS runs on one, and
+    """Inside the block layerwise owns the threads of ``run_threads``: BLAS runs on one, and
     ``in_parts``, ``matmul`` and evaluation-mode ``predict`` split their work across all of
-    them. Yields their number; 1 (and changes nothing) when BLAS was allowed only one, or
-    another thread owns them. Re-entrant in the owning thread. The BLAS limits in force
+    them. Yields their number; 1 (and changes nothing) when another thread owns them.
+    Re-entrant in the owning thread. The BLAS limits in force
     before are restored on leaving. The limit is process-wide: two overlapping owners could
     each record the other's 1 as "the previous limit" and leave BLAS on one thread for good,
     so there is one owner at a time."""
@@ -72,18 +96,62 @@ def owned_threads() -> Iterator[int]:
         if _owned:
             yield _owned
             return
-        workers = blas_threads()
-        if workers <= 1:
-            yield 1
-            return
+        workers = run_threads()[0]
         with _blas().limit(limits=1):
-            _owned = workers
+            _owned = workers if workers > 1 else 0
             try:
                 yield workers
             finally:
                 _owned = 0
     finally:
         _ownership.release()
+
+
+class CoreShare:
+    """BLAS's thread count during an MLP's training when the user left it to layerwise
+    (``cpu.is_fixed``): all ``threads`` while the CPUs are otherwise idle, only the cores other
+    processes leave free while they are busy (at least one).
+
+    Why: OpenBLAS's threads spin on their cores between products and wait for each other
+    within one; with another process on the other core each product waits for a time slice.
+    Measured (``python -m benchmarks.under_load``, 2 cores, 784-50-10): two copies at once
+    took 29x their time alone on 2 BLAS threads, 1.0x on one; no spin timeout helped (see
+    benchmarks/README.md). The thread count changes which OpenBLAS kernels compute a product,
+    so with it left to layerwise a run's last digits depend on the load: fix the threads
+    (``set_num_threads``, ``LAYERWISE_THREADS``, ``--threads``) for bitwise repeatable runs.
+    """
+
+    def __init__(self, threads: int, share: CpuShare | None = None) -> None:
+        self.threads = self.now = threads
+        self.share = share or CpuShare()
+        self._up_votes = 0
+
+    def check(self) -> int:
+        """Called between steps; re-decides at most once per window. Returns the thread count."""
+        others = self.share.others()
+        if others is None:
+            return self.now
+        free = max(1, min(self.threads, round(self.share.ncpus - others)))
+        if free < self.now:  # contention costs at once: give the cores back now
+            self._set(free)
+        elif free > self.now:  # a free core must stay free for two windows before it is taken
+            self._up_votes += 1
+            if self._up_votes >= 2:
+                self._set(free)
+        else:
+            self._up_votes = 0
+        return self.now
+
+    def _set(self, n: int) -> None:
+        self.now, self._up_votes = n, 0
+        _blas().limit(limits=n)
+
+
+@contextlib.contextmanager
+def share_cores(threads: int) -> Iterator[CoreShare]:
+    """``CoreShare`` for a block; the BLAS limits in force before are restored on leaving."""
+    with _blas().limit(limits=threads):
+        yield CoreShare(threads)
 
 
 @functools.cache
@@ -115,11 +183,52 @@ SPLIT_MIN_ELEMENTS = 1 << 17
 SPLIT_MIN_MACS = 1 << 24
 
 
+class _Parts:
+    """Parts of one ``in_parts`` call, taken by whichever thread is free: the calling thread
+    runs parts until none is left, then waits only for parts a pool thread has started.
+
+    Why: when another process keeps a core busy, a pool thread may wait for that core for a
+    whole scheduler time slice (several ms) before it runs; the calling thread then takes
+    its part instead of waiting (measured on 2 busy cores, 128x784 @ 784x512 products in row
+    halves: 611 products/s this way, 485/s handing each half to a fixed thread). Each part
+    writes only its own results, so who runs it changes nothing in the numbers."""
+
+    def __init__(self, fn: Callable[[slice], None], parts: list[slice]) -> None:
+        self.fn = fn
+        self.todo = collections.deque(parts)  # popleft is atomic: each part is taken once
+        self.left = len(parts)
+        self.finished = threading.Condition()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            try:
+                part = self.todo.popleft()
+            except IndexError:
+                return
+            try:
+                self.fn(part)
+            except BaseException as exc:  # re-raised in the calling thread by wait()
+                self.error = self.error or exc
+            with self.finished:
+                self.left -= 1
+                if not self.left:
+                    self.finished.notify_all()
+
+    def wait(self) -> None:
+        with self.finished:
+            while self.left:
+                self.finished.wait()
+        if self.error is not None:
+            raise self.error
+
+
 def in_parts(fn: Callable[[slice | EllipsisType], None], n: int, split: bool = True) -> None:
     """Run ``fn(part)`` over parts that together cover ``range(n)`` (a batch axis, or a
     flattened array): one part per owned thread (see ``owned_threads``) when ``split`` (the
     caller's judgement that the work pays for threads) and layerwise owns several threads,
     else one call ``fn(...)``; also inside another part, which must never wait on the pool.
+    The parts are the same whatever the load; which thread runs each one is not (``_Parts``).
 
     Why: layerwise's elementwise passes (ReLU, max pooling, the optimizers) run on one core
     while BLAS splits only the products; NumPy releases the GIL in ufuncs and copies, so the
@@ -133,14 +242,11 @@ def in_parts(fn: Callable[[slice | EllipsisType], None], n: int, split: bool = T
         return
     try:
         bounds = [n * k // workers for k in range(workers + 1)]
-        parts = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        futures = [_pool().submit(fn, part) for part in parts[1:]]
-        try:
-            fn(parts[0])
-        finally:
-            wait(futures)  # every part done (or failed) before anyone reads the results
-        for future in futures:
-            future.result()  # a part's exception
+        parts = _Parts(fn, [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)])
+        for _ in range(workers - 1):
+            _pool().submit(parts.run)
+        parts.run()
+        parts.wait()  # every part done (or failed) before anyone reads the results
     finally:
         _busy.release()
 
