@@ -41,6 +41,7 @@ def _train(job: dict) -> None:
             trainer.fit()
 
         threads = _layerwise_threads()
+        shared = trainer.shared_thread_steps if hasattr(trainer, "shared_thread_steps") else {}
     else:
         import torch
 
@@ -55,6 +56,7 @@ def _train(job: dict) -> None:
             run.epoch(orders.permutation(n))
 
         threads = torch.get_num_threads()
+        shared = {}
     for _ in range(job["warmup"]):
         one_pass()
     print("ready", flush=True)
@@ -67,7 +69,10 @@ def _train(job: dict) -> None:
         times.append(time.perf_counter() - start)
     cpu1, wall = os.times(), time.perf_counter() - wall0
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    print(json.dumps({"times": times, "cpu_cores": cpu / wall, "threads": threads}), flush=True)
+    # Steps per BLAS thread count while layerwise shared the cores (warm-up included).
+    shared_steps = {str(k): v for k, v in sorted(shared.items())}
+    print(json.dumps({"times": times, "cpu_cores": cpu / wall, "threads": threads, "shared_steps": shared_steps}),
+          flush=True)
     while True:  # load for whoever is still measured; the runner terminates this process
         one_pass()
 

@@ -78,7 +78,8 @@ def measure(net: str, impl: str, situation: str, steps: int, reps: int, warmup: 
     scale = TRAIN_IMAGES / (steps * NETS[net].batch_size)
     return {"net": net, "impl": impl, "situation": situation, "steps": steps,
             "epoch_s": [s * scale for s in slowest["times"]], "threads": slowest["threads"],
-            "cpu_cores": [r["cpu_cores"] for r in results], "loadavg": os.getloadavg()[0]}
+            "cpu_cores": [r["cpu_cores"] for r in results], "loadavg": os.getloadavg()[0],
+            "shared_steps": [r.get("shared_steps", {}) for r in results]}
 
 
 def table(rows: list[dict[str, Any]]) -> str:

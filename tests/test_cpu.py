@@ -118,3 +118,75 @@ def test_set_num_threads_overrides_the_environment_until_reset(monkeypatch):
 def test_set_num_threads_refuses_what_is_not_a_thread_count(bad):
     with pytest.raises(ValueError, match="set_num_threads"):
         cpu.set_num_threads(bad)
+
+
+@pytest.mark.parametrize(("environ", "chosen", "fixed"), [
+    ({}, None, False),
+    ({"LAYERWISE_THREADS": "2"}, None, True),
+    ({"OPENBLAS_NUM_THREADS": "4"}, None, True),
+    ({"OMP_NUM_THREADS": "1"}, None, True),
+    ({}, 2, True),
+])
+def test_a_number_the_user_gave_is_fixed(environ, chosen, fixed):
+    try:
+        cpu.set_num_threads(chosen)
+        assert cpu.is_fixed(environ) is fixed
+    finally:
+        cpu.set_num_threads(None)
+
+
+def test_describe_names_who_decided(monkeypatch):
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
+    for name in ("LAYERWISE_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert cpu.describe() == "2 threads (the usable cores, shared with other processes)"
+    assert cpu.describe(option=1) == "1 thread (--threads)"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu.describe() == "3 threads (OMP_NUM_THREADS)"
+    try:
+        cpu.set_num_threads(4)
+        assert cpu.describe() == "4 threads (set_num_threads)"
+    finally:
+        cpu.set_num_threads(None)
+
+
+def _stat(path: Path, cpus: dict[str, tuple[int, ...]]) -> None:
+    lines = ["cpu  " + " ".join("0" * 10)]
+    lines += [f"{name} " + " ".join(map(str, ticks)) + " 0 0" for name, ticks in cpus.items()]
+    path.write_text("\n".join([*lines, "intr 0", "ctxt 0"]) + "\n")
+
+
+class Clock:
+    def __init__(self):
+        self.now, self.cpu_s = 100.0, 5.0
+
+    def times(self):
+        return os.times_result((self.cpu_s, 0.0, 0.0, 0.0, self.now))
+
+
+def test_cpu_share_is_what_others_kept_busy_on_our_cpus(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cpu.os, "sysconf", lambda name: 100, raising=False)
+    monkeypatch.setattr(cpu.os, "times", clock.times)
+    monkeypatch.setattr(cpu.time, "monotonic", lambda: clock.now)
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal; cpu2 is not ours
+    _stat(stat, {"cpu0": (0, 0, 0, 0, 0, 0, 0, 0), "cpu1": (0, 0, 0, 0, 0, 0, 0, 0), "cpu2": (0,) * 8})
+    share = cpu.CpuShare(window_s=0.3, stat=stat)
+    assert share.ncpus == 2
+    clock.now += 0.1
+    assert share.others() is None  # the window has not passed
+    # One second later: cpu0 busy all second (90 user + 10 system ticks); cpu1 busy 50 ticks,
+    # 20 taken by the hypervisor (steal: busy for us), idle or waiting for I/O for the rest;
+    # cpu2 fully busy but not ours. 1.7 s busy; this process used 1.2 s: others 0.5 cores.
+    clock.now, clock.cpu_s = 101.0, 6.2
+    _stat(stat, {"cpu0": (90, 0, 10, 0, 0, 0, 0, 0), "cpu1": (30, 10, 10, 20, 10, 0, 0, 20), "cpu2": (100,) + (0,) * 7})
+    assert share.others() == pytest.approx(0.5)
+    clock.now += 1.0  # nothing happened since: nobody else was busy
+    assert share.others() == 0.0
+
+
+def test_cpu_share_knows_nothing_without_proc_stat(tmp_path):
+    share = cpu.CpuShare(window_s=0.0, stat=tmp_path / "missing")
+    assert share.others() is None

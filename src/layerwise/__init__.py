@@ -6,6 +6,7 @@ from Scratch" teaches backpropagation.
 
 from . import functional, graph, init, io, optim
 from ._version import __version__
+from .cpu import get_num_threads, set_num_threads
 from .datasets import load_dataset, load_digits, load_fashion_mnist, load_mnist
 from .errors import (
     DownloadError,
@@ -109,6 +110,7 @@ __all__ = [
     "__version__",
     "build_model",
     "functional",
+    "get_num_threads",
     "graph",
     "init",
     "init_weight",
@@ -124,4 +126,5 @@ __all__ = [
     "model_graph",
     "optim",
     "save",
+    "set_num_threads",
 ]

@@ -23,10 +23,13 @@ import os
 import time
 from pathlib import Path
 
+from .errors import InputError
+
 __all__ = [
     "ENV_VAR",
     "CpuShare",
     "cgroup_cpu_limit",
+    "describe",
     "get_num_threads",
     "is_fixed",
     "set_num_threads",
@@ -119,7 +122,7 @@ def _positive_int(name: str, value: str) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"{name} must be a whole number of threads, at least 1; got {value!r}")
+        raise InputError(f"{name} must be a whole number of threads, at least 1; got {value!r}")
     return n
 
 
@@ -138,8 +141,22 @@ def set_num_threads(n: int | None) -> None:
     Like ``torch.set_num_threads``; 1 keeps everything on the calling thread."""
     global _chosen
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"set_num_threads takes a whole number of threads, at least 1; got {n!r}")
+        raise InputError(f"set_num_threads takes a whole number of threads, at least 1; got {n!r}")
     _chosen = n
+
+
+def describe(option: int | None = None) -> str:
+    """How many threads and who said so, for a command's first line: "2 threads (the usable
+    cores, shared with other processes)"; ``option`` is a command's ``--threads``."""
+    if option is not None:
+        n, why = option, "--threads"
+    elif _chosen is not None:
+        n, why = _chosen, "set_num_threads"
+    else:
+        n, why = threads_from(os.environ)
+        if why == "usable cores":
+            why = "the usable cores, shared with other processes"
+    return f"{n} thread{'s' if n != 1 else ''} ({why})"
 
 
 def get_num_threads() -> int:

@@ -233,18 +233,19 @@ def _fit_mlp_recording(monkeypatch, run_threads):
     trainer = lw.Trainer(model, lw.SGD(lr=0.1), x, t, epochs=1, progress=False, log=None)
     seen = []
     gradient = model.gradient
-    monkeypatch.setattr(model, "gradient", lambda *a: seen.append((_blas_limits(), trainer._core_share)) or gradient(*a))
+    monkeypatch.setattr(model, "gradient",
+                        lambda *a: seen.append((_blas_limits(), trainer._core_share)) or gradient(*a))
     before = _blas_limits()
     trainer.fit()
     assert _blas_limits() == before and trainer._core_share is None and _threads._owned == 0
-    return seen
+    return seen, trainer
 
 
 def test_an_mlp_shares_blas_threads_when_they_were_left_to_layerwise(monkeypatch):
     # 100 x 50 activations are too small to split: BLAS splits the products, on the cores
     # other processes leave free.
-    seen = _fit_mlp_recording(monkeypatch, (2, False))
-    assert len(seen) == 2
+    seen, trainer = _fit_mlp_recording(monkeypatch, (2, False))
+    assert len(seen) == 2 and sum(trainer.shared_thread_steps.values()) == 2
     for limits, share in seen:
         assert isinstance(share, _threads.CoreShare) and share.threads == 2
         assert limits == [share.now] * len(limits)
@@ -252,7 +253,8 @@ def test_an_mlp_shares_blas_threads_when_they_were_left_to_layerwise(monkeypatch
 
 def test_an_mlp_keeps_the_threads_the_user_fixed(monkeypatch):
     for threads in (1, 2):
-        seen = _fit_mlp_recording(monkeypatch, (threads, True))
+        seen, trainer = _fit_mlp_recording(monkeypatch, (threads, True))
+        assert not trainer.shared_thread_steps
         assert [share for _, share in seen] == [None, None]
         assert all(limits == [threads] * len(limits) for limits, _ in seen)
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..cpu import get_num_threads, set_num_threads
 from ..errors import LayerwiseError
 
 # Sub-command modules, in the order ``--help`` lists them.
@@ -45,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (`train --resume` accepts only --epochs).
     args.argv = argv
     try:
+        if getattr(args, "threads", None) is not None:
+            set_num_threads(args.threads)
+        elif hasattr(args, "threads"):
+            get_num_threads()  # a bad LAYERWISE_THREADS is named now, not after loading the data
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return status

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
 from pathlib import Path
 
+from ..cpu import ENV_VAR
 from ..io import atomic_write, load_checkpoint
+
+
+def _thread_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, at least 1; got {text!r}")
+    return n
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: the command's one thread setting (``main`` applies it before running)."""
+    p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                   help=f"compute on N threads, a fixed number (default: {ENV_VAR} if set, else the usable "
+                   "cores, given up to other processes while they need them)")
 
 
 def load_model_file(path: Path) -> tuple:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..datasets import load_dataset
 from ..errors import InputError
-from ._common import image_shape, load_model_file, save_png
+from ._common import add_threads_option, image_shape, load_model_file, save_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None,
                    help="digits, mnist, fashion-mnist or an IDX folder (default: the one it was trained on)")
     p.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: next to the model)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

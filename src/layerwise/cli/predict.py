@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..functional import softmax
-from ._common import image_shape, load_model_file
+from ._common import add_threads_option, image_shape, load_model_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="a model file (model.safetensors)")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     p.add_argument("--no-invert", action="store_true", help="never invert light-background images")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import models
+from ..cpu import describe
 from ..datasets import load_dataset
 from ..errors import InputError
 from ..io import atomic_write, load_checkpoint, save
 from ..optim import LR_SCHEDULES, make_optimizer
 from ..train import CHECKPOINT_NAME, MODEL_NAME, Trainer
-from ._common import save_png
+from ._common import add_threads_option, save_png
 
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -118,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=_nonnegative_int, default=0, metavar="STEPS",
                    help="also checkpoint every STEPS batches (default: at the end of each epoch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -312,12 +314,14 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(checkpoint.model.state_dict())
         optimizer.load_state_dict(checkpoint.optimizer.state_dict())
         trainer.load_state(checkpoint.state)
-        say(f"resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.step_in_epoch + 1}")
+        say(f"resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.step_in_epoch + 1} "
+            f"({describe(args.threads)})")
     else:
         atomic_write(run_dir / CONFIG_NAME, json.dumps(settings, indent=1).encode())
         say(f"training {settings['model']} on {settings['dataset']} "
             f"({len(x_train)} train / {len(x_test)} test images, {settings['optimizer']} lr {settings['lr']:g}"
-            + (f", {settings['lr_schedule']} schedule)" if settings["lr_schedule"] != "constant" else ")"))
+            + (f", {settings['lr_schedule']} schedule" if settings["lr_schedule"] != "constant" else "")
+            + f"; {describe(args.threads)})")
 
     history = trainer.fit()
     meta = {"dataset": str(settings["dataset"]), "input_shape": list(x_train.shape[1:]), "classes": classes}
