@@ -272,11 +272,9 @@ class FakeShare:
 def test_core_share_gives_cores_back_at_once_and_takes_them_after_two_free_windows():
     before = _blas_limits()
     # None: no window has passed yet. 1.1 busy cores of 2 leave one; 0.1 leave both.
-    share = FakeShare(2, [None, 0.1, 1.1, None, 0.9, 0.2, 1.0, 0.2, 0.1, 0.0, 2.0])
-    with _threads.share_cores(2) as cores:
-        assert _blas_limits() == [2] * len(before)
-        cores.share = share
-        decisions = []
+    cores = _threads.CoreShare(2, FakeShare(2, [None, 0.1, 1.1, None, 0.9, 0.2, 1.0, 0.2, 0.1, 0.0, 2.0]))
+    decisions = []
+    with _threads.blas_limit(2):
         for _ in range(11):
             decisions.append(cores.check())
             assert _blas_limits() == [cores.now] * len(before)
@@ -285,9 +283,23 @@ def test_core_share_gives_cores_back_at_once_and_takes_them_after_two_free_windo
 
 
 def test_core_share_never_goes_below_one_or_above_its_threads():
-    with _threads.share_cores(2) as cores:
-        cores.share = FakeShare(8, [7.9, 0.0, 0.0, 0.0])
+    cores = _threads.CoreShare(2, FakeShare(8, [7.9, 0.0, 0.0, 0.0]))
+    with _threads.blas_limit(2):
         assert [cores.check() for _ in range(4)] == [1, 1, 2, 2]
+
+
+def test_share_cores_starts_where_the_last_block_left_off(monkeypatch):
+    monkeypatch.setattr(_threads, "_shared", None)
+    before = _blas_limits()
+    with _threads.share_cores(2) as cores:
+        assert _blas_limits() == [2] * len(before)
+        cores.share = FakeShare(2, [1.0])
+        assert cores.check() == 1
+    assert _blas_limits() == before
+    with _threads.share_cores(2) as again:  # the next fit() under the same load
+        assert again is cores and _blas_limits() == [1] * len(before)
+    with _threads.share_cores(3) as other:  # another thread count: decided afresh
+        assert other is not cores and other.now == 3
 
 
 @settings(max_examples=30, deadline=None)

@@ -123,7 +123,7 @@ class CoreShare:
 
     def __init__(self, threads: int, share: CpuShare | None = None) -> None:
         self.threads = self.now = threads
-        self.share = share or CpuShare()
+        self.share = share or CpuShare(window_s=0.15)
         self._up_votes = 0
 
     def check(self) -> int:
@@ -147,11 +147,19 @@ class CoreShare:
         _blas().limit(limits=n)
 
 
+_shared: CoreShare | None = None  # the process's CoreShare: its decision outlives one fit()
+
+
 @contextlib.contextmanager
 def share_cores(threads: int) -> Iterator[CoreShare]:
-    """``CoreShare`` for a block; the BLAS limits in force before are restored on leaving."""
-    with _blas().limit(limits=threads):
-        yield CoreShare(threads)
+    """The process's ``CoreShare`` for a block, starting from its last decision (a new
+    ``fit()`` under load does not begin on cores another process holds); the BLAS limits in
+    force before are restored on leaving."""
+    global _shared
+    if _shared is None or _shared.threads != threads:
+        _shared = CoreShare(threads)
+    with _blas().limit(limits=_shared.now):
+        yield _shared
 
 
 @functools.cache
