@@ -13,7 +13,15 @@ Situations, each on the same machine, one after another:
 Every training process runs with its library's defaults, as a user's script would (NumPy
 imported before layerwise; PyTorch with its own thread count), and trains ``steps`` steps per
 timed pass on Fashion-MNIST; the median pass is scaled to a full epoch (60,000 images). The
-table gives each time relative to the same implementation alone, measured in the same run.
+table gives each time relative to the same implementation alone, measured in the same run:
+alone is measured first and again last for each network (the VM's speed drifts), and the
+median over both is the reference.
+
+Sessions: by default each process starts in a session of its own, as a program started from
+another terminal or by a notebook server is; Linux's scheduler (autogroup) then shares the
+CPUs between the sessions first, and between a session's threads second. ``--sessions shared``
+starts them all in the runner's session instead, like ``a & b`` typed in one shell: the
+threads then share the CPUs one by one, and a process with more threads gets more of them.
 """
 
 from __future__ import annotations
@@ -38,9 +46,9 @@ TRAIN_IMAGES = 60_000
 READY_TIMEOUT_S = 300
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _start(args: list[str], env: dict[str, str], own_session: bool) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "benchmarks.load_worker", *args], cwd=ROOT, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=own_session)
 
 
 def _line(proc: subprocess.Popen, what: str) -> str:
@@ -51,15 +59,15 @@ def _line(proc: subprocess.Popen, what: str) -> str:
 
 
 def measure(net: str, impl: str, situation: str, steps: int, reps: int, warmup: int,
-            lw_env: dict[str, str]) -> dict[str, Any]:
+            lw_env: dict[str, str], own_sessions: bool = True) -> dict[str, Any]:
     """Time ``reps`` passes of one training process in one situation."""
     env = dict(os.environ)
     train_env = {**env, **(lw_env if impl == "layerwise" else {})}
     job = json.dumps({"net": net, "impl": impl, "steps": steps, "reps": reps, "warmup": warmup})
     procs: list[subprocess.Popen] = []
     try:
-        loads = [_start([situation], env)] if situation in ("python", "numpy") else []
-        trainers = [_start(["train", job], train_env) for _ in range(2 if situation == "copies" else 1)]
+        loads = [_start([situation], env, own_sessions)] if situation in ("python", "numpy") else []
+        trainers = [_start(["train", job], train_env, own_sessions) for _ in range(2 if situation == "copies" else 1)]
         procs = loads + trainers
         for proc in procs:
             if _line(proc, f"{situation} worker") != "ready":
@@ -84,7 +92,10 @@ def measure(net: str, impl: str, situation: str, steps: int, reps: int, warmup: 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """One Markdown row per network and situation: both implementations, × their time alone."""
-    by_key = {(r["net"], r["impl"], r["situation"]): statistics.median(r["epoch_s"]) for r in rows}
+    pooled: dict[tuple[str, str, str], list[float]] = {}
+    for r in rows:  # alone is measured twice per network: its passes are pooled
+        pooled.setdefault((r["net"], r["impl"], r["situation"]), []).extend(r["epoch_s"])
+    by_key = {key: statistics.median(times) for key, times in pooled.items()}
     threads = {(r["net"], r["impl"]): r["threads"] for r in rows}
     lines = ["| network | situation | layerwise s/epoch | × alone | PyTorch s/epoch | × alone |",
              "|---|---|--:|--:|--:|--:|"]
@@ -111,6 +122,7 @@ def report(raw: dict[str, Any]) -> str:
         f"Command: `{raw['command']}`",
         f"Machine: {raw['cpu']}, {os.cpu_count()} CPUs; "
         + ", ".join(f"{name} {version}" for name, version in raw["versions"].items()) + ".",
+        f"Sessions: {'each process in its own' if raw.get('sessions', 'own') == 'own' else 'all in one'}. "
         f"Environment given to layerwise: {raw['lw_env'] or 'none (defaults)'}; "
         f"run took {raw.get('seconds', 0) / 60:.1f} min.",
         "",
@@ -131,6 +143,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="environment for the layerwise training processes (to try a setting)")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
                    help="before each measurement wait up to SECONDS for the CPUs to go idle")
+    p.add_argument("--sessions", choices=("own", "shared"), default="own",
+                   help="each process in a session of its own (default), or all in the runner's")
     p.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     p.add_argument("--report", type=Path, help="print the table of a run saved with --json")
     args = p.parse_args(argv)
@@ -157,16 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     raw: dict[str, Any] = {
         "command": " ".join(["python -m benchmarks.under_load", *(sys.argv[1:] if argv is None else argv)]),
-        "cpu": _cpu_model(), "versions": _versions(), "lw_env": args.lw_env, "rows": [],
+        "cpu": _cpu_model(), "versions": _versions(), "lw_env": args.lw_env, "sessions": args.sessions, "rows": [],
     }
     for net in args.nets:
         steps = max(1, math.ceil(STEPS[net] * args.steps_scale))
-        for k, situation in enumerate(args.situations):
+        # Alone first and again last: the reference is the median over both.
+        order = [*args.situations, "alone"] if len(args.situations) > 1 else args.situations
+        for k, situation in enumerate(order):
             # Alternate which implementation goes first, so drift in the machine hits both alike.
             for impl in args.impls if k % 2 == 0 else args.impls[::-1]:
                 wait_until_idle(args.wait_idle, verbose=False)
                 print(f"[{time.strftime('%H:%M:%S')}] {net} {impl} {situation}", file=sys.stderr, flush=True)
-                raw["rows"].append(measure(net, impl, situation, steps, args.reps, args.warmup, args.lw_env))
+                raw["rows"].append(measure(net, impl, situation, steps, args.reps, args.warmup, args.lw_env,
+                                           own_sessions=args.sessions == "own"))
                 raw["seconds"] = time.perf_counter() - started
                 if args.json:
                     args.json.write_text(json.dumps(raw, indent=1))
