@@ -98,3 +98,16 @@ def test_the_first_line_says_how_many_threads(tmp_path):
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith("training two-layer on digits") and "1 thread (--threads)" in first
+
+
+def test_nothing_is_set_for_blas_before_numpy_loads():
+    """The policy acts at run time (threadpoolctl), so importing NumPy first, as a notebook
+    does, changes nothing; layerwise leaves the environment its children inherit alone. (The
+    spin timeout OPENBLAS_THREAD_TIMEOUT, the one setting OpenBLAS reads only when it loads,
+    was measured: no value helped, see benchmarks/README.md.)"""
+    code = ("import os, sys; import layerwise.cli; assert 'numpy' in sys.modules; "
+            "print([os.environ.get(k) for k in ('OPENBLAS_THREAD_TIMEOUT', 'OPENBLAS_NUM_THREADS', "
+            "'OMP_NUM_THREADS', 'LAYERWISE_THREADS')])")
+    result = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[None, None, None, None]"
