@@ -21,7 +21,7 @@ STEPS = 3
 @pytest.fixture
 def two_threads(monkeypatch):
     """BLAS 'allowed' two threads, whatever the machine, and every part the kernel runs recorded."""
-    monkeypatch.setattr(threads, "blas_threads", lambda: 2)
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
     parts = []
     real = updates.in_parts
 
