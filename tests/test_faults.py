@@ -70,6 +70,15 @@ if mode == "in-write":
 sys.exit(main(sys.argv[4:]))
 '''
 
+@pytest.fixture(autouse=True)
+def fixed_threads(monkeypatch):
+    """The runs here compare bits while another run trains beside them. Left to layerwise, an
+    MLP's BLAS threads follow the load, and OpenBLAS's last bits follow its thread count (with
+    the Haswell kernels even for these small products); a fixed number keeps them (README,
+    "Threads")."""
+    monkeypatch.setenv("LAYERWISE_THREADS", "2")
+
+
 # Small but real: an MLP on the bundled digits, 15 batches per epoch.
 COMMON = ("--model", "mlp", "--hidden", "32,16", "--epochs", "3", "--quiet")
 

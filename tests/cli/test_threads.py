@@ -36,6 +36,8 @@ def _finish(proc):
 @pytest.mark.parametrize("extra", [[], ["--threads", "2"], ["--threads", "1"]],
                          ids=["default", "threads-2", "threads-1"])
 def test_two_trainings_at_once_finish_with_the_model_trained_alone(tmp_path, extra):
+    """With a fixed thread count, bit for bit. Left to layerwise, the BLAS threads follow the
+    load and OpenBLAS's last bits follow them (README, "Threads"): equal to float32 rounding."""
     _finish(_train(tmp_path / "alone", *extra))
     together = [_train(tmp_path / name, *extra) for name in ("first", "second")]
     for proc in together:
@@ -44,7 +46,11 @@ def test_two_trainings_at_once_finish_with_the_model_trained_alone(tmp_path, ext
     for name in ("first", "second"):
         model = load_file(tmp_path / name / "model.safetensors")
         assert model.keys() == alone.keys()
-        assert all(np.array_equal(model[k], alone[k]) for k in alone), name
+        for k in alone:
+            if extra:
+                assert np.array_equal(model[k], alone[k]), (name, k)
+            else:
+                np.testing.assert_allclose(model[k], alone[k], rtol=1e-4, atol=1e-6, err_msg=f"{name} {k}")
 
 
 @pytest.mark.parametrize("command", [["train"], ["evaluate", "m.safetensors"], ["predict", "m.safetensors", "a.png"]],
