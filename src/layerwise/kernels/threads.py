@@ -11,6 +11,11 @@ NumPy releases the GIL in BLAS, copies and ufuncs, and a convolution spends much
 in copies and elementwise passes that BLAS threads never share.
 threadpoolctl reads and sets the limit of whichever BLAS NumPy loaded (OpenBLAS, MKL, ...),
 so a caller's ``threadpool_limits(1)`` is respected.
+
+How many threads a run gets is ``run_threads`` (the numbers themselves come from ``cpu``);
+beside other work, the parts are taken by whichever thread is free (``_Parts``) and an MLP's
+BLAS threads follow the cores other processes leave free (``CoreShare``). Measurements behind
+both: benchmarks/README.md, "Under load".
 """
 
 from __future__ import annotations
