@@ -80,7 +80,7 @@ def test_no_cgroup_file_means_no_limit(tmp_path):
 ])
 def test_usable_cores_is_affinity_capped_by_the_quota(monkeypatch, affinity, quota, expected):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: affinity)
-    monkeypatch.setattr(cpu, "cgroup_cpu_limit", lambda: quota)
+    monkeypatch.setattr(cpu, "_quota", lambda: quota)
     assert cpu.usable_cores() == expected
 
 

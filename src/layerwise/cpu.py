@@ -18,6 +18,7 @@ the cores they leave free (``kernels.threads.share_cores``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "get_num_threads",
     "is_fixed",
     "set_num_threads",
+    "thread_setting",
     "threads_from",
     "usable_cores",
 ]
@@ -103,6 +105,13 @@ def _read_v1(directory: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+@functools.cache
+def _quota() -> float | None:
+    """The process's cgroup quota, read once: the files take ~170 us to read, and every
+    training and chunked prediction asks (the affinity, a ~1 us call, is asked each time)."""
+    return cgroup_cpu_limit()
+
+
 def usable_cores() -> int:
     """CPUs this process may run on, capped by its cgroup quota (rounded down, at least 1):
     a thread beyond the quota only gets the group throttled for the rest of each period."""
@@ -110,7 +119,7 @@ def usable_cores() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cores = os.cpu_count() or 1
-    limit = cgroup_cpu_limit()
+    limit = _quota()
     if limit is not None:
         cores = min(cores, max(1, math.floor(limit)))
     return max(1, cores)
@@ -145,29 +154,31 @@ def set_num_threads(n: int | None) -> None:
     _chosen = n
 
 
+def thread_setting() -> tuple[int, str]:
+    """The number of threads and who decided it: ``"set_num_threads"``, an environment
+    variable's name, or ``"usable cores"`` (the only one that is not fixed)."""
+    return (_chosen, "set_num_threads") if _chosen is not None else threads_from(os.environ)
+
+
 def describe(option: int | None = None) -> str:
     """How many threads and who said so, for a command's first line: "2 threads (the usable
     cores, shared with other processes)"; ``option`` is a command's ``--threads``."""
-    if option is not None:
-        n, why = option, "--threads"
-    elif _chosen is not None:
-        n, why = _chosen, "set_num_threads"
-    else:
-        n, why = threads_from(os.environ)
-        if why == "usable cores":
-            why = "the usable cores, shared with other processes"
+    n, why = (option, "--threads") if option is not None else thread_setting()
+    if why == "usable cores":
+        why = "the usable cores, shared with other processes"
     return f"{n} thread{'s' if n != 1 else ''} ({why})"
 
 
 def get_num_threads() -> int:
     """The number of threads layerwise computes on (see the module docstring for the order)."""
-    return _chosen if _chosen is not None else threads_from(os.environ)[0]
+    return thread_setting()[0]
 
 
 def is_fixed(environ: dict[str, str] | os._Environ | None = None) -> bool:
     """Whether the user fixed the number of threads (``set_num_threads``, ``LAYERWISE_THREADS``,
     ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS``) rather than leaving it to layerwise."""
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        return thread_setting()[1] != "usable cores"
     return _chosen is not None or threads_from(environ)[1] != "usable cores"
 
 

@@ -59,17 +59,16 @@ def run_threads() -> tuple[int, bool]:
     ``LAYERWISE_THREADS``, ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``), or fewer threads than
     the usable cores that a caller allowed BLAS (``threadpool_limits(1)`` around a call holds).
     Otherwise the usable cores, left to layerwise to share (``CoreShare``)."""
-    if cpu.is_fixed():
-        return cpu.get_num_threads(), True
-    usable, allowed = cpu.get_num_threads(), blas_threads()
-    return (allowed, True) if allowed < usable else (usable, False)
+    threads, source = cpu.thread_setting()
+    if source != "usable cores":
+        return threads, True
+    allowed = blas_threads()
+    return (allowed, True) if allowed < threads else (threads, False)
 
 
-@contextlib.contextmanager
-def blas_limit(threads: int) -> Iterator[None]:
-    """BLAS on ``threads`` threads inside the block; the limits before are restored after."""
-    with _blas().limit(limits=threads):
-        yield
+def blas_limit(threads: int) -> contextlib.AbstractContextManager:
+    """BLAS on ``threads`` threads inside a ``with`` block; the limits before are restored after."""
+    return _blas().limit(limits=threads)
 
 
 # Owning the threads. OpenBLAS splits a product across its threads, and each of them then
