@@ -314,9 +314,16 @@ class Graph:
             if var.op is not None:
                 raise InputError(f"Graph.forward: {name!r} is computed by a node, not an input")
             var.value = value
-        for op in self.ops:
-            op.output.value = op.node.forward(*(v.value for v in op.inputs))
+        for index in range(len(self.ops)):
+            self.forward_node(index)
         self._clear_grads()
+
+    def forward_node(self, index: int) -> Var:
+        """Run node ``index``'s own ``forward`` on its inputs' current values; returns its output.
+        :meth:`forward` is this for every node in order; a step-through calls it one node at a time."""
+        op = self.ops[index]
+        op.output.value = op.node.forward(*(v.value for v in op.inputs))
+        return op.output
 
     def _clear_grads(self) -> None:
         for var in self.vars.values():
@@ -328,6 +335,14 @@ class Graph:
     def backward(self, dout: Any = None) -> None:
         """Backpropagate ``dout`` (default 1, or ones shaped like an array output) from
         every output, calling each node's ``backward`` from the last node to the first."""
+        self.seed_backward(dout)
+        for index in range(len(self.ops) - 1, -1, -1):
+            self.backward_node(index)
+        self._done_backward = True
+
+    def seed_backward(self, dout: Any = None) -> None:
+        """Clear every gradient and send ``dout`` (default 1, or ones shaped like an array
+        output) into every output: the start of :meth:`backward`."""
         self._clear_grads()
         for var in self.outputs:
             seed = dout
@@ -335,17 +350,22 @@ class Graph:
                 seed = np.ones_like(var.value) if isinstance(var.value, np.ndarray) else 1.0
             self._output_edges[id(var)] = Edge(var, None, 0, seed)
             var.grad = seed
-        for index in range(len(self.ops) - 1, -1, -1):
-            op = self.ops[index]
-            if op.output.grad is None:  # cannot happen: every value reaches an output
-                raise StateError(f"Graph.backward: no gradient reached {op.output.name!r}")
-            grads = input_grads(op.node.backward(op.output.grad), len(op.inputs))
-            for slot, (var, g) in enumerate(zip(op.inputs, grads, strict=True)):
-                self._edges[(index, slot)] = Edge(var, op, slot, g)
-                if g is not None:
-                    # `a + b`, never `+=`: an array handed back by a node must stay intact.
-                    var.grad = g if var.grad is None else var.grad + g
-        self._done_backward = True
+
+    def backward_node(self, index: int) -> tuple[Any, ...]:
+        """Run node ``index``'s own ``backward`` on the gradient its output has received, and
+        pass one gradient to each input (summed where a value feeds several nodes). Returns
+        what the node sent back, one gradient per input. :meth:`backward` calls it from the
+        last node to the first; a step-through calls it one node at a time."""
+        op = self.ops[index]
+        if op.output.grad is None:  # every node after this one must have run its backward
+            raise StateError(f"Graph.backward: no gradient reached {op.output.name!r} yet")
+        grads = input_grads(op.node.backward(op.output.grad), len(op.inputs))
+        for slot, (var, g) in enumerate(zip(op.inputs, grads, strict=True)):
+            self._edges[(index, slot)] = Edge(var, op, slot, g)
+            if g is not None:
+                # `a + b`, never `+=`: an array handed back by a node must stay intact.
+                var.grad = g if var.grad is None else var.grad + g
+        return grads
 
     @property
     def edges(self) -> list[Edge]:
