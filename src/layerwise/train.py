@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -120,6 +121,8 @@ class Trainer:
         progress: bool | None = None,
         log: Callable[[str], None] | None = print,
         lr_schedule: str = "constant",
+        on_step: Callable[[int, float], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
     ) -> None:
 
         if int(epochs) != epochs or epochs < 1:
@@ -183,6 +186,12 @@ class Trainer:
         #: Steps run so far on each number of BLAS threads, for an MLP whose threads were left
         #: to layerwise: {2: 580, 1: 20} says 20 steps gave a core to another process.
         self.shared_thread_steps: collections.Counter[int] = collections.Counter()
+        #: Called after every step with (steps done in the run, the step's loss), and after every
+        #: epoch with its row: how a live view (``layerwise serve``'s Train page) follows a run.
+        self.on_step, self.on_epoch = on_step, on_epoch
+        self._stop = threading.Event()
+        #: True when :meth:`stop` ended the run before its last epoch.
+        self.stopped = False
 
     # -- state for checkpoints -------------------------------------------------------------
     def _layer_rngs(self) -> dict[str, np.random.Generator]:
@@ -255,6 +264,10 @@ class Trainer:
             row["test_acc"] = self.model.accuracy(self.x_test, self.t_test)
         return row
 
+    def stop(self) -> None:
+        """Ask a running :meth:`fit` (in another thread) to return after its current step."""
+        self._stop.set()
+
     def fit(self) -> History:
         """Train until ``epochs`` are complete (continuing a resumed run); returns the history."""
 
@@ -296,6 +309,9 @@ class Trainer:
             bar = tqdm(total=self._steps_per_epoch(), initial=self.step_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", leave=False)
             for x, t in self._batches():
+                if self._stop.is_set():
+                    self.stopped = True
+                    break
                 if self.lr_schedule != "constant":
                     done = self.epoch * steps + self.step_in_epoch
                     self.optimizer.lr = self.base_lr * lr_factor(self.lr_schedule, done, self.epochs * steps)
@@ -313,11 +329,15 @@ class Trainer:
                 bar.update(1)
                 if len(losses) % 20 == 0:
                     bar.set_postfix(loss=f"{loss:.4f}")
+                if self.on_step is not None:
+                    self.on_step(len(self.history.step_loss), loss)
                 # (The epoch's last step is saved below, once, as the epoch's end.)
                 if self.checkpoint_every and self.step_in_epoch % self.checkpoint_every == 0 \
                         and self.step_in_epoch < steps:
                     self.save_checkpoint()
             bar.close()
+            if self.stopped:
+                return  # mid-epoch: the epoch has no row; its steps are in history.step_loss
             self.epoch += 1
             self.step_in_epoch = 0
             self._epoch_rng_state = self.shuffle_rng.bit_generator.state
@@ -329,6 +349,8 @@ class Trainer:
             self.history.epochs.append(row)
             self.log(self._format_row(row))
             self.save_checkpoint()
+            if self.on_epoch is not None:
+                self.on_epoch(row)
 
     def _loss_limit(self, loss: float) -> float:
         """DIVERGENCE_FACTOR times the run's first loss (kept in the history, so a resumed

@@ -30,6 +30,7 @@ from .mnist import (
     load_fashion_mnist,
     load_idx_dir,
     load_mnist,
+    present_locally,
 )
 
 #: Names ``load_dataset`` accepts (besides a directory path).
@@ -55,6 +56,7 @@ def load_dataset(
     one_hot_label: bool = False,
     dtype: np.dtype | type = np.float32,
     progress: bool = True,
+    download: bool = True,
 ) -> tuple[Split, Split]:
     """Load ``digits``, ``mnist``, ``fashion-mnist`` or a directory holding the four IDX files
     (``train-images-idx3-ubyte`` etc., raw or .gz). Raises InputError for anything else."""
@@ -63,9 +65,9 @@ def load_dataset(
     if key == "digits":
         return load_digits(**options, dtype=dtype)
     if key == "mnist":
-        return load_mnist(**options, dtype=dtype, progress=progress)
+        return load_mnist(**options, dtype=dtype, progress=progress, download=download)
     if key == "fashion-mnist":
-        return load_fashion_mnist(**options, dtype=dtype, progress=progress)
+        return load_fashion_mnist(**options, dtype=dtype, progress=progress, download=download)
     if os.path.isdir(name):
         return load_idx_dir(name, **options, dtype=dtype)
     raise InputError(
@@ -90,6 +92,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_dir",
     "load_mnist",
+    "present_locally",
     "read_idx",
     "steps_per_epoch",
     "write_idx",

@@ -175,6 +175,14 @@ def _whose(message: str, expected: str) -> str:
     return ""
 
 
+def present_locally(name: str) -> bool:
+    """Whether the four files of ``name`` ("mnist", "fashion-mnist") are on this machine
+    (``LAYERWISE_DATA``, the cache, the system folders), so loading it needs no download.
+    Only their presence is looked at here; loading verifies them."""
+    dirs = _search_dirs(_spec(name), None)
+    return all(any((d / f"{fname}.gz").is_file() or (d / fname).is_file() for d in dirs) for fname in FILES)
+
+
 def _read_verified(path: Path, spec: IdxDataset, fname: str, name: str | None = None):
     return read_idx(path, md5=spec.md5[fname], max_bytes=spec.max_bytes, name=name)
 

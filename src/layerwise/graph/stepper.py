@@ -25,7 +25,7 @@ from ..gradcheck.numerical import numerical_gradient
 from .dot import Graph as DrawnGraph
 from .engine import Graph, Var
 
-__all__ = ["CACHE_NAMES", "CheckRow", "NodeView", "Stepper", "backward_formula", "network_graph"]
+__all__ = ["CACHE_NAMES", "CheckRow", "NodeView", "Stepper", "backward_formula", "layer_labels", "network_graph"]
 
 #: The caches a step shows, under the book's names, when a node keeps them: ReLU's mask,
 #: Sigmoid's out, Affine's x, a convolution's col, pooling's arg_max, SoftmaxWithLoss's y and t.
@@ -313,6 +313,17 @@ def _is_float(value: Any) -> bool:
     return isinstance(value, float | int) and not isinstance(value, bool)
 
 
+def layer_labels(layers: Iterable[Any]) -> list[str]:
+    """The book's names for a network's layers: Affine1, Relu1, Affine2, ... (each kind counted)."""
+    counts: dict[str, int] = {}
+    labels = []
+    for layer in layers:
+        kind = str(getattr(layer, "name", type(layer).__name__))
+        counts[kind] = counts.get(kind, 0) + 1
+        labels.append(f"{kind}{counts[kind]}")
+    return labels
+
+
 def network_graph(model: Iterable[Any], x: np.ndarray, t: np.ndarray, *, dtype: Any = np.float64,
                   title: str | None = None) -> Graph:
     """The graph of a network on a mini-batch: x → each layer → its loss layer (with t) → loss.
@@ -338,11 +349,7 @@ def network_graph(model: Iterable[Any], x: np.ndarray, t: np.ndarray, *, dtype: 
     g = DrawnGraph(title=title or f"{type(model).__name__} on a batch of {len(x)}")
     h = g.input("x", x)
     labels = g.input("t", np.asarray(t))
-    counts: dict[str, int] = {}
-    for layer in layers[:-1]:
-        kind = str(getattr(layer, "name", type(layer).__name__))
-        counts[kind] = counts.get(kind, 0) + 1
-        label = f"{kind}{counts[kind]}"
+    for label, layer in zip(layer_labels(layers[:-1]), layers[:-1], strict=True):
         h = g.apply(layer, h, name=label, label=label)
     loss_name = str(getattr(layers[-1], "name", type(layers[-1]).__name__))
     g.apply(layers[-1], h, labels, name="loss", label=loss_name)

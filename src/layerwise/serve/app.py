@@ -1,0 +1,264 @@
+"""The web app: Starlette routes over the served model, the step-through sessions and the
+training slot. The page (``static/``) is plain HTML, CSS and JavaScript, no build step.
+
+Routes (JSON unless said otherwise; the README documents them):
+
+- ``GET /``: the page. ``GET /static/...``: its files.
+- ``GET /api/model``: the served model (architecture, input size, class labels, source).
+- ``POST /api/predict``: ``{"image": rows, "class": k?}`` -> probabilities, top 3, the
+  input gradient of class k's score (default: the top class), each layer's activations.
+- ``GET /api/images?start=&count=``: the model's test images, for choosing a mini-batch.
+- ``GET /api/graphs``; ``POST /api/graphs/{name}``: a new step-through session.
+- ``GET /api/sessions/{id}``; ``POST /api/sessions/{id}/forward|backward|reset``;
+  ``GET /api/sessions/{id}/nodes/{node}?full=1``; ``POST /api/sessions/{id}/check``.
+- ``GET /api/train``; ``POST /api/train``; ``POST /api/train/stop``;
+  ``GET /api/train/events`` (server-sent events); ``GET /api/train/model`` (the model file).
+
+Every refusal is a 4xx with ``{"error": "..."}`` naming the field or value; a body over
+``MAX_BODY`` bytes is refused while it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import InputError
+from .explain import Explainer
+from .model import ServedModel
+from .payloads import RequestError, image_field, int_field, json_body
+from .sessions import GRAPHS, MAX_BATCH, Sessions
+from .training import Training
+
+__all__ = ["MAX_BODY", "create_app"]
+
+MAX_BODY = 1_000_000  # bytes: a 28×28 image is ~10 kB of JSON
+MAX_ACTIVATION_CHANNELS = 8  # of a convolution's output, the page shows the first few
+EVENT_POLL_SECONDS = 0.1
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+async def _body(request: Request) -> dict:
+    """The JSON object in the request body, read up to MAX_BODY bytes and no further."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise RequestError(f"the request body is {int(declared):,} bytes; the limit is {MAX_BODY:,}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RequestError(f"the request body is over the limit of {MAX_BODY:,} bytes", 413)
+        chunks.append(chunk)
+    return json_body(b"".join(chunks))
+
+
+def _activation_json(a: Any) -> dict:
+    values = a.values
+    shape = list(values.shape)
+    if values.ndim == 3:  # (channels, height, width): the first few channels
+        values = values[:MAX_ACTIVATION_CHANNELS]
+        mask = None if a.mask is None else a.mask[:MAX_ACTIVATION_CHANNELS]
+    else:
+        mask = a.mask
+    return {"layer": a.layer, "kind": a.kind, "shape": shape, "shown": list(values.shape),
+            "values": values.astype(np.float64).reshape(-1).tolist(),
+            "mask": None if mask is None else mask.reshape(-1).tolist()}
+
+
+def create_app(served: ServedModel) -> Starlette:
+    """The web app for ``served``."""
+    explainer = Explainer(served)
+    sessions = Sessions(served)
+    training = Training()
+    height, width = served.image_size
+    classes = len(served.labels)
+    page = resources.files(__package__).joinpath("static", "index.html").read_text(encoding="utf-8")
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def model_info(request: Request) -> Response:
+        return _json({
+            "architecture": served.architecture, "source": served.source, "dataset": served.dataset,
+            "input_shape": list(served.sample_shape), "height": height, "width": width,
+            "labels": list(served.labels), "dtype": str(served.model.dtype),
+            "layers": explainer.labels,
+        })
+
+    async def predict(request: Request) -> Response:
+        body = await _body(request)
+        image = image_field(body, height, width)
+        chosen = int_field(body, "class", 0, classes - 1, -1)
+        result = await run_in_threadpool(explainer.explain, image, None if chosen < 0 else chosen)
+        p = result.probabilities
+        top = np.argsort(-p, kind="stable")[:3]
+        return _json({
+            "probabilities": p.tolist(),
+            "top": [{"class": int(k), "label": served.labels[k], "probability": float(p[k])} for k in top],
+            "class": result.chosen,
+            "input_gradient": result.input_gradient.tolist(),
+            "activations": [_activation_json(a) for a in result.activations],
+        })
+
+    async def images(request: Request) -> Response:
+        try:
+            x, t = await run_in_threadpool(served.test_images)
+        except InputError as exc:  # why there are none (the data set is not on this machine)
+            raise RequestError(str(exc), 409) from None
+        query = _query_ints(dict(request.query_params), ("start", "count"))
+        start = int_field(query, "start", 0, max(len(x) - 1, 0), 0)
+        count = int_field(query, "count", 1, 100, 24)
+        part = slice(start, min(start + count, len(x)))
+        return _json({"total": len(x), "start": start, "height": height, "width": width,
+                      "images": [img.astype(np.float64).round(4).tolist() for img in x[part]],
+                      "labels": [int(k) for k in t[part]], "max_batch": MAX_BATCH})
+
+    async def graphs(request: Request) -> Response:
+        return _json({"graphs": [{"name": k, "title": v} for k, v in GRAPHS.items()], "max_batch": MAX_BATCH})
+
+    async def new_session(request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await _body(request) if name in ("network", "sigmoid") else {}
+        session = await run_in_threadpool(sessions.create, name, body)
+        return _json(session.state(), 201)
+
+    async def session_state(request: Request) -> Response:
+        session = sessions.get(request.path_params["sid"])
+        return _json(await run_in_threadpool(session.state))
+
+    async def step(request: Request) -> Response:
+        session = sessions.get(request.path_params["sid"])
+        return _json(await run_in_threadpool(sessions.step, session, request.path_params["step"]))
+
+    async def node(request: Request) -> Response:
+        session = sessions.get(request.path_params["sid"])
+        full = request.query_params.get("full", "0") in ("1", "true", "yes")
+        return _json(await run_in_threadpool(sessions.node, session, request.path_params["node"], full))
+
+    async def check(request: Request) -> Response:
+        session = sessions.get(request.path_params["sid"])
+        return _json(await run_in_threadpool(sessions.check, session))
+
+    def run_state() -> dict:
+        run = training.run
+        state: dict[str, Any] = {"options": training.options(), "run": None}
+        if run is not None:
+            state["run"] = {"number": run.number, "status": run.status, "error": run.error,
+                            "settings": run.public_settings(), "events": len(run.events)}
+        return state
+
+    async def train_state(request: Request) -> Response:
+        return _json(await run_in_threadpool(run_state))
+
+    async def train_start(request: Request) -> Response:
+        body = await _body(request)
+        run = await run_in_threadpool(training.start, body)
+        return _json({"run": run.number, "status": run.status, "settings": run.public_settings()}, 202)
+
+    async def train_stop(request: Request) -> Response:
+        run = training.stop()
+        return _json({"run": run.number, "status": "stopping"})
+
+    async def train_events(request: Request) -> Response:
+        run = training.run
+        if run is None:
+            raise RequestError("no run has been started", 404)
+
+        async def stream() -> AsyncIterator[str]:
+            sent = 0
+            while True:
+                events = run.events
+                while sent < len(events):
+                    event = events[sent]
+                    sent += 1
+                    yield f"event: {event['event']}\ndata: {json.dumps(event['data'])}\nid: {sent}\n\n"
+                if run.finished and sent >= len(run.events):
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(EVENT_POLL_SECONDS)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def train_model(request: Request) -> Response:
+        run = training.run
+        if run is None or not run.finished or run.model is None or run.status == "failed":
+            raise RequestError("no finished run to save: train one (and let it finish or stop it) first", 409)
+        data = await run_in_threadpool(run.model_file)
+        name = f"layerwise-run{run.number}-{run.settings['dataset']}.safetensors"
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def on_request_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestError)
+        return _json({"error": exc.message}, exc.status)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail
+        if exc.status_code == 404:
+            detail = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"{request.url.path} does not take {request.method}"
+        return _json({"error": detail}, exc.status_code)
+
+    async def on_server_error(request: Request, exc: Exception) -> Response:
+        # A bug, not bad input: said as such, and the server goes on serving.
+        return _json({"error": f"internal error ({type(exc).__name__}: {exc})"}, 500)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(training.shutdown)
+
+    routes = [
+        Route("/", index),
+        Route("/api/model", model_info),
+        Route("/api/predict", predict, methods=["POST"]),
+        Route("/api/images", images),
+        Route("/api/graphs", graphs),
+        Route("/api/graphs/{name}", new_session, methods=["POST"]),
+        Route("/api/sessions/{sid}", session_state),
+        Route("/api/sessions/{sid}/nodes/{node}", node),
+        Route("/api/sessions/{sid}/check", check, methods=["POST"]),
+        Route("/api/sessions/{sid}/{step}", step, methods=["POST"]),
+        Route("/api/train", train_state),
+        Route("/api/train", train_start, methods=["POST"]),
+        Route("/api/train/stop", train_stop, methods=["POST"]),
+        Route("/api/train/events", train_events),
+        Route("/api/train/model", train_model),
+        Mount("/static", StaticFiles(packages=[(__package__, "static")]), name="static"),
+    ]
+    handlers: dict[Any, Callable] = {RequestError: on_request_error, HTTPException: on_http_error,
+                                     Exception: on_server_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.served, app.state.training, app.state.sessions = served, training, sessions
+    return app
+
+
+def _query_ints(query: dict[str, str], names: tuple[str, ...]) -> dict:
+    """Query parameters as numbers where they are whole numbers (else left as text, so the
+    field check names the bad value)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in query:
+            text = query[name]
+            out[name] = int(text) if text.lstrip("-").isdigit() else text
+    return out
