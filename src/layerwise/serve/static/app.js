@@ -1,0 +1,583 @@
+// layerwise serve: the page. Plain JavaScript, no build step. Three views over the JSON API
+// (documented in the README and in serve/app.py): Draw, Step through backprop, Train.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, graphs: [], session: null, picked: new Set(), chosenClass: null, lastImage: null };
+// Tests and curious users read what the page sent and got back here.
+window.layerwise = state;
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = { error: `${response.status} ${response.statusText}` }; }
+  if (!response.ok) throw new Error(data.error || `${response.status}`);
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+// -- colours ----------------------------------------------------------------------------------
+// Sequential (activations, images): black -> purple -> orange -> light yellow.
+const SEQ = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
+function seqColour(t) {
+  t = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0));
+  const x = t * (SEQ.length - 1), i = Math.min(Math.floor(x), SEQ.length - 2), f = x - i;
+  return SEQ[i].map((c, k) => Math.round(c + f * (SEQ[i + 1][k] - c)));
+}
+// Diverging (gradients): blue for negative, white at 0, red for positive.
+function divColour(t) {
+  t = Math.max(-1, Math.min(1, Number.isFinite(t) ? t : 0));
+  return t >= 0 ? [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))]
+    : [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
+}
+
+// Draw rows × cols values on a canvas, one cell per value. Options: diverging (symmetric around 0),
+// grey (an image in [0, 1]), mask (cells hatched), cell (pixels per cell).
+function drawGrid(canvas, values, rows, cols, options = {}) {
+  const cell = options.cell || Math.max(1, Math.floor(Math.min(8, 240 / Math.max(rows, cols))));
+  canvas.width = cols * cell;
+  canvas.height = rows * cell;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(cols, rows);
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) if (v != null && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const span = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+  for (let i = 0; i < rows * cols; i++) {
+    const v = values[i];
+    let rgb;
+    if (options.grey) { const g = Math.round(255 * Math.max(0, Math.min(1, v))); rgb = [g, g, g]; }
+    else if (options.diverging) rgb = divColour(v / span);
+    else rgb = seqColour(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+    image.data.set([...rgb, 255], 4 * i);
+  }
+  // Scale up without smoothing: one value, one crisp cell.
+  const small = document.createElement("canvas");
+  small.width = cols; small.height = rows;
+  small.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, cols * cell, rows * cell);
+  if (options.mask) {
+    ctx.strokeStyle = "rgba(160,160,160,0.9)";
+    ctx.lineWidth = 1;
+    for (let i = 0; i < rows * cols; i++) {
+      if (!options.mask[i]) continue;
+      const x = (i % cols) * cell, y = Math.floor(i / cols) * cell;
+      ctx.fillStyle = "#2a2a2a";
+      ctx.fillRect(x, y, cell, cell);
+      ctx.beginPath();
+      ctx.moveTo(x, y + cell); ctx.lineTo(x + cell, y);
+      ctx.stroke();
+    }
+  }
+  return canvas;
+}
+
+// -- tabs -------------------------------------------------------------------------------------
+function showView(name) {
+  for (const tab of document.querySelectorAll("nav button")) {
+    const on = tab.dataset.view === name;
+    tab.setAttribute("aria-selected", String(on));
+    $(`view-${tab.dataset.view}`).hidden = !on;
+  }
+}
+for (const tab of document.querySelectorAll("nav button")) tab.addEventListener("click", () => showView(tab.dataset.view));
+
+// -- Draw -------------------------------------------------------------------------------------
+const pad = $("pad");
+const padCtx = pad.getContext("2d", { willReadFrequently: true });
+let drawing = false, last = null, inFlight = false, again = false, hasInk = false;
+
+function clearPad() {
+  padCtx.fillStyle = "#000";
+  padCtx.fillRect(0, 0, pad.width, pad.height);
+  hasInk = false;
+  state.lastImage = null;
+  $("top").replaceChildren();
+  $("top").dataset.topClass = "";
+  $("activations").replaceChildren();
+  $("predict-time").textContent = "";
+  for (const id of ["seen", "saliency"]) $(id).getContext("2d").clearRect(0, 0, 140, 140);
+}
+
+function padPoint(event) {
+  const rect = pad.getBoundingClientRect();
+  return [(event.clientX - rect.left) * pad.width / rect.width, (event.clientY - rect.top) * pad.height / rect.height];
+}
+
+function strokeTo(point) {
+  padCtx.strokeStyle = "#fff";
+  padCtx.lineCap = padCtx.lineJoin = "round";
+  padCtx.lineWidth = pad.width / 12;
+  padCtx.beginPath();
+  padCtx.moveTo(...(last || point));
+  padCtx.lineTo(...point);
+  padCtx.stroke();
+  last = point;
+  hasInk = true;
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  drawing = true; last = null; pad.setPointerCapture(e.pointerId); strokeTo(padPoint(e)); requestPredict();
+});
+pad.addEventListener("pointermove", (e) => { if (drawing) { strokeTo(padPoint(e)); requestPredict(); } });
+for (const kind of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(kind, () => { if (drawing) { drawing = false; last = null; requestPredict(); } });
+}
+$("clear").addEventListener("click", clearPad);
+
+// The drawing as the model's input: the ink's bounding box scaled into the image (the whole
+// image for the 8×8 digits, whose digits fill their frame; a 20×20 box centred by mass for
+// MNIST-sized images, as MNIST was made), averaged over each pixel's area.
+function preprocess(height, width) {
+  const { data } = padCtx.getImageData(0, 0, pad.width, pad.height);
+  let x0 = pad.width, y0 = pad.height, x1 = -1, y1 = -1;
+  for (let y = 0; y < pad.height; y++) {
+    for (let x = 0; x < pad.width; x++) {
+      if (data[4 * (y * pad.width + x)] > 25) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+    }
+  }
+  if (x1 < 0) return null;
+  const small = height < 16;
+  const fill = small ? 1 : 20 / 28;
+  const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+  const scale = Math.min(fill * width / bw, fill * height / bh);
+  const K = 8; // sub-pixels per output pixel, averaged below
+  const work = document.createElement("canvas");
+  work.width = width * K; work.height = height * K;
+  const wctx = work.getContext("2d", { willReadFrequently: true });
+  wctx.fillStyle = "#000";
+  wctx.fillRect(0, 0, work.width, work.height);
+  const dw = bw * scale * K, dh = bh * scale * K;
+  wctx.imageSmoothingEnabled = true;
+  wctx.imageSmoothingQuality = "high";
+  wctx.drawImage(pad, x0, y0, bw, bh, (work.width - dw) / 2, (work.height - dh) / 2, dw, dh);
+  const sub = wctx.getImageData(0, 0, work.width, work.height).data;
+  let image = [];
+  for (let r = 0; r < height; r++) {
+    const row = [];
+    for (let c = 0; c < width; c++) {
+      let sum = 0;
+      for (let dy = 0; dy < K; dy++) for (let dx = 0; dx < K; dx++) sum += sub[4 * ((r * K + dy) * work.width + c * K + dx)];
+      row.push(sum / (K * K * 255));
+    }
+    image.push(row);
+  }
+  if (!small) image = centreByMass(image);
+  // Thin strokes become faint pixels when a big drawing shrinks to 8×8; the training digits'
+  // strokes are solid, so the brightest pixel is stretched to 1.
+  const peak = Math.max(...image.flat());
+  if (peak > 0) image = image.map((row) => row.map((v) => Math.min(1, Math.round((v / peak) * 1e4) / 1e4)));
+  return image;
+}
+
+function centreByMass(image) {
+  const h = image.length, w = image[0].length;
+  let total = 0, my = 0, mx = 0;
+  image.forEach((row, y) => row.forEach((v, x) => { total += v; my += v * y; mx += v * x; }));
+  if (total === 0) return image;
+  const sy = Math.round((h - 1) / 2 - my / total), sx = Math.round((w - 1) / 2 - mx / total);
+  return image.map((row, y) => row.map((_, x) => {
+    const yy = y - sy, xx = x - sx;
+    return yy >= 0 && yy < h && xx >= 0 && xx < w ? image[yy][xx] : 0;
+  }));
+}
+
+function requestPredict() {
+  if (inFlight) { again = true; return; }
+  predict();
+}
+
+async function predict() {
+  if (!state.model || !hasInk) return;
+  const image = preprocess(state.model.height, state.model.width);
+  if (!image) return;
+  inFlight = true;
+  const started = performance.now();
+  try {
+    const body = { image };
+    if (state.chosenClass != null) body.class = state.chosenClass;
+    const result = await api("POST", "/api/predict", body);
+    state.lastImage = image;
+    state.lastResult = result;
+    showPrediction(image, result, performance.now() - started);
+  } catch (err) {
+    $("predict-time").textContent = `error: ${err.message}`;
+  } finally {
+    inFlight = false;
+    if (again) { again = false; requestPredict(); }
+  }
+}
+
+function showPrediction(image, result, ms) {
+  const top = $("top");
+  top.replaceChildren(...result.top.map((t) => {
+    const li = el("li", { "data-class": t.class, class: t.class === result.class ? "chosen" : "" },
+      el("span", { class: "label", text: t.label }),
+      el("span", {}, el("div", { class: "bar", style: `width:${(100 * t.probability).toFixed(1)}%` })),
+      el("span", { class: "prob", text: `${(100 * t.probability).toFixed(1)} %` }));
+    li.title = "explain this class: its score's gradient";
+    li.addEventListener("click", () => { state.chosenClass = t.class; requestPredict(); });
+    return li;
+  }));
+  top.dataset.topClass = String(result.top[0].class);
+  $("predict-time").textContent = `round trip ${ms.toFixed(0)} ms`;
+  const h = image.length, w = image[0].length;
+  $("seen-size").textContent = `(${h}×${w})`;
+  drawGrid($("seen"), image.flat(), h, w, { grey: true, cell: Math.floor(140 / Math.max(h, w)) });
+  drawGrid($("saliency"), result.input_gradient.flat(), h, w, { diverging: true, cell: Math.floor(140 / Math.max(h, w)) });
+  $("saliency-caption").textContent = `∂ score of "${state.model.labels[result.class]}" / ∂ pixel`;
+  const figures = result.activations.map((a) => {
+    const canvas = el("canvas");
+    if (a.shown.length === 3) {
+      // channels side by side, each its own image
+      const [c, hh, ww] = a.shown;
+      const tiles = [];
+      for (let k = 0; k < c; k++) tiles.push(a.values.slice(k * hh * ww, (k + 1) * hh * ww));
+      const row = [];
+      for (let y = 0; y < hh; y++) for (let k = 0; k < c; k++) for (let x = 0; x < ww; x++) row.push(tiles[k][y * ww + x]);
+      const mask = a.mask ? [] : null;
+      if (mask) for (let y = 0; y < hh; y++) for (let k = 0; k < c; k++) for (let x = 0; x < ww; x++) mask.push(a.mask[k * hh * ww + y * ww + x]);
+      drawGrid(canvas, row, hh, c * ww, { mask, cell: 3 });
+    } else {
+      const n = a.values.length, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
+      const values = a.values.concat(Array(rows * cols - n).fill(NaN));
+      const mask = a.mask ? a.mask.concat(Array(rows * cols - n).fill(false)) : null;
+      drawGrid(canvas, values, rows, cols, { mask, cell: Math.max(6, Math.floor(96 / cols)) });
+    }
+    const caption = `${a.layer} (${a.shape.join("×")})` + (a.mask ? `, ${a.mask.filter(Boolean).length} masked` : "");
+    return el("figure", { "data-layer": a.layer }, canvas, el("figcaption", { text: caption }));
+  });
+  $("activations").replaceChildren(...figures);
+}
+
+// -- Step through backprop ----------------------------------------------------------------------
+function valueView(value, key, nodeName) {
+  const box = el("div", { "data-key": key });
+  if (value == null) return box;
+  if (value.kind === "scalar") {
+    box.append(el("span", { class: "scalar", text: value.text }));
+    return box;
+  }
+  box.append(el("span", { class: "text", text: value.text }));
+  if (value.heat) {
+    const { rows, cols, values } = value.heat;
+    const canvas = el("canvas", { class: "heat" });
+    const diverging = value.heat.min < 0 && value.heat.max > 0;
+    drawGrid(canvas, values, rows, cols, { diverging, cell: Math.max(1, Math.min(6, Math.floor(360 / cols))) });
+    box.append(canvas);
+  }
+  const details = el("details", {}, el("summary", { class: "small", text: `all ${value.size} values` }));
+  const area = el("textarea", { readonly: "", "aria-label": `${key} values` });
+  if (value.values) area.value = JSON.stringify(value.values);
+  else {
+    details.addEventListener("toggle", async () => {
+      if (!details.open || area.value) return;
+      const node = await api("GET", `/api/sessions/${state.session.session}/nodes/${encodeURIComponent(nodeName)}?full=1`);
+      const found = lookup(node, key);
+      area.value = found && found.values ? JSON.stringify(found.values) : "";
+    });
+  }
+  details.append(area);
+  box.append(details);
+  return box;
+}
+
+function lookup(node, key) {
+  if (key === "output" || key === "dout") return node[key];
+  const ret = node.returns.find((r) => r.name === key);
+  if (ret) return ret.value;
+  return node.param_grads[key] || node.caches[key] || node.params[key];
+}
+
+function nodeCard(node, current) {
+  const card = el("div", { class: "node", "data-node": node.name, "data-index": node.index });
+  if (current) card.classList.add("current");
+  if (!node.forward_done) card.classList.add("pending");
+  card.append(el("h4", { text: `${node.label}` }, el("span", { class: "muted small", text: `  ${node.kind}` })));
+  card.append(el("div", { class: "io", text: `${node.inputs.join(", ")} → ${node.name}` }));
+  if (node.formula) card.append(el("div", { class: "formula", text: `backward: ${node.formula}` }));
+  const forward = el("dl", { class: "section" });
+  if (node.forward_done) {
+    forward.append(el("dt", { text: node.name }), el("dd", {}, valueView(node.output, "output", node.name)));
+    for (const [name, value] of Object.entries(node.caches)) {
+      if (name === "x" && node.kind !== "Mul") continue; // the input is shown where it is made
+      forward.append(el("dt", { text: name }), el("dd", {}, valueView(value, name, node.name)));
+    }
+  } else {
+    forward.append(el("dt", { text: node.name }), el("dd", { class: "muted", text: "not yet computed" }));
+  }
+  card.append(forward);
+  if (node.backward_done) {
+    const back = el("dl", { class: "section" });
+    back.append(el("dt", { class: "grad", text: "dout" }), el("dd", { class: "grad" }, valueView(node.dout, "dout", node.name)));
+    for (const r of node.returns) {
+      if (r.value == null) continue;
+      back.append(el("dt", { class: "grad", text: `${r.name} → ${r.to}` }),
+        el("dd", { class: "grad" }, valueView(r.value, r.name, node.name)));
+    }
+    for (const [name, value] of Object.entries(node.param_grads)) {
+      back.append(el("dt", { class: "grad", text: name }), el("dd", { class: "grad" }, valueView(value, name, node.name)));
+    }
+    card.append(back);
+  }
+  return card;
+}
+
+function showSession(s) {
+  state.session = s;
+  $("graph-title").textContent = s.title;
+  $("graph-inputs").replaceChildren(...s.inputs.map((v) =>
+    el("div", { class: "value", "data-input": v.name }, el("b", { text: `${v.label} ` }), valueView(v.value, "value", v.name))));
+  $("nodes").replaceChildren(...s.nodes.map((n) => nodeCard(n, n.index === s.current)));
+  $("step-forward").disabled = s.phase !== "forward";
+  $("step-backward").disabled = s.phase !== "backward";
+  $("step-reset").disabled = s.forward_done === 0;
+  $("step-check").disabled = s.phase !== "done";
+  const where = s.phase === "forward" ? `forward: ${s.forward_done} of ${s.n_nodes} nodes`
+    : s.phase === "backward" ? `backward: ${s.backward_done} of ${s.n_nodes} nodes` : "forward and backward done";
+  $("step-status").textContent = where;
+  $("step-status").dataset.phase = s.phase;
+}
+
+async function startGraph() {
+  $("step-error").textContent = "";
+  $("check").hidden = true;
+  const name = $("graph-name").value;
+  const body = {};
+  if (name === "network") body.images = [...state.picked].sort((a, b) => a - b);
+  if (name === "sigmoid") body.x = Number($("sigmoid-x").value);
+  try {
+    showSession(await api("POST", `/api/graphs/${name}`, body));
+  } catch (err) {
+    $("step-error").textContent = err.message;
+  }
+}
+
+async function step(direction) {
+  $("step-error").textContent = "";
+  try {
+    showSession(await api("POST", `/api/sessions/${state.session.session}/${direction}`));
+    if (direction === "reset") $("check").hidden = true;
+  } catch (err) {
+    $("step-error").textContent = err.message;
+  }
+}
+
+async function check() {
+  try {
+    const result = await api("POST", `/api/sessions/${state.session.session}/check`);
+    $("check-table").tBodies[0].replaceChildren(...result.rows.map((r) => {
+      const good = r.relative_error < 1e-6;
+      return el("tr", { "data-value": r.name },
+        el("td", { text: r.name }), el("td", { text: r.analytic.text }), el("td", { text: r.numerical.text }),
+        el("td", { class: good ? "ok" : "bad", text: r.relative_error.toExponential(2) }),
+        el("td", { text: r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}` }));
+    }));
+    $("check").hidden = false;
+  } catch (err) {
+    $("step-error").textContent = err.message;
+  }
+}
+
+async function loadThumbs() {
+  const picker = $("image-picker");
+  try {
+    const data = await api("GET", "/api/images?start=0&count=48");
+    $("max-batch").textContent = data.max_batch;
+    $("thumbs").replaceChildren(...data.images.map((img, i) => {
+      const canvas = drawGrid(el("canvas", { "data-image": i, title: `test image ${i}: a ${state.model.labels[data.labels[i]]}` }),
+        img.flat(), data.height, data.width, { grey: true, cell: Math.max(1, Math.floor(40 / data.width)) });
+      canvas.addEventListener("click", () => {
+        if (state.picked.has(i)) state.picked.delete(i);
+        else if (state.picked.size < data.max_batch) state.picked.add(i);
+        canvas.classList.toggle("picked", state.picked.has(i));
+        $("picked-count").textContent = state.picked.size;
+      });
+      return canvas;
+    }));
+    for (const i of [0, 1]) { state.picked.add(i); $("thumbs").children[i].classList.add("picked"); }
+    $("picked-count").textContent = state.picked.size;
+  } catch (err) {
+    picker.replaceChildren(el("p", { class: "error", text: err.message }));
+  }
+}
+
+$("graph-name").addEventListener("change", () => {
+  const name = $("graph-name").value;
+  $("image-picker").hidden = name !== "network";
+  $("sigmoid-x-label").hidden = name !== "sigmoid";
+});
+$("graph-start").addEventListener("click", startGraph);
+$("step-forward").addEventListener("click", () => step("forward"));
+$("step-backward").addEventListener("click", () => step("backward"));
+$("step-reset").addEventListener("click", () => step("reset"));
+$("step-check").addEventListener("click", check);
+
+// -- Train --------------------------------------------------------------------------------------
+const run = { losses: [], epochs: [], source: null };
+
+function drawChart(canvas, series, options = {}) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, left = 44, bottom = 24, top = 10, right = 10;
+  ctx.clearRect(0, 0, W, H);
+  ctx.font = "11px system-ui";
+  ctx.strokeStyle = "#999"; ctx.fillStyle = "#555";
+  ctx.strokeRect(left, top, W - left - right, H - top - bottom);
+  const all = series.flatMap((s) => s.points);
+  if (!all.length) return;
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const x0 = options.x0 ?? Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+  const y0 = options.y0 ?? Math.min(...ys), y1 = options.y1 ?? Math.max(...ys);
+  const px = (x) => left + (W - left - right) * (x - x0) / ((x1 - x0) || 1);
+  const py = (y) => H - bottom - (H - top - bottom) * (y - y0) / ((y1 - y0) || 1);
+  ctx.fillText(y1.toPrecision(3), 2, top + 8); ctx.fillText(y0.toPrecision(3), 2, H - bottom);
+  ctx.fillText(String(x0), left, H - 8); ctx.fillText(String(x1), W - right - 30, H - 8);
+  series.forEach((s) => {
+    ctx.strokeStyle = s.colour; ctx.fillStyle = s.colour; ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    s.points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
+    ctx.stroke();
+    if (s.dots) s.points.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(px(x), py(y), 3, 0, 7); ctx.fill(); });
+  });
+  series.forEach((s, i) => { ctx.fillStyle = s.colour; ctx.fillText(s.name, W - right - 90, top + 14 + 13 * i); });
+}
+
+function drawCurves() {
+  drawChart($("loss-chart"), [{ name: "loss", colour: "#1f6feb", points: run.losses.map((l, i) => [i + 1, l]) }], { x0: 0 });
+  $("loss-chart").dataset.points = run.losses.length;
+  drawChart($("acc-chart"), [
+    { name: "train", colour: "#1f6feb", dots: true, points: run.epochs.map((e) => [e.epoch, e.train_acc]) },
+    { name: "test", colour: "#c2410c", dots: true, points: run.epochs.filter((e) => e.test_acc != null).map((e) => [e.epoch, e.test_acc]) },
+  ], { x0: 0, y1: 1 });
+  $("acc-chart").dataset.points = run.epochs.length;
+}
+
+function drawWeights(w) {
+  const n = w.units, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols), gap = 2;
+  const cell = Math.max(2, Math.floor(300 / (cols * (w.width + gap))));
+  const canvas = $("weights");
+  canvas.width = cols * (w.width + gap) * cell; canvas.height = rows * (w.height + gap) * cell;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const size = w.height * w.width;
+  for (let u = 0; u < n; u++) {
+    const tile = w.values.slice(u * size, (u + 1) * size);
+    const span = Math.max(...tile.map(Math.abs)) || 1;
+    const ox = (u % cols) * (w.width + gap) * cell, oy = Math.floor(u / cols) * (w.height + gap) * cell;
+    tile.forEach((v, i) => {
+      ctx.fillStyle = `rgb(${divColour(v / span).join(",")})`;
+      ctx.fillRect(ox + (i % w.width) * cell, oy + Math.floor(i / w.width) * cell, cell, cell);
+    });
+  }
+  canvas.dataset.units = n;
+}
+
+function trainSettings() {
+  const number = (id) => Number($(id).value);
+  return {
+    dataset: $("train-dataset").value,
+    hidden: $("train-hidden").value.split(",").map((s) => s.trim()).filter(Boolean).map(Number),
+    activation: $("train-activation").value, optimizer: $("train-optimizer").value,
+    lr: number("train-lr"), epochs: number("train-epochs"), batch_size: number("train-batch"),
+  };
+}
+
+function follow() {
+  if (run.source) run.source.close();
+  const source = new EventSource("/api/train/events");
+  run.source = source;
+  source.addEventListener("started", (e) => {
+    const d = JSON.parse(e.data);
+    $("train-status").textContent = `run ${d.run}: training on ${d.train_images} ${d.dataset} images, ${d.steps_per_epoch} steps per epoch`;
+  });
+  source.addEventListener("steps", (e) => { run.losses.push(...JSON.parse(e.data).losses); drawCurves(); });
+  source.addEventListener("epoch", (e) => {
+    const row = JSON.parse(e.data);
+    run.epochs.push(row);
+    drawCurves();
+    $("train-status").textContent = `epoch ${row.epoch}: loss ${row.train_loss.toFixed(4)}, train ${(100 * row.train_acc).toFixed(1)} %`
+      + (row.test_acc != null ? `, test ${(100 * row.test_acc).toFixed(1)} %` : "");
+  });
+  source.addEventListener("weights", (e) => drawWeights(JSON.parse(e.data)));
+  source.addEventListener("finished", (e) => {
+    const d = JSON.parse(e.data);
+    source.close();
+    run.source = null;
+    $("train-start").disabled = false;
+    $("train-stop").disabled = true;
+    $("train-status").dataset.status = d.status;
+    if (d.status === "failed") {
+      $("train-error").textContent = d.error;
+      $("train-status").textContent = "the run failed";
+    } else {
+      $("train-status").textContent = `${d.status === "stopped" ? "stopped" : "finished"} after ${d.steps} steps `
+        + `(${d.epochs} full epochs): test accuracy ${(100 * d.test_acc).toFixed(1)} %`;
+      $("train-save").hidden = false;
+    }
+  });
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) run.source = null; };
+}
+
+$("train-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("train-error").textContent = "";
+  try {
+    await api("POST", "/api/train", trainSettings());
+  } catch (err) {
+    $("train-error").textContent = err.message;
+    return;
+  }
+  run.losses = []; run.epochs = [];
+  drawCurves();
+  $("train-save").hidden = true;
+  $("train-start").disabled = true;
+  $("train-stop").disabled = false;
+  $("train-status").dataset.status = "running";
+  $("train-status").textContent = "loading the data ...";
+  follow();
+});
+
+$("train-stop").addEventListener("click", async () => {
+  try { await api("POST", "/api/train/stop"); } catch (err) { $("train-error").textContent = err.message; }
+});
+
+function fillSelect(select, options, chosen) {
+  select.replaceChildren(...options.map((o) => el("option", { value: o, text: o })));
+  if (chosen) select.value = chosen;
+}
+
+// -- start ----------------------------------------------------------------------------------------
+async function start() {
+  clearPad();
+  state.model = await api("GET", "/api/model");
+  $("model-line").textContent = `Serving ${state.model.architecture} on ${state.model.height}×${state.model.width} images: ${state.model.source}`;
+  const graphs = await api("GET", "/api/graphs");
+  fillSelect($("graph-name"), graphs.graphs.map((g) => g.name), "apple");
+  for (const option of $("graph-name").options) option.textContent = graphs.graphs.find((g) => g.name === option.value).title;
+  loadThumbs();
+  const train = await api("GET", "/api/train");
+  const o = train.options;
+  fillSelect($("train-dataset"), o.datasets, o.defaults.dataset);
+  fillSelect($("train-activation"), o.activations, o.defaults.activation);
+  fillSelect($("train-optimizer"), o.optimizers, o.defaults.optimizer);
+  if (train.run && !["done", "stopped", "failed"].includes(train.run.status)) {
+    $("train-start").disabled = true; $("train-stop").disabled = false; follow();
+  }
+  document.body.dataset.ready = "true";
+}
+start().catch((err) => { $("model-line").textContent = `error: ${err.message}`; });
