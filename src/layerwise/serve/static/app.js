@@ -454,7 +454,9 @@ function drawChart(canvas, series, options = {}) {
     ctx.stroke();
     if (s.dots) s.points.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(px(x), py(y), 3, 0, 7); ctx.fill(); });
   });
-  series.forEach((s, i) => { ctx.fillStyle = s.colour; ctx.fillText(s.name, W - right - 90, top + 14 + 13 * i); });
+  // The legend where the curves are not: top right for a falling loss, bottom right for rising accuracy.
+  const legendTop = options.legend === "bottom" ? H - bottom - 8 - 13 * series.length : top + 14;
+  series.forEach((s, i) => { ctx.fillStyle = s.colour; ctx.fillText(s.name, W - right - 50, legendTop + 13 * i); });
 }
 
 function drawCurves() {
@@ -463,7 +465,7 @@ function drawCurves() {
   drawChart($("acc-chart"), [
     { name: "train", colour: "#1f6feb", dots: true, points: run.epochs.map((e) => [e.epoch, e.train_acc]) },
     { name: "test", colour: "#c2410c", dots: true, points: run.epochs.filter((e) => e.test_acc != null).map((e) => [e.epoch, e.test_acc]) },
-  ], { x0: 0, y1: 1 });
+  ], { x0: 0, y1: 1, legend: "bottom" });
   $("acc-chart").dataset.points = run.epochs.length;
 }
 
