@@ -1,6 +1,6 @@
 """Computational graphs drawn the way the book draws backpropagation.
 
-The code is in four modules:
+The code is in six modules:
 
 - :mod:`~layerwise.graph.engine`: values and gradients. ``Var``, ``Op``, ``Edge`` and the
   ``Graph`` that wires real node and layer objects together, runs their ``forward`` as it is
@@ -13,6 +13,12 @@ The code is in four modules:
 - :mod:`~layerwise.graph.model_graph`: a whole network as its layers, with tensor shapes, the
   loss and each parameter's gradient norm (``model_graph()``; in this namespace
   ``model_graph`` is that function, which hides the module of the same name).
+- :mod:`~layerwise.graph.stepper`: backprop one node at a time (``Stepper``: each step calls one
+  node's own ``forward`` or ``backward``), the gradient check of a stepped graph and
+  ``network_graph(model, x, t)``, a network's layers as a graph.
+- :mod:`~layerwise.graph.notebook`: the step-through in Jupyter. ``Stepper``, the stepper that
+  shows itself (buttons with ipywidgets, else a static table), is the ``Stepper`` exported here,
+  and ``step_through(graph | example name | model, x, t)`` makes one.
 
 An example is in the docstring of ``dot.Graph``.
 
@@ -24,6 +30,8 @@ from .dot import Drawing, Graph, render
 from .engine import Edge, Op, Var, format_value
 from .examples import EXAMPLES, apple_graph, apple_orange_graph, example, sigmoid_graph
 from .model_graph import ModelGraph, model_graph
+from .notebook import Stepper, step_through
+from .stepper import network_graph
 
 __all__ = [
     "EXAMPLES",
@@ -34,12 +42,15 @@ __all__ = [
     "GraphvizNotFoundError",
     "ModelGraph",
     "Op",
+    "Stepper",
     "Var",
     "apple_graph",
     "apple_orange_graph",
     "example",
     "format_value",
     "model_graph",
+    "network_graph",
     "render",
     "sigmoid_graph",
+    "step_through",
 ]
