@@ -105,3 +105,75 @@ def test_trainer_anneals_lr_and_a_resumed_run_stays_on_the_curve(tmp_path, monke
         lw.Trainer(resumed.model, lw.Adam(lr=0.01), x, t, log=None).load_state(checkpoint.state)
     with pytest.raises(lw.InputError, match="lr_schedule"):
         lw.Trainer(resumed.model, lw.Adam(lr=0.01), x, t, log=None, lr_schedule="linear")
+
+
+# -- hooks and stop: how a live view (layerwise serve) follows a run -----------------------------
+
+def test_on_step_and_on_epoch_are_called_for_every_step_and_epoch():
+    x, t = small_problem()  # 250 images in batches of 100: 3 steps an epoch
+    steps, rows = [], []
+    net = lw.TwoLayerNet(6, 8, 3, weight_init_std=0.5, seed=0)
+    trainer = lw.Trainer(net, lw.SGD(lr=0.1), x, t, x, t, epochs=4, batch_size=100, log=None,
+                         on_step=lambda step, loss: steps.append((step, loss)), on_epoch=rows.append)
+    history = trainer.fit()
+    assert [s for s, _ in steps] == list(range(1, 13))
+    assert [loss for _, loss in steps] == history.step_loss
+    assert rows == history.epochs and [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert not trainer.stopped
+
+
+def test_stop_from_on_step_ends_fit_after_that_step_without_a_row_for_the_epoch():
+    x, t = small_problem()
+    rows = []
+    net = lw.TwoLayerNet(6, 8, 3, weight_init_std=0.5, seed=0)
+
+    def on_step(step, loss):
+        if step == 5:  # the second step of epoch 2
+            trainer.stop()
+
+    trainer = lw.Trainer(net, lw.SGD(lr=0.1), x, t, x, t, epochs=4, batch_size=100, log=None,
+                         on_step=on_step, on_epoch=rows.append)
+    history = trainer.fit()
+    assert trainer.stopped
+    assert len(history.step_loss) == 5
+    assert [r["epoch"] for r in history.epochs] == [1] and rows == history.epochs
+    assert trainer.epoch == 1 and trainer.step_in_epoch == 2
+
+
+def test_stop_from_another_thread():
+    import threading
+
+    x, t = small_problem()
+    reached, sent = threading.Event(), threading.Event()
+    net = lw.TwoLayerNet(6, 8, 3, weight_init_std=0.5, seed=0)
+
+    def on_step(step, loss):
+        if step == 3:  # the last step of epoch 1: the run waits here until stop() has been sent
+            reached.set()
+            assert sent.wait(30)
+
+    trainer = lw.Trainer(net, lw.SGD(lr=0.1), x, t, x, t, epochs=4, batch_size=100, log=None, on_step=on_step)
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("history", trainer.fit()))
+    worker.start()
+    try:
+        assert reached.wait(30)
+        trainer.stop()
+    finally:
+        sent.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    history = result["history"]
+    # Epoch 1's batches were all done, so it has its row; epoch 2 stopped before its first step.
+    assert trainer.stopped and len(history.step_loss) == 3
+    assert [r["epoch"] for r in history.epochs] == [1]
+
+
+def test_stop_before_fit_runs_no_step():
+    x, t = small_problem()
+    calls = []
+    trainer = lw.Trainer(lw.TwoLayerNet(6, 8, 3, seed=0), lw.SGD(lr=0.1), x, t, epochs=2, log=None,
+                         on_step=lambda *a: calls.append(a), on_epoch=calls.append)
+    trainer.stop()
+    history = trainer.fit()
+    assert trainer.stopped and history.step_loss == [] and history.epochs == [] and calls == []

@@ -347,3 +347,45 @@ def test_real_mnist_test_files_match_published_md5(mnist_t10k_dir, tmp_path, mon
     assert x.shape == (20, 1, 28, 28) and xe.shape == (10000, 1, 28, 28)
     np.testing.assert_array_equal(xe[:, 0], images / np.float32(255))
     assert te.shape == (10000, 10) and te.sum(0).tolist() == counts
+
+
+# --- present_locally: what `layerwise serve` offers without downloading ------------------------
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("layout", ["flat", "subfolder", "gz"])
+def test_present_locally_finds_the_four_files(tmp_path, monkeypatch, name, layout):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], system_dirs=()))
+    monkeypatch.delenv("LAYERWISE_DATA", raising=False)
+    root = tmp_path / "data"
+    folder = root / name if layout == "subfolder" else root
+    folder.mkdir(parents=True)
+    assert not mnist_module.present_locally(name)
+    monkeypatch.setenv("LAYERWISE_DATA", str(root))
+    assert not mnist_module.present_locally(name)  # the folder alone is not the data set
+    for fname in FILES[:3]:
+        (folder / (fname + ".gz" if layout == "gz" else fname)).write_bytes(b"")  # presence only
+    assert not mnist_module.present_locally(name)  # three of the four files
+    (folder / FILES[3]).write_bytes(b"")
+    assert mnist_module.present_locally(name)
+    monkeypatch.delenv("LAYERWISE_DATA")
+    assert not mnist_module.present_locally(name)
+
+
+def test_present_locally_in_the_cache_and_of_an_unknown_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LAYERWISE_DATA", raising=False)
+    cache = mnist_module.cache_dir() / "mnist"
+    cache.mkdir(parents=True)
+    for fname in FILES:
+        (cache / f"{fname}.gz").write_bytes(b"")
+    assert mnist_module.present_locally("mnist")
+    with pytest.raises(InputError, match="unknown IDX data set 'cifar'"):
+        mnist_module.present_locally("cifar")
+
+
+def test_load_dataset_download_false_never_downloads(env):
+    with pytest.raises(DownloadError, match="download=False"):
+        load_dataset("mnist", download=False, progress=False)
+    assert files_in(env[1]) == []

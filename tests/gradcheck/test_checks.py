@@ -26,6 +26,40 @@ def test_numerical_gradient_restores_x_when_f_raises():
     np.testing.assert_array_equal(x, np.ones(3))
 
 
+def test_numerical_gradient_at_given_indices_only():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4))
+    before = x.copy()
+    calls = []
+
+    def f(v):
+        calls.append(1)
+        return float(np.sum(np.sin(v)))
+
+    full = numerical_gradient(f, x.copy())
+    calls.clear()
+    picked = np.array([0, 5, 11])
+    spot = numerical_gradient(f, x, indices=picked)
+    assert len(calls) == 2 * len(picked)  # only the picked elements are perturbed
+    assert spot.shape == x.shape and spot.dtype == x.dtype
+    np.testing.assert_array_equal(spot.reshape(-1)[picked], full.reshape(-1)[picked])
+    others = np.setdiff1d(np.arange(x.size), picked)
+    assert not spot.reshape(-1)[others].any()  # the others stay 0
+    np.testing.assert_allclose(spot.reshape(-1)[picked], np.cos(before).reshape(-1)[picked], rtol=1e-7)
+    assert np.array_equal(x, before)
+    # A list and a 2-D array of flat positions work too; no positions is all zeros.
+    np.testing.assert_array_equal(numerical_gradient(f, x, indices=[5, 0, 11]), spot)
+    np.testing.assert_array_equal(numerical_gradient(f, x, indices=picked.reshape(3, 1)), spot)
+    assert not numerical_gradient(f, x, indices=np.array([], dtype=int)).any()
+
+
+def test_numerical_gradient_refuses_what_it_cannot_perturb_in_place():
+    with pytest.raises(TypeError, match="floating ndarray"):
+        numerical_gradient(lambda v: 0.0, np.arange(3))
+    with pytest.raises(ValueError, match="contiguous"):
+        numerical_gradient(lambda v: 0.0, np.ones((3, 4)).T)
+
+
 def test_check_layer_catches_a_wrong_backward():
     class BrokenReLU(lw.ReLU):
         def backward(self, dout):

@@ -206,3 +206,79 @@ def test_the_engine_does_not_import_the_drawing_code():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[0] == "['layerwise.graph.engine']"
+
+
+# -- one node at a time -------------------------------------------------------------------------
+
+def _network(seed=0):
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])
+    W1, b1 = rng.standard_normal((3, 5)), rng.standard_normal(5)
+    W2, b2 = rng.standard_normal((5, 3)), rng.standard_normal(3)
+    g = Graph()
+    xv, tv = g.input("x", x), g.input("t", t)
+    h = g.apply(Affine(W1, b1), xv, name="h")
+    r = g.apply(layerwise.ReLU(), h, name="r")
+    s = g.apply(Affine(W2, b2), r, name="s")
+    g.apply(SoftmaxWithLoss(), s, tv, name="L")
+    return g
+
+
+def test_backward_is_seed_then_backward_node_from_the_last():
+    """Graph.backward is built on seed_backward and backward_node; called by hand they give
+    the same gradients, and each backward_node returns what the node sent back."""
+    g1, g2 = _network(), _network()
+    g1.backward()
+    g2.seed_backward()
+    assert g2["L"].grad == 1.0 and g2["x"].grad is None
+    returned = [g2.backward_node(i) for i in range(len(g2.ops) - 1, -1, -1)]
+    for name in ("x", "h", "r", "s"):
+        np.testing.assert_array_equal(g1[name].grad, g2[name].grad)
+    for op1, op2 in zip(g1.ops, g2.ops, strict=True):
+        for key in getattr(op1.node, "grads", {}):
+            np.testing.assert_array_equal(op1.node.grads[key], op2.node.grads[key])
+    assert g2["t"].grad is None
+    loss_returned = returned[0]
+    assert len(loss_returned) == 2 and loss_returned[1] is None  # (dx, nothing for the labels)
+    np.testing.assert_array_equal(loss_returned[0], g2["s"].grad)
+    assert [e.grad is not None for e in g1.edges] == [e.grad is not None for e in g2.edges]
+
+
+def test_backward_node_out_of_order_is_refused():
+    g = _network()
+    g.seed_backward()
+    with pytest.raises(StateError, match="no gradient reached 'r' yet"):
+        g.backward_node(1)  # the ReLU, before the Affine after it has run backward
+
+
+def test_seed_backward_with_a_given_dout_and_array_outputs():
+    g = Graph()
+    x = g.input("x", np.array([1.0, 2.0]))
+    g.exp(x, name="y")
+    g.seed_backward(np.array([2.0, 3.0]))
+    g.backward_node(0)
+    np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]) * [2.0, 3.0])
+    g.seed_backward()  # default: ones shaped like the output; clears the gradients first
+    assert x.grad is None
+    np.testing.assert_array_equal(g["y"].grad, np.ones(2))
+
+
+def test_forward_node_runs_one_node_on_its_inputs_current_values():
+    g = G.apple_graph()
+    g["apple"].value = 150
+    out = g.forward_node(0)
+    assert out is g["apple_price"] and out.value == 300
+    assert g["price"].value == pytest.approx(220)  # the next node has not run again
+    g.forward_node(1)
+    assert g["price"].value == pytest.approx(330)
+    g.backward()
+    assert g["apple_num"].grad == pytest.approx(165) and g["apple"].grad == pytest.approx(2.2)
+
+
+def test_forward_and_backward_give_the_books_numbers_as_before():
+    g = G.apple_orange_graph()
+    g.forward()
+    g.backward()
+    expected = {"apple_num": 110, "apple": 2.2, "orange": 3.3, "orange_num": 165, "tax": 650,
+                "apple_price": 1.1, "orange_price": 1.1, "all_price": 1.1, "price": 1}
+    assert {k: g[k].grad for k in expected} == pytest.approx(expected)

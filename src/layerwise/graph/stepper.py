@@ -25,11 +25,23 @@ from ..gradcheck.numerical import numerical_gradient
 from .dot import Graph as DrawnGraph
 from .engine import Graph, Var
 
-__all__ = ["CACHE_NAMES", "CheckRow", "NodeView", "Stepper", "backward_formula", "layer_labels", "network_graph"]
+__all__ = [
+    "AGREE", "CACHE_NAMES", "ZERO_SCALE", "CheckRow", "NodeView", "Stepper", "backward_formula", "layer_labels",
+    "network_graph",
+]
 
 #: The caches a step shows, under the book's names, when a node keeps them: ReLU's mask,
 #: Sigmoid's out, Affine's x, a convolution's col, pooling's arg_max, SoftmaxWithLoss's y and t.
 CACHE_NAMES = ("x", "y", "mask", "out", "col", "arg_max", "t")
+
+#: A check row agrees below this relative error (float64 central differences with h = 1e-4
+#: reach ~1e-9 on smooth nodes; the gradcheck tests' own pass mark is 1e-7).
+AGREE = 1e-6
+#: Gradients below this are zero: central differences of a loss of size ~1 leave ~1e-12 of noise.
+ZERO_SCALE = 1e-9
+#: Nodes with a kink where their inputs tie: max pooling over equal values (ReLU's zeros).
+_TIES = {"Pooling": "max pooling: values tied in a window (ReLU's zeros) have no derivative; "
+                    "backward sends the gradient to the first maximum, central differences split it"}
 
 #: What each node's backward computes, as the book writes it (shown beside its numbers).
 _FORMULAS = {
@@ -96,6 +108,16 @@ class CheckRow:
     relative_error: float
     checked: int
     size: int
+    #: max(|analytic|, |numerical|) over the checked elements: the scale the error is relative to.
+    scale: float = 1.0
+    #: Why a large error here is not a wrong gradient, when the graph says so (see ``check``).
+    note: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        """The gradient matches its estimate: a relative error under ``AGREE``, or both zero up
+        to rounding (a relative error of round-off noise against a zero gradient means nothing)."""
+        return self.relative_error < AGREE or self.scale < ZERO_SCALE
 
 
 class Stepper:
@@ -115,6 +137,9 @@ class Stepper:
         self.forward_done = 0  # nodes whose forward has run, from the first
         self.backward_done = 0  # nodes whose backward has run, from the last
         self.current: int | None = None  # the node the last step ran
+        #: Each random node's generator state before its forward step (Dropout's rng), so that
+        #: check() re-runs a node with the mask its backward used, not a new one.
+        self._rng_states: dict[int, Any] = {}
         graph._clear_grads()  # the gradients a graph computed when it was built are stepped again
 
     @property
@@ -136,6 +161,9 @@ class Stepper:
                 + ("step backward next" if self.phase == "backward" else "reset to start again")
             )
         index = self.forward_done
+        rng = getattr(self.graph.ops[index].node, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            self._rng_states[index] = copy.deepcopy(rng.bit_generator.state)
         self.graph.forward_node(index)
         self.forward_done += 1
         self.current = index
@@ -245,19 +273,37 @@ class Stepper:
                                                       i, outputs, h, max_elements, rng))
         finally:
             for i in range(self.n_nodes):  # values and caches back to the unperturbed pass
-                graph.forward_node(i)
+                self._rerun(i)
+        consumers: dict[str, list[str]] = {}
+        for op in graph.ops:
+            for v in op.inputs:
+                consumers.setdefault(v.name, []).append(type(op.node).__name__)
+        for row in rows:
+            if row.scale < ZERO_SCALE:
+                row.note = "zero: both are below 1e-9, round-off noise"
+            elif not row.agrees:
+                kinks = [_TIES[k] for k in consumers.get(row.name, []) if k in _TIES]
+                row.note = kinks[0] if kinks else ""
         return rows
+
+    def _rerun(self, index: int) -> None:
+        """Node ``index``'s forward again, with the random draws of its forward step."""
+        state = self._rng_states.get(index)
+        if state is not None:
+            self.graph.ops[index].node.rng.bit_generator.state = copy.deepcopy(state)
+        self.graph.forward_node(index)
 
     def _check_value(self, name: str, analytic: Any, slot: _Slot, start: int, outputs: list[Var], h: float,
                      max_elements: int, rng: np.random.Generator) -> CheckRow:
         def total() -> float:
             for i in range(start, self.n_nodes):
-                self.graph.forward_node(i)
+                self._rerun(i)
             return float(sum(np.sum(o.value) for o in outputs))
 
         value = slot.get()
         if isinstance(value, np.ndarray) and value.ndim > 0:
-            work = np.array(value, dtype=np.float64 if value.dtype.kind != "f" else value.dtype, copy=True)
+            work = np.array(value, dtype=np.float64 if value.dtype.kind != "f" else value.dtype, copy=True,
+                            order="C")  # numerical_gradient perturbs it in place through a flat view
             slot.set(work)
             try:
                 picked = None if work.size <= max_elements else \
@@ -270,7 +316,8 @@ class Stepper:
             n = numerical.reshape(-1)
             if picked is not None:
                 a, n = a[picked], n[picked]
-            return CheckRow(name, analytic, numerical, relative_error(a, n), a.size, work.size)
+            scale = float(max(np.max(np.abs(a)), np.max(np.abs(n)))) if a.size else 0.0
+            return CheckRow(name, analytic, numerical, relative_error(a, n), a.size, work.size, scale)
         x = float(value)
         try:
             slot.set(x + h)
@@ -281,7 +328,8 @@ class Stepper:
             slot.set(value)
             total()
         numerical = (plus - minus) / (2 * h)
-        return CheckRow(name, analytic, numerical, relative_error(np.float64(analytic), np.float64(numerical)), 1, 1)
+        return CheckRow(name, analytic, numerical, relative_error(np.float64(analytic), np.float64(numerical)), 1, 1,
+                        max(abs(float(analytic)), abs(numerical)))
 
     def _progress(self) -> str:
         return (f"{self.forward_done} of {self.n_nodes} nodes have run forward, "

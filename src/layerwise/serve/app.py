@@ -54,8 +54,9 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
 
-async def _body(request: Request) -> dict:
-    """The JSON object in the request body, read up to MAX_BODY bytes and no further."""
+async def _body(request: Request, optional: bool = False) -> dict:
+    """The JSON object in the request body, read up to MAX_BODY bytes and no further; with
+    ``optional``, an empty body is an empty object (every field has a default)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise RequestError(f"the request body is {int(declared):,} bytes; the limit is {MAX_BODY:,}", 413)
@@ -65,7 +66,10 @@ async def _body(request: Request) -> dict:
         if size > MAX_BODY:
             raise RequestError(f"the request body is over the limit of {MAX_BODY:,} bytes", 413)
         chunks.append(chunk)
-    return json_body(b"".join(chunks))
+    raw = b"".join(chunks)
+    if optional and not raw.strip():
+        return {}
+    return json_body(raw)
 
 
 def _activation_json(a: Any) -> dict:
@@ -134,7 +138,7 @@ def create_app(served: ServedModel) -> Starlette:
 
     async def new_session(request: Request) -> Response:
         name = request.path_params["name"]
-        body = await _body(request) if name in ("network", "sigmoid") else {}
+        body = await _body(request, optional=name != "network") if name in ("network", "sigmoid") else {}
         session = await run_in_threadpool(sessions.create, name, body)
         return _json(session.state(), 201)
 
@@ -260,5 +264,7 @@ def _query_ints(query: dict[str, str], names: tuple[str, ...]) -> dict:
     for name in names:
         if name in query:
             text = query[name]
-            out[name] = int(text) if text.lstrip("-").isdigit() else text
+            # isascii: "²" is a digit to str.isdigit but not to int(); 12 digits is beyond any index.
+            plain = text.isascii() and text.removeprefix("-").isdigit() and len(text) <= 12
+            out[name] = int(text) if plain else text
     return out

@@ -46,6 +46,8 @@ def json_body(raw: bytes) -> dict:
         raise RequestError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", 400) from None
     except RecursionError:
         raise RequestError("malformed JSON: nested too deeply", 400) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise RequestError(f"unreadable JSON: {exc}", 400) from None
     if not isinstance(body, dict):
         raise RequestError(f"the body must be a JSON object, got {type(body).__name__}", 400)
     return body
@@ -70,6 +72,10 @@ def image_field(body: dict, height: int, width: int, name: str = "image") -> np.
         for j, v in enumerate(row):
             if not _number_kind(v):
                 raise RequestError(f"field {name!r}: row {i}, column {j} is {json.dumps(v)}, not a number")
+            if isinstance(v, int) and not 0 <= v <= 1:  # checked here: it may be too large for a float
+                shown = str(v) if len(str(v)) <= 20 else f"an integer of {len(str(abs(v)))} digits"
+                raise RequestError(f"field {name!r}: row {i}, column {j} is {shown}, outside [0, 1] "
+                                   "(light strokes on dark: 0 is background, 1 is ink)")
     image = np.array(rows, dtype=np.float64)
     bad = ~np.isfinite(image)
     if bad.any():

@@ -84,7 +84,7 @@ class Sessions:
             graph, extra = self._network(body)
         elif name == "sigmoid":
             x = body.get("x", 1.0)
-            if not isinstance(x, int | float) or isinstance(x, bool) or not np.isfinite(x) or abs(x) > 100:
+            if not isinstance(x, int | float) or isinstance(x, bool) or abs(x) > 100 or not np.isfinite(x):
                 raise RequestError(f"field 'x' must be a number from -100 to 100, got {x!r}")
             graph = example("sigmoid", float(x))
         else:
@@ -146,7 +146,8 @@ class Sessions:
     def node(session: Session, key: str, full: bool) -> dict:
         with session.lock:
             try:
-                index = session.stepper.node_index(int(key) if key.isdigit() else key)
+                # isdecimal, not isdigit: int() refuses "²"; a long number is no index (and int() limits digits)
+                index = session.stepper.node_index(int(key) if key.isdecimal() and len(key) < 10 else key)
             except InputError as exc:  # it names the nodes there are
                 raise RequestError(str(exc), 404) from None
             return view_json(session.stepper.view(index), full)
@@ -159,4 +160,5 @@ class Sessions:
             except StateError as exc:
                 raise RequestError(str(exc), 409) from None
         return {"rows": [{"name": r.name, "analytic": value_json(r.analytic), "numerical": value_json(r.numerical),
-                          "relative_error": r.relative_error, "checked": r.checked, "size": r.size} for r in rows]}
+                          "relative_error": r.relative_error, "checked": r.checked, "size": r.size,
+                          "agrees": r.agrees, "note": r.note} for r in rows]}

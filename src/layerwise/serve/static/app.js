@@ -382,11 +382,12 @@ async function check() {
   try {
     const result = await api("POST", `/api/sessions/${state.session.session}/check`);
     $("check-table").tBodies[0].replaceChildren(...result.rows.map((r) => {
-      const good = r.relative_error < 1e-6;
+      const kind = r.agrees ? "ok" : r.note ? "kink" : "bad";
       return el("tr", { "data-value": r.name },
         el("td", { text: r.name }), el("td", { text: r.analytic.text }), el("td", { text: r.numerical.text }),
-        el("td", { class: good ? "ok" : "bad", text: r.relative_error.toExponential(2) }),
-        el("td", { text: r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}` }));
+        el("td", { class: kind, text: r.relative_error.toExponential(2) }),
+        el("td", { text: r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}` }),
+        el("td", { class: "small muted", text: r.note }));
     }));
     $("check").hidden = false;
   } catch (err) {
