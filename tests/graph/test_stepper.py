@@ -16,7 +16,7 @@ from layerwise import graph as G
 from layerwise.errors import InputError, StateError
 from layerwise.graph.engine import Graph
 from layerwise.graph.stepper import CheckRow, Stepper, backward_formula, layer_labels, network_graph
-from layerwise.layers import Affine, Relu
+from layerwise.layers import Affine, Pooling, Relu, SoftmaxWithLoss
 from layerwise.models import MultiLayerNet, SimpleConvNet, TwoLayerNet
 from layerwise.nodes import Mul
 
@@ -346,3 +346,29 @@ def test_check_on_a_convnet_graph():
 def test_network_graph_needs_a_loss_layer():
     with pytest.raises(InputError, match="no loss_layer"):
         network_graph([affine(2, 2)], np.ones((1, 2)), np.array([0]))
+
+
+def test_check_rows_explain_pooling_ties_and_zero_gradients():
+    # ReLU turns a window of negatives into tied zeros: max pooling has no derivative there, so
+    # the row of ReLU's output disagrees with central differences and says why.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 1, 4, 4))
+    x[0, 0, :2, :2] = -1.0  # one window all negative: four tied zeros after ReLU
+    W = rng.normal(size=(4, 3))
+    g = Graph("relu, pooling")
+    h = g.apply(Relu(), g.input("x", x), name="relu")
+    h = g.apply(Pooling(2, 2, 2), h, name="pool")
+    h = g.apply(Affine(W, np.zeros(3)), h, name="affine")
+    g.apply(SoftmaxWithLoss(), h, g.input("t", np.array([1])), name="loss")
+    stepper = Stepper(g)
+    stepper.run()
+    rows = {r.name: r for r in stepper.check()}
+    tied = rows["relu"]
+    assert not tied.agrees and "max pooling" in tied.note
+    assert rows["pool"].agrees and rows["pool"].note == ""
+    # The input x gets no gradient through the negative window (ReLU's mask), and x's other
+    # entries are away from every kink: it agrees.
+    assert rows["x"].agrees
+    # A true zero gradient against round-off noise agrees, and says so.
+    zero = CheckRow("z", np.zeros(3), np.full(3, 1e-13), 1.0, 3, 3, scale=1e-13)
+    assert zero.agrees
