@@ -171,7 +171,7 @@ def test_a_failed_run_says_why_and_cannot_be_saved(client, monkeypatch):
     def no_data(settings, progress):
         raise InputError("the data went missing")
 
-    monkeypatch.setattr(training_module, "load_data", no_data)
+    monkeypatch.setattr(training_module, "load_run_data", no_data)
     assert client.post("/api/train", json={"epochs": 1}).status_code == 202
     stream = events(client)
     assert stream == [("finished", {"status": "failed", "error": "the data went missing"})]

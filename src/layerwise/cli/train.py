@@ -10,17 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import models
 from ..cpu import describe
-from ..datasets import load_dataset
 from ..errors import InputError
 from ..io import atomic_write, load_checkpoint, save
 from ..optim import LR_SCHEDULES, make_optimizer
+from ..recipes import ACTIVATIONS, DEFAULT_LR, MODELS, OPTIMIZERS, build_network, load_run_data
 from ..train import CHECKPOINT_NAME, MODEL_NAME, Trainer
 from ._common import add_threads_option, save_png
 
-MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 CONFIG_NAME = "config.json"
 #: Every file a run directory holds (``--force`` removes these, and only these).
 RUN_FILES = (CONFIG_NAME, "checkpoint.safetensors", "model.safetensors", "history.json", "history.csv",
@@ -94,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=_hidden, default=None,
                    help="hidden layer sizes, e.g. 512,512 (default: 50 for two-layer, 100,100 for mlp, "
                    "100 for convnet)")
-    p.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default="relu",
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                    help="activation of the mlp's hidden layers")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="default: sgd, the book's recipe; adam for the bundled digits, whose 1,437 "
@@ -121,56 +118,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     add_threads_option(p)
     p.set_defaults(func=run)
-
-
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
-
-
-def build_model(settings: dict, input_shape: tuple[int, ...], classes: int):
-    """The network the settings name, for inputs of ``input_shape`` (no batch axis)."""
-    dtype = np.dtype(settings["dtype"])
-    kind, hidden, seed = settings["model"], settings["hidden"], settings["seed"]
-    if kind != "mlp" and (settings["dropout"] or settings["batchnorm"] or settings["weight_decay"]):
-        raise InputError(f"--dropout, --batchnorm and --weight-decay need --model mlp (got --model {kind})")
-    if kind == "two-layer":
-        size = hidden[0] if hidden else 50
-        if hidden and len(hidden) > 1:
-            raise InputError(f"--model two-layer has one hidden layer; got --hidden {hidden} (use --model mlp)")
-        return models.TwoLayerNet(int(np.prod(input_shape)), size, classes, seed=seed, dtype=dtype)
-    if kind == "mlp":
-        return models.MultiLayerNet(
-            int(np.prod(input_shape)), hidden or [100, 100], classes, activation=settings["activation"],
-            weight_init_std=settings["activation"], weight_decay_lambda=settings["weight_decay"],
-            use_dropout=settings["dropout"] > 0, dropout_ration=settings["dropout"] or 0.5,
-            use_batchnorm=settings["batchnorm"], seed=seed, dtype=dtype,
-        )
-    if kind == "convnet":
-        size = input_shape[-1]
-        conv = {"filter_num": 30, "filter_size": 5 if size >= 16 else 3, "pad": 0, "stride": 1}
-        # He initialisation: the book's fixed 0.01 learns slowly for the first epochs.
-        return models.SimpleConvNet(input_shape, conv, hidden[0] if hidden else 100, classes,
-                                    weight_init_std="relu", seed=seed, dtype=dtype)
-    if kind == "deep-convnet":
-        return models.DeepConvNet(input_shape, conv_param_4={"pad": _deep_convnet_pad4(input_shape[-1])},
-                                  output_size=classes, dropout_mode="inverted", final_dropout=False,
-                                  seed=seed, dtype=dtype)
-    raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
-
-
-def _deep_convnet_pad4(size: int) -> int:
-    """Padding of DeepConvNet's fourth convolution that lets all three 2x2 poolings tile the
-    image: the book's 2 for 28x28 (14 -> 16 -> 8 -> 4), 1 for the 8x8 digits (4 -> 4 -> 2 -> 1)."""
-    for pad in (2, 1, 0):
-        s = size // 2 + 2 * pad - 2  # after the first pooling and the 3x3 fourth convolution
-        if size % 2 == 0 and s > 0 and s % 2 == 0 and (s // 2) % 2 == 0:
-            return pad
-    raise InputError(f"--model deep-convnet needs images whose sides halve three times; got {size}x{size}")
-
-
-def load_data(settings: dict, progress: bool):
-    flatten = settings["model"] in ("two-layer", "mlp")
-    return load_dataset(settings["dataset"], normalize=True, flatten=flatten, one_hot_label=False,
-                        dtype=np.dtype(settings["dtype"]), progress=progress)
 
 
 def _prepare_run_dir(out: Path, force: bool) -> None:
@@ -216,7 +163,7 @@ SETTING_CHECKS = {
     "dataset": lambda v: isinstance(v, str) and v != "",
     "model": lambda v: v in MODELS,
     "hidden": lambda v: v is None or (isinstance(v, list) and v != [] and all(_is_int(h) and h > 0 for h in v)),
-    "activation": lambda v: v in ("relu", "sigmoid", "tanh"),
+    "activation": lambda v: v in ACTIVATIONS,
     "optimizer": lambda v: v in OPTIMIZERS,
     "lr": lambda v: _is_number(v) and v > 0,
     "lr_schedule": lambda v: v in LR_SCHEDULES,
@@ -294,9 +241,9 @@ def run(args: argparse.Namespace) -> int:
         run_dir = args.out or Path("runs") / f"{stamp}-{args.model}-{Path(str(args.dataset)).name}"
         _prepare_run_dir(run_dir, args.force)
 
-    (x_train, t_train), (x_test, t_test) = load_data(settings, progress)
+    (x_train, t_train), (x_test, t_test) = load_run_data(settings, progress)
     classes = int(max(t_train.max(), t_test.max())) + 1
-    model = build_model(settings, x_train.shape[1:], classes)
+    model = build_network(settings, x_train.shape[1:], classes)
     optimizer = make_optimizer(settings["optimizer"], lr=settings["lr"])
     say = (lambda _m: None) if args.quiet else print
     trainer = Trainer(model, optimizer, x_train, t_train, x_test, t_test, epochs=settings["epochs"],

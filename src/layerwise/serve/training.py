@@ -2,7 +2,7 @@
 events the page follows live (losses, epoch rows, the first layer's weights).
 
 A run is the same as ``layerwise train`` with the same settings: the same model builder
-(``cli.train.build_model``), data loader and :class:`~layerwise.train.Trainer`. Data sets are
+(``recipes.build_network``), data loader and :class:`~layerwise.train.Trainer`. Data sets are
 the bundled digits and, when their files are on this machine, MNIST and Fashion-MNIST;
 serve never downloads.
 """
@@ -18,17 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from ..cli.train import DEFAULT_LR, OPTIMIZERS, build_model, load_data
 from ..datasets import present_locally, steps_per_epoch
 from ..errors import LayerwiseError
 from ..io import save
 from ..optim import make_optimizer
+from ..recipes import ACTIVATIONS, DEFAULT_LR, OPTIMIZERS, build_network, load_run_data
 from ..train import Trainer
 from .payloads import RequestError, int_field
 
 __all__ = ["ACTIVATIONS", "Run", "Training"]
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
 MAX_EPOCHS = 100
 MAX_HIDDEN = 1024
 #: Losses are sent in groups at most this often (an MNIST epoch has 600 steps).
@@ -112,9 +111,9 @@ class Run:
     def _work(self) -> None:
         s = self.settings
         try:
-            (x_train, t_train), (x_test, t_test) = load_data(s, progress=False)
+            (x_train, t_train), (x_test, t_test) = load_run_data(s, progress=False)
             classes = int(max(t_train.max(), t_test.max())) + 1
-            self.model = build_model(s, x_train.shape[1:], classes)
+            self.model = build_network(s, x_train.shape[1:], classes)
             side = math.isqrt(int(np.prod(x_train.shape[1:])))
             self.meta = {"dataset": s["dataset"], "input_shape": list(x_train.shape[1:]), "classes": classes,
                          "image_size": (side, side)}
