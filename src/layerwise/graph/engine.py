@@ -316,7 +316,7 @@ class Graph:
             var.value = value
         for index in range(len(self.ops)):
             self.forward_node(index)
-        self._clear_grads()
+        self.clear_grads()
 
     def forward_node(self, index: int) -> Var:
         """Run node ``index``'s own ``forward`` on its inputs' current values; returns its output.
@@ -325,7 +325,8 @@ class Graph:
         op.output.value = op.node.forward(*(v.value for v in op.inputs))
         return op.output
 
-    def _clear_grads(self) -> None:
+    def clear_grads(self) -> None:
+        """Forget every gradient (a new backward pass starts from nothing)."""
         for var in self.vars.values():
             var.grad = None
         self._edges.clear()
@@ -338,12 +339,11 @@ class Graph:
         self.seed_backward(dout)
         for index in range(len(self.ops) - 1, -1, -1):
             self.backward_node(index)
-        self._done_backward = True
 
     def seed_backward(self, dout: Any = None) -> None:
         """Clear every gradient and send ``dout`` (default 1, or ones shaped like an array
         output) into every output: the start of :meth:`backward`."""
-        self._clear_grads()
+        self.clear_grads()
         for var in self.outputs:
             seed = dout
             if seed is None:
@@ -365,7 +365,15 @@ class Graph:
             if g is not None:
                 # `a + b`, never `+=`: an array handed back by a node must stay intact.
                 var.grad = g if var.grad is None else var.grad + g
+        if index == 0:
+            self._done_backward = True  # backward runs from the last node to the first
         return grads
+
+    def edge(self, index: int, slot: int) -> Edge:
+        """The arrow into input ``slot`` of node ``index``, with the gradient its node's backward
+        sent back along it (None until then)."""
+        op = self.ops[index]
+        return self._edges.get((index, slot)) or Edge(op.inputs[slot], op, slot, None)
 
     @property
     def edges(self) -> list[Edge]:
