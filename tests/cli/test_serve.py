@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -178,3 +179,50 @@ def test_a_model_file_serve_cannot_show_is_refused(serve, tmp_path):
     path = lw.save(lw.TwoLayerNet(60, 5, 10, seed=0), tmp_path / "flat.safetensors", state={"input_shape": [60]})
     code, _, err = serve(str(path), "--port", "0").finish(STARTUP)
     assert code == 2 and "60 inputs, not a square image" in err and str(path) in err
+
+
+def test_ctrl_c_stops_while_a_page_follows_a_training_run(serve):
+    # Regression: uvicorn waits for open connections before it stops, and the Train page's event
+    # stream stays open until its run ends (hours for a long one): Ctrl-C must end both.
+    s = serve("--port", "0")
+    port = int(s.wait_for(r"open http://127\.0\.0\.1:(\d+)/")[1])
+    body = json.dumps({"epochs": 100, "batch_size": 1}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/train", body,
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+    stream = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/train/events", timeout=10)
+    try:
+        assert stream.readline().startswith(b"event: ")  # the stream is live
+        s.proc.send_signal(signal.SIGINT)
+        code, out, err = s.finish()
+    finally:
+        stream.close()
+    assert code == 0, err
+    assert "layerwise serve: stopped" in out
+    assert "Traceback" not in err and "ERROR" not in err
+
+
+def test_requests_from_other_sites_and_other_host_names_are_refused(serve):
+    s = serve("--port", "0")
+    port = int(s.wait_for(r"open http://127\.0\.0\.1:(\d+)/")[1])
+
+    def status(path: str, headers: dict, data: bytes | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    # A page on another site posting to the app (any page the user opens could try).
+    code, text = status("/api/graphs/apple", {"Origin": "http://evil.example", "Content-Type": "text/plain"}, b"{}")
+    assert code == 403 and "another site" in json.loads(text)["error"]
+    # DNS rebinding: the browser sends the attacker's host name.
+    code, text = status("/api/model", {"Host": "evil.example"})
+    assert code == 403 and "evil.example" in json.loads(text)["error"]
+    # The page itself (same origin), and scripts (no Origin), are served.
+    assert status("/api/graphs/apple", {"Origin": f"http://127.0.0.1:{port}"}, b"{}")[0] == 201
+    assert status("/api/model", {"Host": f"localhost:{port}"})[0] == 200
+    s.proc.send_signal(signal.SIGINT)
+    assert s.finish()[0] == 0

@@ -17,5 +17,5 @@ def served():
 def client(served):
     from starlette.testclient import TestClient
 
-    with TestClient(create_app(served)) as test_client:  # `with`: the app's lifespan runs
+    with TestClient(create_app(served), base_url="http://127.0.0.1") as test_client:  # `with`: the app's lifespan runs
         yield test_client

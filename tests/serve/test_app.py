@@ -9,7 +9,9 @@ import json
 
 import pytest
 from serve_client import assert_alive, assert_error, stroke
+from starlette.testclient import TestClient
 
+from layerwise.serve import create_app
 from layerwise.serve.app import MAX_BODY
 from layerwise.serve.sessions import GRAPHS, MAX_BATCH
 
@@ -83,7 +85,8 @@ def test_unknown_routes_and_wrong_methods_answer_json(client):
     assert_error(client.post("/api/models"), 404, "POST /api/models")
     assert_error(client.get("/api/predict"), 405, "/api/predict does not take GET")
     assert_error(client.put("/api/train"), 405, "/api/train does not take PUT")
-    assert_error(client.delete("/api/sessions/abc"), 405, "DELETE")
+    assert_error(client.delete("/api/model"), 405, "DELETE")
+    assert_error(client.delete("/api/sessions/abc"), 404, "no session")
     assert_error(client.get("/api/sessions/abc/forward"), 405, "does not take GET")
     assert_error(client.post("/api/model"), 405, "/api/model does not take POST")
     assert_error(client.post("/api/images"), 405)
@@ -146,3 +149,22 @@ def test_a_body_of_exactly_the_limit_is_read(client):
     assert client.post("/api/predict", content=padded).status_code == 200
     streamed = client.post("/api/predict", content=iter([padded[:500_000], padded[500_000:]]))
     assert streamed.status_code == 200 and "content-length" not in streamed.request.headers
+
+
+def test_other_sites_and_other_host_names_are_refused(served):
+    # DNS rebinding names the attacker's host; a page on another site sends its Origin.
+    with TestClient(create_app(served), base_url="http://evil.example") as other_host:
+        assert_error(other_host.get("/api/model"), 403, "Host", "evil.example")
+    with TestClient(create_app(served), base_url="http://127.0.0.1:8000") as local:
+        assert_error(local.post("/api/graphs/apple", headers={"Origin": "http://evil.example"}), 403, "another site")
+        assert local.post("/api/graphs/apple", headers={"Origin": "http://127.0.0.1:8000"}).status_code == 201
+        assert local.get("/api/model", headers={"Origin": "http://evil.example"}).status_code == 200  # reads are fine
+        assert local.post("/api/graphs/apple").status_code == 201  # scripts send no Origin
+    with TestClient(create_app(served, hosts=("*",)), base_url="http://my-laptop.lan") as anywhere:
+        assert anywhere.get("/api/model").status_code == 200  # --host 0.0.0.0: any name
+
+
+def test_a_body_sent_to_a_book_graph_is_read(client):
+    # Regression: malformed JSON to /api/graphs/apple was ignored and answered 201.
+    assert_error(client.post("/api/graphs/apple", content=b"{", headers={"content-type": "application/json"}),
+                 400, "malformed JSON")

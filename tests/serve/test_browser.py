@@ -59,6 +59,7 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.app.state.begin_shutdown()  # what Ctrl-C does first in `layerwise serve`
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()

@@ -41,7 +41,7 @@ def test_test_images_of_a_data_set_not_on_this_machine(monkeypatch):
     served = ServedModel(net, "a file", "mnist", (784,), tuple(str(d) for d in range(10)))
     with pytest.raises(InputError, match=r"no test images of 'mnist'.*not on this machine \(serve never downloads\)"):
         served.test_images()
-    with TestClient(create_app(served)) as client:
+    with TestClient(create_app(served), base_url="http://127.0.0.1") as client:
         assert_error(client.get("/api/images"), 409, "not on this machine")
         assert_error(client.post("/api/graphs/network", json={"images": [0]}), 409, "not on this machine")
         assert client.post("/api/graphs/apple").status_code == 201  # the book's graphs need no data
@@ -81,7 +81,7 @@ def test_a_convnet_file_is_served(convnet, convnet_file):
 
 def test_predict_with_a_convnet(convnet):
     x, _ = convnet.test_images()
-    with TestClient(create_app(convnet)) as client:
+    with TestClient(create_app(convnet), base_url="http://127.0.0.1") as client:
         info = client.get("/api/model").json()
         assert info["input_shape"] == [1, 8, 8] and info["layers"][:3] == ["Convolution1", "Relu1", "Pooling1"]
         for index in (0, 5):
@@ -118,7 +118,7 @@ def test_a_convnets_input_gradient_is_the_scores_gradient(convnet):
 
 def test_a_network_session_on_a_convnet(convnet):
     images, labels = convnet.test_images()
-    with TestClient(create_app(convnet)) as client:
+    with TestClient(create_app(convnet), base_url="http://127.0.0.1") as client:
         state = client.post("/api/graphs/network", json={"images": [0, 1]}).json()
         sid, n = state["session"], state["n_nodes"]
         assert n == len(list(convnet.model)) + 1

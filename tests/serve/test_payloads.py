@@ -9,7 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from layerwise.serve.payloads import FULL_MAX, HEAT_MAX, RequestError, image_field, int_field, json_body, value_json
+from layerwise.serve.payloads import (
+    ACTIVATION_CHANNELS,
+    FULL_MAX,
+    HEAT_MAX,
+    RequestError,
+    image_field,
+    int_field,
+    json_body,
+    value_json,
+)
 
 
 def refused(call, *words, status=422):
@@ -118,6 +127,12 @@ def test_a_large_array_is_shrunk_and_sent_whole_only_when_asked():
     assert heat["values"][0] == pytest.approx(a[:fr, 0].mean())
     full = value_json(a, full=True)
     assert full["values"] == a.reshape(-1).tolist()
-    # A 4-D array's heat map has one row per sample.
-    conv = value_json(np.ones((2, 3, 4, 4)))
-    assert (conv["heat"]["rows"], conv["heat"]["cols"]) == (2, 48)
+    # Images (N, C, H, W): each sample's rows, its channels side by side, so each looks like one.
+    images = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
+    conv = value_json(images)
+    assert (conv["heat"]["rows"], conv["heat"]["cols"]) == (2 * 4, 3 * 5)
+    grid = np.array(conv["heat"]["values"]).reshape(8, 15)
+    assert (grid[4:8, 5:10] == images[1, 1]).all()  # sample 1, channel 1
+    # ... at most ACTIVATION_CHANNELS of them.
+    many = value_json(np.zeros((1, ACTIVATION_CHANNELS + 5, 3, 3)))
+    assert many["heat"]["cols"] == ACTIVATION_CHANNELS * 3

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from serve_client import assert_alive, assert_error
 
+from layerwise.serve import sessions as sessions_module
 from layerwise.serve.sessions import GRAPHS, MAX_BATCH, MAX_SESSIONS
 
 
@@ -20,9 +21,18 @@ def start(client, name, body=None):
 
 
 def step(client, sid, direction, status=200):
+    """One step; returns the session's whole state after it, with ``stepped`` and the stepped
+    ``node`` the answer carried (which must be that node in the whole state)."""
     response = client.post(f"/api/sessions/{sid}/{direction}")
     assert response.status_code == status, response.text
-    return response.json()
+    answer = response.json()
+    if status != 200 or direction == "reset":
+        return answer
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert answer["node"] == state["nodes"][answer["stepped"]]
+    assert {k: answer[k] for k in ("phase", "forward_done", "backward_done", "current", "n_nodes")} == \
+        {k: state[k] for k in ("phase", "forward_done", "backward_done", "current", "n_nodes")}
+    return {**state, "stepped": answer["stepped"]}
 
 
 def number(value_json):
@@ -259,3 +269,32 @@ def test_sigmoid_session_without_a_body_uses_x_1(client):
     response = client.post("/api/graphs/sigmoid")
     assert response.status_code == 201
     assert response.json()["inputs"][0]["value"]["value"] == 1.0
+
+
+def test_a_session_can_be_deleted(client):
+    sid = start(client, "apple")["session"]
+    assert client.delete(f"/api/sessions/{sid}").json() == {"deleted": sid}
+    assert_error(client.get(f"/api/sessions/{sid}"), 404, "no session")
+    assert_error(client.delete(f"/api/sessions/{sid}"), 404, "no session")
+
+
+def test_sessions_are_kept_within_a_byte_budget(client, monkeypatch):
+    # Each session holds copies of the network's arrays; large ones are let go before the count limit.
+    first = start(client, "network", {"images": [0, 1]})["session"]
+    weight = client.app.state.sessions.get(first).nbytes
+    assert weight > 0
+    monkeypatch.setattr(sessions_module, "MAX_SESSION_BYTES", int(2.5 * weight))
+    second = start(client, "network", {"images": [0, 1]})["session"]
+    third = start(client, "network", {"images": [0, 1]})["session"]
+    assert_error(client.get(f"/api/sessions/{first}"), 404, "no session")
+    assert client.get(f"/api/sessions/{second}").status_code == 200
+    assert client.get(f"/api/sessions/{third}").status_code == 200
+
+
+def test_a_step_answers_with_the_node_it_ran_not_the_whole_graph(client):
+    sid = start(client, "network", {"images": [0, 1, 2]})["session"]
+    answer = client.post(f"/api/sessions/{sid}/forward").json()
+    assert answer["stepped"] == 0 and answer["node"]["label"] == "Affine1" and "nodes" not in answer
+    assert answer["phase"] == "forward" and answer["current"] == 0
+    # Parameters go as shape and short text only: the page shows what flows.
+    assert answer["node"]["params"]["W"]["shape"] == [64, 50] and "values" not in answer["node"]["params"]["W"]

@@ -71,9 +71,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn  # the web stack loads only for this command, not at every CLI start
-
-    from ..serve import create_app, default_model, load_served  # Starlette too: only for this command
+    # The web stack (Starlette, uvicorn) loads only for this command, not at every CLI start.
+    from ..serve import create_app, default_model, load_served
+    from ..serve.server import hosts_for, run_server
 
     sock = _listen(args.host, args.port)
     if not _is_loopback(args.host):
@@ -89,12 +89,8 @@ def run(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"open http://{shown}:{port}/  (Ctrl-C stops)", flush=True)
-    config = uvicorn.Config(create_app(served), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn shut down gracefully on Ctrl-C, then re-raised it for us
+        run_server(create_app(served, hosts=hosts_for(args.host)), sock)
     finally:
         sock.close()
     print("layerwise serve: stopped")

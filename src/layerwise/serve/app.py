@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -39,14 +43,13 @@ from starlette.staticfiles import StaticFiles
 from ..errors import InputError
 from .explain import Explainer
 from .model import ServedModel
-from .payloads import RequestError, image_field, int_field, json_body
+from .payloads import RequestError, activation_json, finite, float_list, image_field, int_field, json_body, nested_list
 from .sessions import GRAPHS, MAX_BATCH, Sessions
 from .training import Training
 
-__all__ = ["MAX_BODY", "create_app"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_BODY", "create_app"]
 
 MAX_BODY = 1_000_000  # bytes: a 28×28 image is ~10 kB of JSON
-MAX_ACTIVATION_CHANNELS = 8  # of a convolution's output, the page shows the first few
 EVENT_POLL_SECONDS = 0.1
 
 
@@ -72,24 +75,43 @@ async def _body(request: Request, optional: bool = False) -> dict:
     return json_body(raw)
 
 
-def _activation_json(a: Any) -> dict:
-    values = a.values
-    shape = list(values.shape)
-    if values.ndim == 3:  # (channels, height, width): the first few channels
-        values = values[:MAX_ACTIVATION_CHANNELS]
-        mask = None if a.mask is None else a.mask[:MAX_ACTIVATION_CHANNELS]
-    else:
-        mask = a.mask
-    return {"layer": a.layer, "kind": a.kind, "shape": shape, "shown": list(values.shape),
-            "values": values.astype(np.float64).reshape(-1).tolist(),
-            "mask": None if mask is None else mask.reshape(-1).tolist()}
+class _ThisMachineOnly:
+    """Refuses, with a JSON 403, a request whose Host is not one this server answers to (a DNS
+    rebinding page would name its own host) and any cross-site request that changes state (a
+    POST or DELETE whose Origin is another site: any web page the user opens could send one).
+    Scripts and curl send no Origin and are not affected."""
+
+    def __init__(self, app: Any, hosts: Collection[str]) -> None:
+        self.app, self.hosts = app, {h.lower() for h in hosts}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        name = urlsplit(f"//{host}").hostname or ""
+        problem = None
+        if "*" not in self.hosts and name.lower() not in self.hosts:
+            problem = f"the Host header {host!r} is not this server's ({', '.join(sorted(self.hosts))})"
+        origin = headers.get("origin")
+        if problem is None and origin is not None and scope["method"] not in ("GET", "HEAD") \
+                and urlsplit(origin).netloc.lower() != host.lower():
+            problem = f"a {scope['method']} from another site ({origin}) is refused"
+        if problem is None:
+            return await self.app(scope, receive, send)
+        await JSONResponse({"error": problem}, status_code=403)(scope, receive, send)
 
 
-def create_app(served: ServedModel) -> Starlette:
-    """The web app for ``served``."""
+#: The names 127.0.0.1 answers to.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(served: ServedModel, hosts: Collection[str] = LOOPBACK_HOSTS) -> Starlette:
+    """The web app for ``served``, answering requests addressed to ``hosts`` (``"*"``: any)."""
     explainer = Explainer(served)
     sessions = Sessions(served)
     training = Training()
+    stopping = threading.Event()
     height, width = served.image_size
     classes = len(served.labels)
     page = resources.files(__package__).joinpath("static", "index.html").read_text(encoding="utf-8")
@@ -113,11 +135,11 @@ def create_app(served: ServedModel) -> Starlette:
         p = result.probabilities
         top = np.argsort(-p, kind="stable")[:3]
         return _json({
-            "probabilities": p.tolist(),
-            "top": [{"class": int(k), "label": served.labels[k], "probability": float(p[k])} for k in top],
+            "probabilities": float_list(p),
+            "top": [{"class": int(k), "label": served.labels[k], "probability": finite(float(p[k]))} for k in top],
             "class": result.chosen,
-            "input_gradient": result.input_gradient.tolist(),
-            "activations": [_activation_json(a) for a in result.activations],
+            "input_gradient": nested_list(result.input_gradient),
+            "activations": [activation_json(a.layer, a.kind, a.values, a.mask) for a in result.activations],
         })
 
     async def images(request: Request) -> Response:
@@ -138,9 +160,9 @@ def create_app(served: ServedModel) -> Starlette:
 
     async def new_session(request: Request) -> Response:
         name = request.path_params["name"]
-        body = await _body(request, optional=name != "network") if name in ("network", "sigmoid") else {}
+        body = await _body(request, optional=name != "network")  # a body sent to any graph is read
         session = await run_in_threadpool(sessions.create, name, body)
-        return _json(session.state(), 201)
+        return _json(await run_in_threadpool(session.state), 201)
 
     async def session_state(request: Request) -> Response:
         session = sessions.get(request.path_params["sid"])
@@ -148,16 +170,20 @@ def create_app(served: ServedModel) -> Starlette:
 
     async def step(request: Request) -> Response:
         session = sessions.get(request.path_params["sid"])
-        return _json(await run_in_threadpool(sessions.step, session, request.path_params["step"]))
+        return _json(await run_in_threadpool(session.step, request.path_params["step"]))
 
     async def node(request: Request) -> Response:
         session = sessions.get(request.path_params["sid"])
         full = request.query_params.get("full", "0") in ("1", "true", "yes")
-        return _json(await run_in_threadpool(sessions.node, session, request.path_params["node"], full))
+        return _json(await run_in_threadpool(session.node, request.path_params["node"], full))
 
     async def check(request: Request) -> Response:
         session = sessions.get(request.path_params["sid"])
-        return _json(await run_in_threadpool(sessions.check, session))
+        return _json(await run_in_threadpool(session.check))
+
+    async def delete_session(request: Request) -> Response:
+        sessions.delete(request.path_params["sid"])
+        return _json({"deleted": request.path_params["sid"]})
 
     def run_state() -> dict:
         run = training.run
@@ -184,18 +210,37 @@ def create_app(served: ServedModel) -> Starlette:
         if run is None:
             raise RequestError("no run has been started", 404)
 
+        # A browser that reconnects says how far it got: those events are not sent twice.
+        last_id = request.headers.get("last-event-id", "")
+        resume = int(last_id) if last_id.isascii() and last_id.isdigit() and len(last_id) < 10 else 0
+
         async def stream() -> AsyncIterator[str]:
-            sent = 0
+            sent, weights_sent = min(resume, len(run.events)), 0
+
+            def new_weights() -> str:
+                # Only the latest weights are kept and sent: a grid every half second would
+                # otherwise pile up megabytes over a long run.
+                nonlocal weights_sent
+                version, weights = run.weights
+                if weights is None or version == weights_sent:
+                    return ""
+                weights_sent = version
+                return f"event: weights\ndata: {json.dumps(weights)}\n\n"
+
             while True:
                 events = run.events
                 while sent < len(events):
                     event = events[sent]
+                    if event["event"] == "finished":
+                        yield new_weights()  # the final weights before the end
                     sent += 1
                     yield f"event: {event['event']}\ndata: {json.dumps(event['data'])}\nid: {sent}\n\n"
+                if sent:  # weights follow the run's start
+                    yield new_weights()
                 if run.finished and sent >= len(run.events):
                     return
-                if await request.is_disconnected():
-                    return
+                if stopping.is_set() or await request.is_disconnected():
+                    return  # the server is stopping: an open stream must not hold it up
                 await asyncio.sleep(EVENT_POLL_SECONDS)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -240,6 +285,7 @@ def create_app(served: ServedModel) -> Starlette:
         Route("/api/graphs", graphs),
         Route("/api/graphs/{name}", new_session, methods=["POST"]),
         Route("/api/sessions/{sid}", session_state),
+        Route("/api/sessions/{sid}", delete_session, methods=["DELETE"]),
         Route("/api/sessions/{sid}/nodes/{node}", node),
         Route("/api/sessions/{sid}/check", check, methods=["POST"]),
         Route("/api/sessions/{sid}/{step}", step, methods=["POST"]),
@@ -252,8 +298,19 @@ def create_app(served: ServedModel) -> Starlette:
     ]
     handlers: dict[Any, Callable] = {RequestError: on_request_error, HTTPException: on_http_error,
                                      Exception: on_server_error}
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan,
+                    middleware=[Middleware(_ThisMachineOnly, hosts=hosts)])
     app.state.served, app.state.training, app.state.sessions = served, training, sessions
+
+    def begin_shutdown() -> None:
+        """Called when the server is asked to stop (Ctrl-C), before it waits for open
+        connections: event streams end and a training run stops after its current step."""
+        stopping.set()
+        run = training.run
+        if run is not None and not run.finished:
+            run.stop()
+
+    app.state.begin_shutdown = begin_shutdown
     return app
 
 

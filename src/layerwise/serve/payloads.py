@@ -16,7 +16,10 @@ import numpy as np
 
 from ..graph.engine import format_value
 
-__all__ = ["FULL_MAX", "HEAT_MAX", "RequestError", "image_field", "int_field", "json_body", "value_json"]
+__all__ = [
+    "ACTIVATION_CHANNELS", "FULL_MAX", "HEAT_MAX", "RequestError", "activation_json", "finite", "float_list",
+    "image_field", "int_field", "json_body", "nested_list", "value_json",
+]
 
 #: Arrays up to this many elements are sent whole; larger ones only when asked.
 FULL_MAX = 4096
@@ -24,6 +27,8 @@ FULL_MAX = 4096
 HEAT_MAX = 160
 #: The most numbers a short view shows.
 FIRST = 8
+#: Of a convolution's channels, the first this many are drawn.
+ACTIVATION_CHANNELS = 8
 
 
 class RequestError(Exception):
@@ -105,24 +110,50 @@ def int_field(body: dict, name: str, low: int, high: int, default: int | None = 
 
 # -- values to JSON ------------------------------------------------------------------------------
 
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
     """JSON has no NaN or infinity: such a number is sent as null."""
     return x if math.isfinite(x) else None
 
 
-def _list(a: np.ndarray) -> list:
-    values = a.astype(np.float64).reshape(-1)
+def float_list(a: np.ndarray) -> list:
+    """An array's values, flat, as JSON numbers (NaN and infinity as null)."""
+    values = np.asarray(a).astype(np.float64).reshape(-1)
     if np.isfinite(values).all():
         return values.tolist()
-    return [_finite(v) for v in values.tolist()]
+    return [finite(v) for v in values.tolist()]
+
+
+def nested_list(a: np.ndarray) -> list:
+    """A 2-D array as rows of JSON numbers (NaN and infinity as null)."""
+    a = np.asarray(a, dtype=np.float64)
+    if np.isfinite(a).all():
+        return a.tolist()
+    return [[finite(v) for v in row] for row in a.tolist()]
+
+
+def activation_json(layer: str, kind: str, values: np.ndarray, mask: np.ndarray | None) -> dict:
+    """One layer's output for one image, as the Draw page shows it: a convolution's first
+    ``ACTIVATION_CHANNELS`` channels (``shown``), ReLU's mask, and the mask's count over all."""
+    shown = values[:ACTIVATION_CHANNELS] if values.ndim == 3 else values
+    return {"layer": layer, "kind": kind, "shape": list(values.shape), "shown": list(shown.shape),
+            "values": float_list(shown),
+            "mask": None if mask is None else mask[: shown.shape[0]].reshape(-1).tolist() if values.ndim == 3
+            else mask.reshape(-1).tolist(),
+            "masked": None if mask is None else int(mask.sum())}
 
 
 def _grid(a: np.ndarray) -> np.ndarray:
-    """An array as a 2-D grid for a heat map: (n,) is one row; (N, ...) is N rows."""
+    """An array as a 2-D grid for a heat map: (n,) is one row; (N, D) as it is; images
+    (N, C, H, W) as N rows of their first ``ACTIVATION_CHANNELS`` channels side by side, so that
+    each image and channel still looks like one; other shapes as N rows."""
     if a.ndim == 1:
         return a.reshape(1, -1)
     if a.ndim == 2:
         return a
+    if a.ndim == 4:
+        n, c, h, w = a.shape
+        c = min(c, ACTIVATION_CHANNELS)
+        return a[:, :c].transpose(0, 2, 1, 3).reshape(n * h, c * w)
     return a.reshape(a.shape[0], -1)
 
 
@@ -148,20 +179,20 @@ def value_json(value: Any, full: bool = False) -> dict | None:
         return {"kind": "scalar", "value": bool(value), "text": str(bool(value))}
     if not isinstance(value, np.ndarray) or value.ndim == 0:
         number = float(np.asarray(value))
-        return {"kind": "scalar", "value": _finite(number), "text": format_value(value)}
+        return {"kind": "scalar", "value": finite(number), "text": format_value(value)}
     a = value.astype(np.float64) if value.dtype.kind in "biuf" else value
     flat = a.reshape(-1)
     out: dict[str, Any] = {
         "kind": "array", "shape": list(value.shape), "dtype": str(value.dtype), "size": int(value.size),
-        "text": format_value(value), "first": _list(flat[:FIRST]),
+        "text": format_value(value), "first": float_list(flat[:FIRST]),
     }
     if value.size:
         grid = _shrink(_grid(a))
-        finite = flat[np.isfinite(flat)]
-        out["heat"] = {"rows": int(grid.shape[0]), "cols": int(grid.shape[1]), "values": _list(grid),
-                       "min": float(finite.min()) if finite.size else 0.0,
-                       "max": float(finite.max()) if finite.size else 0.0,
+        good = flat[np.isfinite(flat)]
+        out["heat"] = {"rows": int(grid.shape[0]), "cols": int(grid.shape[1]), "values": float_list(grid),
+                       "min": float(good.min()) if good.size else 0.0,
+                       "max": float(good.max()) if good.size else 0.0,
                        "shrunk": grid.shape != _grid(a).shape}
     if full or value.size <= FULL_MAX:
-        out["values"] = _list(flat)
+        out["values"] = float_list(flat)
     return out

@@ -66,6 +66,8 @@ class Run:
         self.status = "loading"  # then running, and done, stopped or failed
         self.error: str | None = None
         self.events: list[dict] = []
+        #: (version, the latest grid of first-layer weights): one slot, replaced, not a list.
+        self.weights: tuple[int, dict | None] = (0, None)
         self.trainer: Trainer | None = None
         self.model: Any = None
         self.meta: dict = {}
@@ -106,7 +108,7 @@ class Run:
     def _send_weights(self) -> None:
         grid = first_layer_weights(self.model, self.meta.get("image_size"))
         if grid is not None:
-            self._emit("weights", grid)
+            self.weights = (self.weights[0] + 1, grid)  # one assignment: readers see old or new
 
     def _work(self) -> None:
         s = self.settings
@@ -231,9 +233,9 @@ class Training:
         run.stop()
         return run
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self) -> None:
         """Stop a run that is still training (the server is stopping) and wait for it."""
         run = self.run
         if run is not None and not run.finished:
             run.stop()
-            run.thread.join(timeout)
+            run.thread.join()  # stop() ends the run after its current step
