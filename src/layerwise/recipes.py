@@ -11,13 +11,27 @@ from .datasets import Split, load_dataset
 from .errors import InputError
 from .models import Sequential
 
-__all__ = ["ACTIVATIONS", "DEFAULT_LR", "MODELS", "OPTIMIZERS", "build_network", "load_run_data"]
+__all__ = [
+    "ACTIVATIONS", "DEFAULT_LR", "MODELS", "OPTIMIZERS", "build_network", "default_lr", "default_optimizer",
+    "load_run_data",
+]
 
 MODELS = ("two-layer", "mlp", "convnet", "deep-convnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-#: Each optimizer's default learning rate (``layerwise train`` uses 0.01 for Adam on the digits).
+#: Each optimizer's default learning rate (see :func:`default_lr` for the digits' exception).
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+
+
+def default_optimizer(dataset: str) -> str:
+    """SGD, the book's recipe; Adam on the bundled digits, whose 1,442 training images give
+    only 15 steps per epoch."""
+    return "adam" if dataset == "digits" else "sgd"
+
+
+def default_lr(optimizer: str, dataset: str) -> float:
+    """``DEFAULT_LR``, except 0.01 for Adam on the bundled digits (few steps per epoch)."""
+    return 0.01 if dataset == "digits" and optimizer == "adam" else DEFAULT_LR[optimizer]
 
 
 def build_network(settings: dict, input_shape: tuple[int, ...], classes: int) -> Sequential:

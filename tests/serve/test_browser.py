@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import socket
 import threading
@@ -159,12 +160,11 @@ def api_top_class(page, image: list) -> tuple[int, list]:
 def check_drawn_digit(page, server: Server, image: np.ndarray) -> int:
     page.click("#clear")
     draw_as_strokes(page, image)
-    # The page predicts while drawing; wait until its last answer is for the finished drawing.
-    page.wait_for_function("document.getElementById('top').dataset.topClass !== ''")
-    page.wait_for_timeout(300)
-    page.wait_for_function("window.layerwise.lastImage !== null")
-    sent = page.evaluate("window.layerwise.lastImage")
-    shown = int(page.locator("#top").get_attribute("data-top-class"))
+    # The page predicts while drawing; wait until no request is in flight or queued, so that
+    # its last answer is for the finished drawing, then read what it sent and shows at once.
+    page.wait_for_function("!window.layerwise.busy && window.layerwise.lastImage !== null")
+    sent, shown = page.evaluate(
+        "[window.layerwise.lastImage, Number(document.getElementById('top').dataset.topClass)]")
     label_text = page.locator("#top li").first.locator(".label").inner_text()
     h, w = server.served.image_size
     assert np.array(sent).shape == (h, w)
@@ -186,6 +186,33 @@ def test_draw_a_real_mnist_digit_on_the_digits_model(page, digits_server: Server
     # The gradient map and the activations (ReLU's mask among them) are drawn.
     assert page.locator("#activations figure").count() == len(digits_server.app.state.served.model.layers)
     assert "masked" in page.locator("#activations figure[data-layer=Relu1] figcaption").inner_text()
+    screenshot(page, "serve-draw-mnist-on-digits", tmp_path)
+
+
+def pen_strokes(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw ``strokes`` (points on the 280×280 pad) as a user does: press, move, release."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        page.mouse.up()
+
+
+def arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 24) -> list[tuple[float, float]]:
+    return [(cx + rx * math.cos(a0 + (a1 - a0) * i / n), cy + ry * math.sin(a0 + (a1 - a0) * i / n))
+            for i in range(n + 1)]
+
+
+def test_a_hand_drawn_3_is_recognised_by_the_default_model(page, digits_server: Server, tmp_path: Path) -> None:
+    # The issue's "done when": a new user opens the page, draws a 3 and sees it recognised.
+    open_app(page, digits_server)
+    pen_strokes(page, [arc(140, 92, 52, 48, -0.9 * math.pi, 0.5 * math.pi)
+                       + arc(140, 188, 58, 48, -0.5 * math.pi, 0.9 * math.pi)])
+    page.wait_for_function("!window.layerwise.busy && window.layerwise.lastImage !== null")
+    assert page.locator("#top li").first.locator(".label").inner_text() == "3"
+    assert float(page.locator("#top li").first.locator(".prob").inner_text().rstrip(" %")) > 90
     screenshot(page, "serve-draw", tmp_path)
 
 

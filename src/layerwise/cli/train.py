@@ -14,7 +14,15 @@ from ..cpu import describe
 from ..errors import InputError
 from ..io import atomic_write, load_checkpoint, save
 from ..optim import LR_SCHEDULES, make_optimizer
-from ..recipes import ACTIVATIONS, DEFAULT_LR, MODELS, OPTIMIZERS, build_network, load_run_data
+from ..recipes import (
+    ACTIVATIONS,
+    MODELS,
+    OPTIMIZERS,
+    build_network,
+    default_lr,
+    default_optimizer,
+    load_run_data,
+)
 from ..train import CHECKPOINT_NAME, MODEL_NAME, Trainer
 from ._common import add_threads_option, save_png
 
@@ -233,10 +241,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         settings = {k: getattr(args, k) for k in RUN_KEYS}
         if settings["optimizer"] is None:
-            settings["optimizer"] = "adam" if settings["dataset"] == "digits" else "sgd"
+            settings["optimizer"] = default_optimizer(settings["dataset"])
         if settings["lr"] is None:
-            small = settings["dataset"] == "digits" and settings["optimizer"] == "adam"
-            settings["lr"] = 0.01 if small else DEFAULT_LR[settings["optimizer"]]
+            settings["lr"] = default_lr(settings["optimizer"], settings["dataset"])
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = args.out or Path("runs") / f"{stamp}-{args.model}-{Path(str(args.dataset)).name}"
         _prepare_run_dir(run_dir, args.force)

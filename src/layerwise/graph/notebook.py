@@ -18,12 +18,11 @@ import html
 from typing import Any
 
 from ..errors import InputError, LayerwiseError
-from ..gradcheck.checks import TOLERANCE
 from . import stepper
 from .dot import GRAD_COLOUR
 from .engine import Graph, format_value
 from .examples import EXAMPLES, example
-from .stepper import CheckRow, NodeView, network_graph
+from .stepper import AGREE, CheckRow, NodeView, network_graph
 
 __all__ = ["CheckRows", "Controls", "Stepper", "check_table_html", "step_through"]
 
@@ -61,21 +60,20 @@ def check_table_html(rows: list[CheckRow]) -> str:
     """The gradient check as an HTML table: each gradient (backprop) beside its
     central-difference estimate, their relative error, and how many elements were perturbed."""
     head = "".join(f"<th {_CELL}>{h}</th>" for h in
-                   ("value", "backprop", "numerical", "relative error", "checked / size"))
+                   ("value", "backprop", "numerical", "relative error", "checked / size", "note"))
     body = []
     for r in rows:
-        ok = r.relative_error < TOLERANCE
-        # A failed check must stand out even in a long table.
+        # A failed check must stand out even in a long table (CheckRow.agrees: the page's rule).
         err = html.escape(format_value(r.relative_error, digits=2))
-        if not ok:
-            err = f'<span style="color:#b00020; font-weight:bold">{err} (over {format_value(TOLERANCE)})</span>'
+        if not r.agrees:
+            err = f'<span style="color:#b00020; font-weight:bold">{err} (over {format_value(AGREE)})</span>'
         body.append(
             f"<tr><td {_CELL}>{html.escape(r.name)}</td><td {_CELL}>{_grad(_text(r.analytic))}</td>"
             f"<td {_CELL}>{_text(r.numerical)}</td><td {_CELL}>{err}</td>"
-            f"<td {_CELL}>{r.checked} / {r.size}</td></tr>"
+            f"<td {_CELL}>{r.checked} / {r.size}</td><td {_CELL}>{html.escape(r.note)}</td></tr>"
         )
     if not body:
-        body.append(f'<tr><td {_CELL} colspan="5">no gradient to check</td></tr>')
+        body.append(f'<tr><td {_CELL} colspan="6">no gradient to check</td></tr>')
     return f"<table {_TABLE}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 

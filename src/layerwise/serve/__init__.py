@@ -6,7 +6,8 @@ step through forward and backward on real arrays, and train a small net live.
 - :mod:`~layerwise.serve.sessions`: step-through sessions over ``graph.stepper``.
 - :mod:`~layerwise.serve.training`: the one training run at a time, and its live events.
 - :mod:`~layerwise.serve.payloads`: request fields checked, arrays as JSON.
-- :mod:`~layerwise.serve.app`: the Starlette routes; ``static/`` the page.
+- :mod:`~layerwise.serve.app`: the Starlette routes, and who may call them; ``static/`` the page.
+- :mod:`~layerwise.serve.server`: uvicorn on the command line's socket, stopped cleanly by Ctrl-C.
 """
 
 from .app import create_app

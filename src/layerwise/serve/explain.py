@@ -34,6 +34,9 @@ class LayerActivation:
 
 @dataclass
 class Explanation:
+    """What the Draw page shows about one image: probabilities, the explained class, its input
+    gradient and every layer's activations."""
+
     probabilities: np.ndarray  # (classes,) float64
     chosen: int  # the class whose score was differentiated
     input_gradient: np.ndarray  # (height, width): d score[chosen] / d pixel
@@ -65,7 +68,9 @@ class Explainer:
                 kind = type(layer).__name__
                 mask = None
                 if kind == "Relu":
-                    mask = h[0] <= 0  # where ReLU let nothing through: its mask, in the book's sense
+                    # ReLU's mask (x <= 0). In evaluation mode the layer keeps x, not the mask
+                    # (inference saves the pass), and out = max(x, 0) is 0 exactly where x <= 0.
+                    mask = h[0] <= 0
                 activations.append(LayerActivation(label, kind, h[0].copy(), mask))
             scores = h
             probabilities = softmax(scores.astype(np.float64))[0]

@@ -22,13 +22,14 @@ from ..datasets import present_locally, steps_per_epoch
 from ..errors import LayerwiseError
 from ..io import save
 from ..optim import make_optimizer
-from ..recipes import ACTIVATIONS, DEFAULT_LR, OPTIMIZERS, build_network, load_run_data
+from ..recipes import ACTIVATIONS, OPTIMIZERS, build_network, default_lr, default_optimizer, load_run_data
 from ..train import Trainer
 from .payloads import RequestError, int_field
 
-__all__ = ["ACTIVATIONS", "Run", "Training"]
+__all__ = ["Run", "Training", "first_layer_weights"]
 
 MAX_EPOCHS = 100
+DEFAULT_HIDDEN, DEFAULT_EPOCHS, DEFAULT_BATCH = 50, 20, 100  # `layerwise train`'s
 MAX_HIDDEN = 1024
 #: Losses are sent in groups at most this often (an MNIST epoch has 600 steps).
 STEP_EVENT_SECONDS = 0.1
@@ -173,23 +174,30 @@ class Training:
 
     @staticmethod
     def datasets() -> list[str]:
+        """The bundled digits, and MNIST and Fashion-MNIST when their files are on this machine."""
         return ["digits", *(name for name in ("mnist", "fashion-mnist") if present_locally(name))]
 
     def options(self) -> dict:
-        return {"datasets": self.datasets(), "activations": list(ACTIVATIONS), "optimizers": list(OPTIMIZERS),
-                "default_lr": DEFAULT_LR, "defaults": {"dataset": "digits", "hidden": [50], "activation": "relu",
-                                                       "optimizer": "adam", "lr": 0.01, "epochs": 20,
-                                                       "batch_size": 100},
+        """What the Train page offers: data sets, activations, optimizers, each optimizer's
+        learning rate per data set (as ``layerwise train`` chooses it) and the defaults."""
+        datasets = self.datasets()
+        return {"datasets": datasets, "activations": list(ACTIVATIONS), "optimizers": list(OPTIMIZERS),
+                "default_lr": {d: {o: default_lr(o, d) for o in OPTIMIZERS} for d in datasets},
+                "defaults": {"dataset": "digits", "hidden": [DEFAULT_HIDDEN], "activation": "relu",
+                             "optimizer": default_optimizer("digits"), "lr": default_lr(default_optimizer("digits"),
+                                                                                       "digits"),
+                             "epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH},
                 "max_epochs": MAX_EPOCHS}
 
     def settings(self, body: dict) -> dict:
-        """The run settings in ``body``, each checked, with an error naming the field."""
+        """The run settings in ``body`` (every field optional), each checked, with an error
+        naming the field; the result is what ``layerwise train`` keeps in config.json."""
         datasets = self.datasets()
         dataset = body.get("dataset", "digits")
         if dataset not in datasets:
             raise RequestError(f"field 'dataset' must be one of {', '.join(datasets)} (on this machine), "
                                f"got {dataset!r}")
-        hidden = body.get("hidden", [50])
+        hidden = body.get("hidden", [DEFAULT_HIDDEN])
         if isinstance(hidden, int) and not isinstance(hidden, bool):
             hidden = [hidden]
         if not isinstance(hidden, list) or not 1 <= len(hidden) <= 4 or not all(
@@ -198,18 +206,18 @@ class Training:
         activation = body.get("activation", "relu")
         if activation not in ACTIVATIONS:
             raise RequestError(f"field 'activation' must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        optimizer = body.get("optimizer", "adam")
+        optimizer = body.get("optimizer", default_optimizer(dataset))
         if optimizer not in OPTIMIZERS:
             raise RequestError(f"field 'optimizer' must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-        lr = body.get("lr", 0.01 if optimizer == "adam" else DEFAULT_LR[optimizer])
+        lr = body.get("lr", default_lr(optimizer, dataset))
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr <= 10 or not math.isfinite(lr):
             raise RequestError(f"field 'lr' must be a number in (0, 10], got {lr!r}")
         single = len(hidden) == 1 and activation == "relu"
         return {
             "dataset": dataset, "model": "two-layer" if single else "mlp", "hidden": hidden,
             "activation": activation, "optimizer": optimizer, "lr": float(lr),
-            "epochs": int_field(body, "epochs", 1, MAX_EPOCHS, 20),
-            "batch_size": int_field(body, "batch_size", 1, 1000, 100),
+            "epochs": int_field(body, "epochs", 1, MAX_EPOCHS, DEFAULT_EPOCHS),
+            "batch_size": int_field(body, "batch_size", 1, 1000, DEFAULT_BATCH),
             "seed": int_field(body, "seed", 0, 2**31 - 1, 0),
             "weight_decay": 0.0, "dropout": 0.0, "batchnorm": False, "dtype": "float32", "lr_schedule": "constant",
         }

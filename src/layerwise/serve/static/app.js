@@ -87,6 +87,26 @@ function drawGrid(canvas, values, rows, cols, options = {}) {
   return canvas;
 }
 
+// The input gradient over the digit: the digit in grey, each pixel tinted red (raises the
+// class's score) or blue (lowers it), as strongly as its gradient is large.
+function drawOverlay(canvas, image, gradient, cell) {
+  const h = image.length, w = image[0].length;
+  drawGrid(canvas, image.flat(), h, w, { grey: true, cell });
+  const ctx = canvas.getContext("2d");
+  let span = 0;
+  for (const row of gradient) for (const g of row) if (g != null) span = Math.max(span, Math.abs(g));
+  if (!span) return canvas;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const g = gradient[y][x] || 0;
+      ctx.fillStyle = g > 0 ? `rgba(230, 30, 30, ${(0.85 * g / span).toFixed(3)})`
+        : `rgba(40, 90, 255, ${(-0.85 * g / span).toFixed(3)})`;
+      ctx.fillRect(x * cell, y * cell, cell, cell);
+    }
+  }
+  return canvas;
+}
+
 // -- tabs -------------------------------------------------------------------------------------
 function showView(name) {
   for (const tab of document.querySelectorAll("nav button")) {
@@ -107,6 +127,7 @@ function clearPad() {
   padCtx.fillRect(0, 0, pad.width, pad.height);
   hasInk = false;
   state.lastImage = null;
+  state.chosenClass = null; // a new digit is explained for its own top class
   $("top").replaceChildren();
   $("top").dataset.topClass = "";
   $("activations").replaceChildren();
@@ -153,9 +174,10 @@ function preprocess(height, width) {
   }
   if (x1 < 0) return null;
   const small = height < 16;
-  const fill = small ? 1 : 20 / 28;
   const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
-  const scale = Math.min(fill * width / bw, fill * height / bh);
+  // The 8×8 digits fill their frame's height, while their ink stays off the outer columns
+  // (column 0 has ink in 0.07 % of them): the drawing gets the height and at most width − 2.
+  const scale = small ? Math.min(height / bh, (width - 2) / bw) : Math.min((20 / 28) * width / bw, (20 / 28) * height / bh);
   const K = 8; // sub-pixels per output pixel, averaged below
   const work = document.createElement("canvas");
   work.width = width * K; work.height = height * K;
@@ -198,14 +220,14 @@ function centreByMass(image) {
 }
 
 function requestPredict() {
+  state.busy = true;
   if (inFlight) { again = true; return; }
   predict();
 }
 
 async function predict() {
-  if (!state.model || !hasInk) return;
-  const image = preprocess(state.model.height, state.model.width);
-  if (!image) return;
+  const image = state.model && hasInk ? preprocess(state.model.height, state.model.width) : null;
+  if (!image) { state.busy = false; return; }
   inFlight = true;
   const started = performance.now();
   try {
@@ -219,7 +241,7 @@ async function predict() {
     $("predict-time").textContent = `error: ${err.message}`;
   } finally {
     inFlight = false;
-    if (again) { again = false; requestPredict(); }
+    if (again) { again = false; requestPredict(); } else state.busy = false;
   }
 }
 
@@ -239,7 +261,7 @@ function showPrediction(image, result, ms) {
   const h = image.length, w = image[0].length;
   $("seen-size").textContent = `(${h}×${w})`;
   drawGrid($("seen"), image.flat(), h, w, { grey: true, cell: Math.floor(140 / Math.max(h, w)) });
-  drawGrid($("saliency"), result.input_gradient.flat(), h, w, { diverging: true, cell: Math.floor(140 / Math.max(h, w)) });
+  drawOverlay($("saliency"), image, result.input_gradient, Math.floor(140 / Math.max(h, w)));
   $("saliency-caption").textContent = `∂ score of "${state.model.labels[result.class]}" / ∂ pixel`;
   const figures = result.activations.map((a) => {
     const canvas = el("canvas");
@@ -259,7 +281,8 @@ function showPrediction(image, result, ms) {
       const mask = a.mask ? a.mask.concat(Array(rows * cols - n).fill(false)) : null;
       drawGrid(canvas, values, rows, cols, { mask, cell: Math.max(6, Math.floor(96 / cols)) });
     }
-    const caption = `${a.layer} (${a.shape.join("×")})` + (a.mask ? `, ${a.mask.filter(Boolean).length} masked` : "");
+    const channels = a.shape.length === 3 && a.shown[0] < a.shape[0] ? `, first ${a.shown[0]} of ${a.shape[0]} channels` : "";
+    const caption = `${a.layer} (${a.shape.join("×")})${channels}` + (a.masked != null ? `, ${a.masked} masked` : "");
     return el("figure", { "data-layer": a.layer }, canvas, el("figcaption", { text: caption }));
   });
   $("activations").replaceChildren(...figures);
@@ -287,9 +310,13 @@ function valueView(value, key, nodeName) {
   else {
     details.addEventListener("toggle", async () => {
       if (!details.open || area.value) return;
-      const node = await api("GET", `/api/sessions/${state.session.session}/nodes/${encodeURIComponent(nodeName)}?full=1`);
-      const found = lookup(node, key);
-      area.value = found && found.values ? JSON.stringify(found.values) : "";
+      try {
+        const node = await api("GET", `/api/sessions/${state.session.session}/nodes/${encodeURIComponent(nodeName)}?full=1`);
+        const found = lookup(node, key);
+        area.value = found && found.values ? JSON.stringify(found.values) : "";
+      } catch (err) {
+        area.value = `could not load the values: ${err.message}`;
+      }
     });
   }
   details.append(area);
@@ -344,6 +371,21 @@ function showSession(s) {
   $("graph-inputs").replaceChildren(...s.inputs.map((v) =>
     el("div", { class: "value", "data-input": v.name }, el("b", { text: `${v.label} ` }), valueView(v.value, "value", v.name))));
   $("nodes").replaceChildren(...s.nodes.map((n) => nodeCard(n, n.index === s.current)));
+  showPhase(s);
+}
+
+// A step's answer: the node it ran (its card is redrawn) and where the pass stands.
+function showStep(answer) {
+  Object.assign(state.session, { phase: answer.phase, forward_done: answer.forward_done,
+    backward_done: answer.backward_done, current: answer.current });
+  const card = nodeCard(answer.node, true);
+  $("nodes").querySelector(`[data-index="${answer.node.index}"]`).replaceWith(card);
+  for (const other of $("nodes").querySelectorAll(".node.current")) if (other !== card) other.classList.remove("current");
+  card.scrollIntoView({ block: "nearest", inline: "nearest" });
+  showPhase(state.session);
+}
+
+function showPhase(s) {
   $("step-forward").disabled = s.phase !== "forward";
   $("step-backward").disabled = s.phase !== "backward";
   $("step-reset").disabled = s.forward_done === 0;
@@ -362,7 +404,10 @@ async function startGraph() {
   if (name === "network") body.images = [...state.picked].sort((a, b) => a - b);
   if (name === "sigmoid") body.x = Number($("sigmoid-x").value);
   try {
+    const previous = state.session;
     showSession(await api("POST", `/api/graphs/${name}`, body));
+    // The server keeps a session's arrays until it is deleted: let the last one go.
+    if (previous) api("DELETE", `/api/sessions/${previous.session}`).catch(() => {});
   } catch (err) {
     $("step-error").textContent = err.message;
   }
@@ -371,27 +416,32 @@ async function startGraph() {
 async function step(direction) {
   $("step-error").textContent = "";
   try {
-    showSession(await api("POST", `/api/sessions/${state.session.session}/${direction}`));
-    if (direction === "reset") $("check").hidden = true;
+    const answer = await api("POST", `/api/sessions/${state.session.session}/${direction}`);
+    if (direction === "reset") { showSession(answer); $("check").hidden = true; } else showStep(answer);
   } catch (err) {
     $("step-error").textContent = err.message;
   }
 }
 
 async function check() {
+  const button = $("step-check");
+  button.disabled = true;
+  $("step-status").textContent = "checking every gradient against central differences ...";
   try {
     const result = await api("POST", `/api/sessions/${state.session.session}/check`);
     $("check-table").tBodies[0].replaceChildren(...result.rows.map((r) => {
-      const kind = r.agrees ? "ok" : r.note ? "kink" : "bad";
+      const kind = r.agrees ? "ok" : "bad";
       return el("tr", { "data-value": r.name },
         el("td", { text: r.name }), el("td", { text: r.analytic.text }), el("td", { text: r.numerical.text }),
         el("td", { class: kind, text: r.relative_error.toExponential(2) }),
-        el("td", { text: r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}` }),
+        el("td", { text: (r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}`) + (r.kinks ? ` (${r.kinks} at a kink)` : "") }),
         el("td", { class: "small muted", text: r.note }));
     }));
     $("check").hidden = false;
   } catch (err) {
     $("step-error").textContent = err.message;
+  } finally {
+    showPhase(state.session);
   }
 }
 
@@ -439,11 +489,17 @@ function drawChart(canvas, series, options = {}) {
   ctx.font = "11px system-ui";
   ctx.strokeStyle = "#999"; ctx.fillStyle = "#555";
   ctx.strokeRect(left, top, W - left - right, H - top - bottom);
-  const all = series.flatMap((s) => s.points);
-  if (!all.length) return;
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  const x0 = options.x0 ?? Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const y0 = options.y0 ?? Math.min(...ys), y1 = options.y1 ?? Math.max(...ys);
+  // Math.min(...points) overflows the call stack past ~100k points: loops instead.
+  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
+  for (const s of series) {
+    for (const [x, y] of s.points) {
+      if (!Number.isFinite(y)) continue;
+      xmin = Math.min(xmin, x); xmax = Math.max(xmax, x); ymin = Math.min(ymin, y); ymax = Math.max(ymax, y);
+    }
+  }
+  if (xmax < xmin) return;
+  const x0 = options.x0 ?? xmin, x1 = Math.max(xmax, x0 + 1);
+  const y0 = options.y0 ?? ymin, y1 = options.y1 ?? ymax;
   const px = (x) => left + (W - left - right) * (x - x0) / ((x1 - x0) || 1);
   const py = (y) => H - bottom - (H - top - bottom) * (y - y0) / ((y1 - y0) || 1);
   ctx.fillText(y1.toPrecision(3), 2, top + 8); ctx.fillText(y0.toPrecision(3), 2, H - bottom);
@@ -460,8 +516,17 @@ function drawChart(canvas, series, options = {}) {
   series.forEach((s, i) => { ctx.fillStyle = s.colour; ctx.fillText(s.name, W - right - 50, legendTop + 13 * i); });
 }
 
+// At most ~2 points per pixel are drawn: a long run's every step would not show more.
+function thinned(values, most = 1000) {
+  const every = Math.max(1, Math.ceil(values.length / most));
+  const points = [];
+  for (let i = 0; i < values.length; i += every) points.push([i + 1, values[i]]);
+  if (values.length && (values.length - 1) % every) points.push([values.length, values[values.length - 1]]);
+  return points;
+}
+
 function drawCurves() {
-  drawChart($("loss-chart"), [{ name: "loss", colour: "#1f6feb", points: run.losses.map((l, i) => [i + 1, l]) }], { x0: 0 });
+  drawChart($("loss-chart"), [{ name: "loss", colour: "#1f6feb", points: thinned(run.losses) }], { x0: 0 });
   $("loss-chart").dataset.points = run.losses.length;
   drawChart($("acc-chart"), [
     { name: "train", colour: "#1f6feb", dots: true, points: run.epochs.map((e) => [e.epoch, e.train_acc]) },
@@ -508,13 +573,16 @@ function follow() {
     const d = JSON.parse(e.data);
     $("train-status").textContent = `run ${d.run}: training on ${d.train_images} ${d.dataset} images, ${d.steps_per_epoch} steps per epoch`;
   });
-  source.addEventListener("steps", (e) => { run.losses.push(...JSON.parse(e.data).losses); drawCurves(); });
+  source.addEventListener("steps", (e) => {
+    for (const loss of JSON.parse(e.data).losses) run.losses.push(loss);
+    drawCurves();
+  });
   source.addEventListener("epoch", (e) => {
     const row = JSON.parse(e.data);
     run.epochs.push(row);
+    $("train-status").textContent = `epoch ${row.epoch}: loss ${Number(row.train_loss).toFixed(4)}, `
+      + `train ${(100 * row.train_acc).toFixed(1)} %` + (row.test_acc != null ? `, test ${(100 * row.test_acc).toFixed(1)} %` : "");
     drawCurves();
-    $("train-status").textContent = `epoch ${row.epoch}: loss ${row.train_loss.toFixed(4)}, train ${(100 * row.train_acc).toFixed(1)} %`
-      + (row.test_acc != null ? `, test ${(100 * row.test_acc).toFixed(1)} %` : "");
   });
   source.addEventListener("weights", (e) => drawWeights(JSON.parse(e.data)));
   source.addEventListener("finished", (e) => {
@@ -555,6 +623,14 @@ $("train-form").addEventListener("submit", async (event) => {
   follow();
 });
 
+// The learning rate each optimizer starts from on each data set, as `layerwise train` chooses it.
+function suggestLr() {
+  const table = state.trainOptions && state.trainOptions.default_lr[$("train-dataset").value];
+  if (table) $("train-lr").value = table[$("train-optimizer").value];
+}
+$("train-optimizer").addEventListener("change", suggestLr);
+$("train-dataset").addEventListener("change", suggestLr);
+
 $("train-stop").addEventListener("click", async () => {
   try { await api("POST", "/api/train/stop"); } catch (err) { $("train-error").textContent = err.message; }
 });
@@ -578,6 +654,11 @@ async function start() {
   fillSelect($("train-dataset"), o.datasets, o.defaults.dataset);
   fillSelect($("train-activation"), o.activations, o.defaults.activation);
   fillSelect($("train-optimizer"), o.optimizers, o.defaults.optimizer);
+  state.trainOptions = o;
+  for (const [id, key] of [["train-hidden", "hidden"], ["train-epochs", "epochs"], ["train-batch", "batch_size"]]) {
+    $(id).value = Array.isArray(o.defaults[key]) ? o.defaults[key].join(",") : o.defaults[key];
+  }
+  suggestLr();
   if (train.run && !["done", "stopped", "failed"].includes(train.run.status)) {
     $("train-start").disabled = true; $("train-stop").disabled = false; follow();
   }
