@@ -71,9 +71,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The web stack (Starlette, uvicorn) loads only for this command, not at every CLI start.
-    from ..serve import create_app, default_model, load_served
-    from ..serve.server import hosts_for, run_server
+    from ..serve import create_app, default_model, load_served  # Starlette loads for this command only
+    from ..serve.server import hosts_for, run_server  # and uvicorn: not at every CLI start
 
     sock = _listen(args.host, args.port)
     if not _is_loopback(args.host):
