@@ -269,9 +269,8 @@ def parts(served: Any, image: np.ndarray, reps: int) -> dict[str, float]:
     from starlette.responses import JSONResponse
 
     from layerwise.serve import create_app
-    from layerwise.serve.app import _activation_json
     from layerwise.serve.explain import Explainer
-    from layerwise.serve.payloads import image_field, json_body
+    from layerwise.serve.payloads import image_field, json_body, prediction_json
 
     height, width = served.image_size
     explainer = Explainer(served)
@@ -281,15 +280,7 @@ def parts(served: Any, image: np.ndarray, reps: int) -> dict[str, float]:
     result = explainer.explain(image)
 
     def payload() -> dict:  # what app.predict builds from the explanation
-        p = result.probabilities
-        top = np.argsort(-p, kind="stable")[:3]
-        return {
-            "probabilities": p.tolist(),
-            "top": [{"class": int(k), "label": served.labels[k], "probability": float(p[k])} for k in top],
-            "class": result.chosen,
-            "input_gradient": result.input_gradient.tolist(),
-            "activations": [_activation_json(a) for a in result.activations],
-        }
+        return prediction_json(result, served.labels)
 
     built = payload()
     response_body = JSONResponse(built).body
@@ -309,7 +300,8 @@ def _asgi_median_us(app: Any, raw: bytes, reps: int) -> float:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode())],
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
     }
 

@@ -43,7 +43,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import InputError
 from .explain import Explainer
 from .model import ServedModel
-from .payloads import RequestError, activation_json, finite, float_list, image_field, int_field, json_body, nested_list
+from .payloads import RequestError, image_field, int_field, json_body, prediction_json
 from .sessions import GRAPHS, MAX_BATCH, Sessions
 from .training import Training
 
@@ -132,15 +132,7 @@ def create_app(served: ServedModel, hosts: Collection[str] = LOOPBACK_HOSTS) -> 
         image = image_field(body, height, width)
         chosen = int_field(body, "class", 0, classes - 1, -1)
         result = await run_in_threadpool(explainer.explain, image, None if chosen < 0 else chosen)
-        p = result.probabilities
-        top = np.argsort(-p, kind="stable")[:3]
-        return _json({
-            "probabilities": float_list(p),
-            "top": [{"class": int(k), "label": served.labels[k], "probability": finite(float(p[k]))} for k in top],
-            "class": result.chosen,
-            "input_gradient": nested_list(result.input_gradient),
-            "activations": [activation_json(a.layer, a.kind, a.values, a.mask) for a in result.activations],
-        })
+        return _json(prediction_json(result, served.labels))
 
     async def images(request: Request) -> Response:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..graph.engine import format_value
 
 __all__ = [
     "ACTIVATION_CHANNELS", "FULL_MAX", "HEAT_MAX", "RequestError", "activation_json", "finite", "float_list",
-    "image_field", "int_field", "json_body", "nested_list", "value_json",
+    "image_field", "int_field", "json_body", "nested_list", "prediction_json", "value_json",
 ]
 
 #: Arrays up to this many elements are sent whole; larger ones only when asked.
@@ -129,6 +130,21 @@ def nested_list(a: np.ndarray) -> list:
     if np.isfinite(a).all():
         return a.tolist()
     return [[finite(v) for v in row] for row in a.tolist()]
+
+
+def prediction_json(explanation: Any, labels: Sequence[str]) -> dict:
+    """``POST /api/predict``'s answer for an :class:`~layerwise.serve.explain.Explanation`:
+    the probabilities, the top 3 with their labels, the explained class, its input gradient and
+    every layer's activations."""
+    p = explanation.probabilities
+    top = np.argsort(-p, kind="stable")[:3]
+    return {
+        "probabilities": float_list(p),
+        "top": [{"class": int(k), "label": labels[k], "probability": finite(float(p[k]))} for k in top],
+        "class": explanation.chosen,
+        "input_gradient": nested_list(explanation.input_gradient),
+        "activations": [activation_json(a.layer, a.kind, a.values, a.mask) for a in explanation.activations],
+    }
 
 
 def activation_json(layer: str, kind: str, values: np.ndarray, mask: np.ndarray | None) -> dict:
