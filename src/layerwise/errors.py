@@ -38,7 +38,12 @@ class DownloadError(LayerwiseError, OSError):
 
 
 class TrainingDiverged(LayerwiseError, RuntimeError):
-    """The loss became NaN or infinite during training."""
+    """The loss became NaN or infinite during training (or grew far past its start).
+    ``step`` (1-based, counted over the run) and ``loss`` say where and what."""
+
+    def __init__(self, message: str, step: int | None = None, loss: float | None = None) -> None:
+        super().__init__(message)
+        self.step, self.loss = step, loss
 
 
 class GraphvizNotFoundError(LayerwiseError, FileNotFoundError):

@@ -377,7 +377,8 @@ class Trainer:
             why = f", more than {DIVERGENCE_FACTOR:g} times the first loss ({first:.4g})"
         raise TrainingDiverged(
             f"training diverged: the loss became {loss:.6g} at step {step} "
-            f"(epoch {self.epoch + 1}, batch {self.step_in_epoch + 1}){why}{self._lr_hint()}.{self._kept()}"
+            f"(epoch {self.epoch + 1}, batch {self.step_in_epoch + 1}){why}{self._lr_hint()}.{self._kept()}",
+            step=step, loss=float(loss),
         )
 
     def _format_row(self, row: dict) -> str:

@@ -14,7 +14,7 @@ from ..cpu import get_num_threads, set_num_threads
 from ..errors import LayerwiseError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("train", "evaluate", "predict", "serve", "import_book", "graph", "gradcheck")
+COMMANDS = ("train", "sweep", "evaluate", "predict", "serve", "import_book", "graph", "gradcheck")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import io
 import math
 from pathlib import Path
 
 from ..cpu import ENV_VAR
-from ..io import atomic_write, load_checkpoint
+from ..io import load_checkpoint, save_png
 
 
 def _thread_count(text: str) -> int:
@@ -47,12 +46,4 @@ def image_shape(meta: dict) -> tuple[int, int, int]:
     side = math.isqrt(shape[0])
     return (1, side, side)
 
-
-def save_png(fig, path: Path) -> None:
-    """Write a matplotlib figure as PNG, atomically."""
-    import matplotlib.pyplot as plt  # ~0.3 s to import: only for the commands that draw
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+__all__ = ["add_threads_option", "image_shape", "load_model_file", "save_png"]

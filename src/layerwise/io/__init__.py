@@ -8,7 +8,7 @@
 """
 
 from .book_pickle import load_book_params, save_book_params
-from .files import PathLike, atomic_write, atomic_writer
+from .files import PathLike, atomic_write, atomic_writer, save_png
 from .model_file import FORMAT, FORMAT_VERSION, Checkpoint, load, load_checkpoint, read_metadata, save
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "read_metadata",
     "save",
     "save_book_params",
+    "save_png",
 ]

@@ -7,14 +7,15 @@ full disk leaves the previous file intact. Every file layerwise writes goes thro
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["PathLike", "atomic_write", "atomic_writer"]
+__all__ = ["PathLike", "atomic_write", "atomic_writer", "save_png"]
 
 PathLike = str | os.PathLike
 
@@ -84,3 +85,13 @@ def atomic_write(path: PathLike, data: bytes) -> Path:
     with atomic_writer(path) as f:
         f.write(data)
     return Path(path)
+
+
+def save_png(fig: Any, path: PathLike) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt  # ~0.3 s to import: only for the commands that draw
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write(path, buffer.getvalue())

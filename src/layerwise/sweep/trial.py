@@ -1,0 +1,84 @@
+"""One trial: a plain function from a configuration to a result, run in whatever process the
+executor chose (a local pool's, a Dask worker's), with no framework code inside.
+
+The trial loads its data by name or path where it runs (cached per process, so a worker that
+runs many trials reads the files once; arrays never travel with the task), holds out the
+book's validation split of the training data (the same split for every trial of a sweep),
+trains with the :class:`~layerwise.train.Trainer` and reports the validation accuracy of
+every epoch. BLAS runs on the trial's share of threads (``threads`` in the config), so that N
+trials at once never start N × all-cores threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from ..cpu import set_num_threads
+from ..errors import TrainingDiverged
+from ..kernels.threads import blas_limit
+from ..optim import make_optimizer
+from ..recipes import build_network, load_run_data
+from ..train import Trainer
+
+__all__ = ["run_trial", "validation_split"]
+
+
+def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -> tuple:
+    """The book's split (chapter 6): shuffle the training data, hold out the first
+    ``fraction`` of it for validation. Returns ((x_train, t_train), (x_val, t_val))."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(len(x) * fraction)
+    val, train = order[:n_val], order[n_val:]
+    return (x[train], t[train]), (x[val], t[val])
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, model: str, dtype: str, fraction: float, seed: int) -> tuple:
+    settings = {"dataset": dataset, "model": model, "dtype": dtype}
+    (x, t), _ = load_run_data(settings, progress=False)  # the test split is never looked at
+    classes = int(t.max()) + 1
+    return (*validation_split(x, t, fraction, seed), classes)
+
+
+def run_trial(config: dict[str, Any]) -> dict[str, Any]:
+    """Train the configuration's network on the training data less the validation split, and
+    return its validation (and training) accuracy per epoch. A run whose loss goes non-finite
+    is a result too: ``status`` "diverged", with the step."""
+    started = time.perf_counter()
+    threads = int(config.get("threads") or 1)
+    set_num_threads(threads)  # layerwise's own threads (a convnet's split passes)
+    (x_train, t_train), (x_val, t_val), classes = _data(
+        config["dataset"], config["model"], config["dtype"], config["validation"], config["split_seed"])
+    settings = {**config, "dropout": 0.0, "batchnorm": False, "lr_schedule": "constant"}
+    model = build_network(settings, x_train.shape[1:], classes)
+    trainer = Trainer(model, make_optimizer(config["optimizer"], lr=config["lr"]), x_train, t_train, x_val, t_val,
+                      epochs=config["epochs"], batch_size=config["batch_size"], seed=config["seed"],
+                      train_eval_samples=len(x_train), log=None, progress=False)
+    result: dict[str, Any] = {"trial": config["trial"], "config": config, "seed": config["seed"],
+                              "worker": f"{socket.gethostname()}:{os.getpid()}", "threads": threads}
+    with blas_limit(threads):
+        try:
+            trainer.fit()
+            result["status"] = "done"
+        except TrainingDiverged as exc:
+            result.update(status="diverged", diverged_step=exc.step, diverged_loss=_json_number(exc.loss))
+    rows = trainer.history.epochs
+    result["val_acc"] = [row["test_acc"] for row in rows]
+    result["train_acc"] = [row["train_acc"] for row in rows]
+    result["final_val_acc"] = result["val_acc"][-1] if rows else None
+    result["final_train_acc"] = result["train_acc"][-1] if rows else None
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _json_number(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: they are written as text."""
+    if x is None or np.isfinite(x):
+        return x
+    return str(x)
