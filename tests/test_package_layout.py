@@ -16,7 +16,7 @@ import layerwise
 # Every public name each package had as one module, plus names other modules import from it.
 PUBLIC = {
     "layerwise.io": {
-        "files": ["PathLike", "atomic_write", "atomic_writer"],
+        "files": ["PathLike", "atomic_write", "atomic_writer", "save_png"],
         "book_pickle": ["load_book_params", "save_book_params"],
         "model_file": ["FORMAT", "FORMAT_VERSION", "Checkpoint", "load", "load_checkpoint", "read_metadata", "save"],
     },
