@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -82,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None, metavar="SWEEP_DIR",
                    help=f"print the best trials and draw {PLOT_HELP} again from SWEEP_DIR, and stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    # `--weight-decay -1..1` is a value to refuse by name, not an unknown option: argparse
+    # before Python 3.13 takes only "-1" and "-.5" for negative numbers ("expected one
+    # argument"); this is 3.13's own pattern (the sweep has no option that looks like a number).
+    p._negative_number_matcher = re.compile(r"-\.?\d")
     p.set_defaults(func=run)
 
 

@@ -137,6 +137,7 @@ def train_command(spec: SweepSpec, result: dict) -> str:
         parts += ["--weight-decay", f"{c['weight_decay']:.4g}"]
     if spec.dtype != "float32":
         parts += ["--dtype", spec.dtype]
+    parts += ["--seed", str(c["seed"])]  # the trial's own initialisation
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -146,12 +147,12 @@ def summary(spec: SweepSpec, results: dict[int, dict], n: int = 5) -> str:
     diverged = sum(1 for r in results.values() if r.get("status") == "diverged")
     lines = [f"{len(results)} of {spec.trials} trials finished" + (f", {diverged} diverged" if diverged else ""),
              "", f"best {len(best)} by validation accuracy:",
-             "  rank  trial  lr          weight decay  val acc  train acc"]
+             "  rank  trial  lr          weight decay  val acc   train acc"]
     for rank, r in enumerate(best, 1):
         wd = f"{r['config']['weight_decay']:.3e}" if spec.weight_decay is not None else "-"
         val = "diverged" if r.get("status") != "done" else f"{r['final_val_acc']:.4f}"
         train = "" if r.get("final_train_acc") is None else f"{r['final_train_acc']:.4f}"
-        lines.append(f"  {rank:>4}  {r['trial']:>5}  {r['config']['lr']:.3e}  {wd:<12}  {val:<7}  {train}")
+        lines.append(f"  {rank:>4}  {r['trial']:>5}  {r['config']['lr']:.3e}  {wd:<12}  {val:<8}  {train}")
     if best and best[0].get("status") == "done":
         lines += ["", "train the best on the whole training set:", "  " + train_command(spec, best[0])]
     return "\n".join(lines)

@@ -107,7 +107,10 @@ class SweepSpec:
             wds = (10 ** rng.uniform(math.log10(self.weight_decay[0]), math.log10(self.weight_decay[1]), self.trials)
                    if self.weight_decay is not None else [None] * self.trials)
             pairs = list(zip(lrs, wds, strict=True))
-        return [self.trial_config(i, float(lr), None if wd is None else float(wd)) for i, (lr, wd) in enumerate(pairs)]
+        # Clipped into the ranges: 10 ** log10(x) and geomspace can round an ulp past an end.
+        return [self.trial_config(i, float(np.clip(lr, *self.lr)),
+                                  None if wd is None else float(np.clip(wd, *self.weight_decay)))
+                for i, (lr, wd) in enumerate(pairs)]
 
     def trial_config(self, trial: int, lr: float, weight_decay: float | None) -> dict:
         """What one trial needs, as plain values: a worker rebuilds everything from it."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..cpu import set_num_threads
-from ..errors import TrainingDiverged
+from ..errors import InputError, TrainingDiverged
 from ..kernels.threads import blas_limit
 from ..optim import make_optimizer
 from ..recipes import build_network, load_run_data
@@ -34,6 +34,9 @@ def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -
     ``fraction`` of it for validation. Returns ((x_train, t_train), (x_val, t_val))."""
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = int(len(x) * fraction)
+    if not 0 < n_val < len(x):
+        raise InputError(f"--validation {fraction} of {len(x)} training images leaves "
+                         f"{n_val} for validation and {len(x) - n_val} for training; both need some")
     val, train = order[:n_val], order[n_val:]
     return (x[train], t[train]), (x[val], t[val])
 
