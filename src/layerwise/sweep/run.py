@@ -8,11 +8,12 @@ whose process dies is broken for good, so it is replaced and the unfinished tria
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
 import shlex
 from collections.abc import Callable, Iterator
-from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,6 +40,21 @@ def local_executor(workers: int) -> Iterator[Executor]:
         yield pool
 
 
+def _handshake(address: str, seconds: float) -> None:
+    """Shake hands with the scheduler at ``address`` within ``seconds``, or raise. Dask's
+    connect() bounds the TCP connection by its timeout but not the handshake after it, so where
+    something else listens (the dashboard's port 8787, a web server) Client() would wait for ever.
+    In a thread of its own: the caller may be running an event loop (a notebook)."""
+    from distributed.comm import connect  # the optional extra, as in cluster_executor
+
+    async def shake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=seconds), seconds)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, shake()).result()
+
+
 @contextmanager
 def cluster_executor(address: str) -> Iterator[Executor]:
     """The executor of the Dask cluster whose scheduler listens at ``address``."""
@@ -47,10 +63,12 @@ def cluster_executor(address: str) -> Iterator[Executor]:
     except ImportError:
         raise InputError(f"--address needs Dask distributed: {CLUSTER_EXTRA}") from None
     try:
+        _handshake(address, CONNECT_SECONDS)
         client = Client(address, timeout=f"{CONNECT_SECONDS}s")
-    except (OSError, TimeoutError) as exc:
-        raise InputError(f"--address {address}: no Dask scheduler answered within {CONNECT_SECONDS} s "
-                         f"({type(exc).__name__}: {exc})") from None
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        detail = f" ({type(exc).__name__}: {exc})" if str(exc) else ""
+        raise InputError(f"--address {address}: no Dask scheduler answered within {CONNECT_SECONDS} s"
+                         f"{detail}") from None
     except ValueError as exc:  # a malformed address
         raise InputError(f"--address {address}: {exc}") from None
     try:
