@@ -141,19 +141,33 @@ def test_the_trial_runs_blas_on_its_threads(spec, monkeypatch, threads):
 
 def test_the_data_is_loaded_once_per_process(spec, monkeypatch):
     calls = []
-    real = trial.load_run_data
+    real = trial.raw_training_data
 
-    def counting(settings, progress):
-        calls.append(dict(settings))
-        return real(settings, progress)
+    def counting(dataset, progress=False):
+        calls.append(dataset)
+        return real(dataset, progress)
 
-    monkeypatch.setattr(trial, "load_run_data", counting)
+    monkeypatch.setattr(trial, "raw_training_data", counting)
     trial._data.cache_clear()
     configs = spec.configs()
     run_trial(configs[0])
     run_trial(configs[1])
-    assert len(calls) == 1 and calls[0]["dataset"] == "digits"
+    assert calls == ["digits"]
     trial._data.cache_clear()  # the next test reads through the real loader again
+
+
+def test_the_prepared_data_file_gives_the_same_trial_as_loading_by_name(spec, tmp_path):
+    # Local workers read the file the sweep's process wrote; a cluster's workers load by name:
+    # the same inputs to the bit, so the same trial.
+    config = spec.configs()[0]
+    trial._data.cache_clear()
+    by_name = run_trial(config)
+    path = trial.write_data_file(trial.raw_training_data("digits"), tmp_path)
+    trial._data.cache_clear()
+    from_file = run_trial({**config, "data_file": str(path)})
+    trial._data.cache_clear()
+    assert from_file["val_acc"] == by_name["val_acc"] and from_file["train_acc"] == by_name["train_acc"]
+    assert "data_file" not in from_file["config"]  # where a process found its data is not part of the trial
 
 
 def test_a_validation_fraction_that_leaves_nothing_is_named():

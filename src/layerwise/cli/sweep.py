@@ -7,11 +7,13 @@ import argparse
 import os
 import re
 import sys
+import tempfile
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
 from ..cpu import usable_cores
-from ..datasets import DATASET_NAMES, fetch_dataset
+from ..datasets import DATASET_NAMES
 from ..datasets.mnist import find_idx_files
 from ..errors import InputError
 from ..recipes import ACTIVATIONS, MODELS, OPTIMIZERS
@@ -28,6 +30,7 @@ from ..sweep import (
 )
 from ..sweep.plots import draw_best_trials, draw_lr_weight_decay
 from ..sweep.store import PLOT_NAMES
+from ..sweep.trial import raw_training_data, write_data_file
 from .train import _hidden, _positive_int
 
 PLOT_HELP = "best-trials.png (the book's figure) and lr-weight-decay.png"
@@ -134,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)  # every setting checked before anything is written
     if args.address is not None and args.workers is not None:
         raise InputError("--workers counts local processes; with --address the cluster's workers run the trials")
-    if spec.dataset in ("mnist", "fashion-mnist") and args.address is None:
-        fetch_dataset(spec.dataset, progress=not args.quiet)  # once, here, not in every worker at once
+    raw = None
+    if args.address is None:
+        # Read and verified once, here; the local workers load the result (write_data_file).
+        raw = raw_training_data(spec.dataset, progress=not args.quiet)
     cores = usable_cores()
     workers = args.workers or cores
     threads = args.threads or (1 if args.address else max(1, cores // workers))
@@ -151,7 +156,14 @@ def run(args: argparse.Namespace) -> int:
               + (f"resuming {out}: {done} done" if resumed else f"writing {out}"), flush=True)
         make = (lambda: nullcontext(cluster)) if cluster else (lambda: local_executor(workers))
         progress = not args.quiet and sys.stderr.isatty()
-        results = run_sweep(spec, sweep_dir, make, threads, progress=progress)
+        with tempfile.TemporaryDirectory(prefix="layerwise-sweep-") as scratch:
+            data_file = str(write_data_file(raw, Path(scratch))) if raw is not None else None
+            started = time.perf_counter()
+            results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_file=data_file)
+            ran = len(results) - done
+            seconds = time.perf_counter() - started
+        if ran:
+            print(f"ran {ran} trial{'s' if ran != 1 else ''} in {seconds:.1f} s ({ran / seconds:.2f} trials/s)")
     print(summary(spec, results))
     print(f"plots: {', '.join(str(p) for p in _draw(spec, sweep_dir, results))}")
     return 0

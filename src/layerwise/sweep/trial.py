@@ -2,7 +2,9 @@
 executor chose (a local pool's, a Dask worker's), with no framework code inside.
 
 The trial loads its data by name or path where it runs (cached per process, so a worker that
-runs many trials reads the files once; arrays never travel with the task), holds out the
+runs many trials reads the files once; arrays never travel with the task), or, in a local
+pool, from the file the sweep's process prepared (``data_file``: read and verified once, not
+once per worker), holds out the
 book's validation split of the training data (the same split for every trial of a sweep),
 trains with the :class:`~layerwise.train.Trainer` and reports the validation accuracy of
 every epoch. BLAS runs on the trial's share of threads (``threads`` in the config), so that N
@@ -15,18 +17,22 @@ import functools
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..cpu import set_num_threads
+from ..datasets import load_dataset
+from ..datasets.digits import MAX_PIXEL
+from ..datasets.mnist import prepare_images
 from ..errors import InputError, TrainingDiverged
 from ..kernels.threads import blas_limit
 from ..optim import make_optimizer
-from ..recipes import build_network, load_run_data
+from ..recipes import build_network
 from ..train import Trainer
 
-__all__ = ["run_trial", "validation_split"]
+__all__ = ["raw_training_data", "run_trial", "validation_split", "write_data_file"]
 
 
 def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -> tuple:
@@ -41,10 +47,34 @@ def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -
     return (x[train], t[train]), (x[val], t[val])
 
 
+def raw_training_data(dataset: str, progress: bool = False) -> dict[str, np.ndarray]:
+    """The training split as stored (uint8 pixels, labels) and the largest pixel value: what a
+    trial turns into its inputs. The test split is never looked at."""
+    (x, t), _ = load_dataset(dataset, normalize=False, flatten=False, progress=progress)
+    scale = MAX_PIXEL if dataset == "digits" else 255
+    return {"images": x, "labels": t, "scale": np.array(scale)}
+
+
+def write_data_file(raw: dict[str, np.ndarray], folder: Path) -> Path:
+    """``raw`` as one uncompressed .npz in ``folder``, for the local workers: loading it takes
+    ~20 ms where decompressing and verifying Fashion-MNIST again takes ~0.5 s per worker (0.7 s
+    for two at once on the 2-core VM: benchmarks/README.md, "Sweep")."""
+    path = folder / "training-data.npz"
+    np.savez(path, **raw)
+    return path
+
+
 @functools.lru_cache(maxsize=4)
-def _data(dataset: str, model: str, dtype: str, fraction: float, seed: int) -> tuple:
-    settings = {"dataset": dataset, "model": model, "dtype": dtype}
-    (x, t), _ = load_run_data(settings, progress=False)  # the test split is never looked at
+def _data(dataset: str, model: str, dtype: str, fraction: float, seed: int, data_file: str | None) -> tuple:
+    if data_file and os.path.isfile(data_file):
+        with np.load(data_file) as stored:
+            raw = {k: stored[k] for k in stored.files}
+    else:  # a cluster's worker on another host: by name, where it runs
+        raw = raw_training_data(dataset)
+    flatten = model in ("two-layer", "mlp")
+    # The same conversion as load_dataset's (recipes.load_run_data): the same bits either way.
+    x = prepare_images(raw["images"], normalize=True, flatten=flatten, scale=float(raw["scale"]), dtype=dtype)
+    t = raw["labels"]
     classes = int(t.max()) + 1
     return (*validation_split(x, t, fraction, seed), classes)
 
@@ -57,13 +87,16 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     threads = int(config.get("threads") or 1)
     set_num_threads(threads)  # layerwise's own threads (a convnet's split passes)
     (x_train, t_train), (x_val, t_val), classes = _data(
-        config["dataset"], config["model"], config["dtype"], config["validation"], config["split_seed"])
+        config["dataset"], config["model"], config["dtype"], config["validation"], config["split_seed"],
+        config.get("data_file"))
     settings = {**config, "dropout": 0.0, "batchnorm": False, "lr_schedule": "constant"}
     model = build_network(settings, x_train.shape[1:], classes)
     trainer = Trainer(model, make_optimizer(config["optimizer"], lr=config["lr"]), x_train, t_train, x_val, t_val,
                       epochs=config["epochs"], batch_size=config["batch_size"], seed=config["seed"],
                       train_eval_samples=len(x_train), log=None, progress=False)
-    result: dict[str, Any] = {"trial": config["trial"], "config": config, "seed": config["seed"],
+    # Where this process found its data is not part of the trial: records compare across hosts.
+    recorded = {k: v for k, v in config.items() if k != "data_file"}
+    result: dict[str, Any] = {"trial": config["trial"], "config": recorded, "seed": config["seed"],
                               "worker": f"{socket.gethostname()}:{os.getpid()}", "threads": threads}
     with blas_limit(threads):
         try:
