@@ -24,7 +24,9 @@ then places the start of each worker's first trial, which includes that worker's
 data set (``run_trial`` caches it per process).
 
 The diagnosis times the parts in processes of their own: the command's start-up, the check of
-the data set before the pool starts (``fetch_dataset``), the spawn pool's start with 1 and 2
+the data set before the pool starts (``fetch_dataset``: what the command did before commit 1eca827;
+since then it reads the data once and writes the workers' file, ``sweep.trial.raw_training_data``
+and ``write_data_file``, and the *proposals* below describe that change), the spawn pool's start with 1 and 2
 workers (``layerwise.sweep.run.local_executor``), a worker's loading of Fashion-MNIST alone and
 two at once, and the trials' compute with the data already loaded, in one process and in two
 processes at once (the hardware's share of the answer: what two trials running together on the
