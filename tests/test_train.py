@@ -177,3 +177,31 @@ def test_stop_before_fit_runs_no_step():
     trainer.stop()
     history = trainer.fit()
     assert trainer.stopped and history.step_loss == [] and history.epochs == [] and calls == []
+
+
+def test_training_accuracy_on_the_whole_set_scores_the_rows_themselves(monkeypatch):
+    # With train_eval_samples >= n the sample is every row in order: the rows are scored in
+    # place (a sweep scores all 48,000 training images each epoch; the copy was 150 MB).
+    x, t = small_problem(n=230)
+    net = lw.TwoLayerNet(6, 8, 3, seed=0)
+    seen = []
+    original = net.accuracy
+
+    def spy(xs, ts, *args, **kwargs):
+        seen.append(xs)
+        return original(xs, ts, *args, **kwargs)
+
+    monkeypatch.setattr(net, "accuracy", spy)
+    trainer = lw.Trainer(net, lw.SGD(lr=0.1), x, t, epochs=1, batch_size=50, train_eval_samples=1000, log=None)
+    row = trainer.evaluate()
+    assert seen[0] is trainer.x_train
+    assert row["train_acc"] == original(x, t)
+
+
+def test_training_accuracy_on_a_sample_scores_the_sorted_sample():
+    x, t = small_problem(n=230)
+    net = lw.TwoLayerNet(6, 8, 3, seed=0)
+    trainer = lw.Trainer(net, lw.SGD(lr=0.1), x, t, epochs=1, batch_size=50, train_eval_samples=100, seed=3,
+                         log=None)
+    sample = np.sort(np.random.default_rng(3 + 1).permutation(230)[:100])
+    assert trainer.evaluate()["train_acc"] == net.accuracy(x[sample], t[sample])

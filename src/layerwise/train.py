@@ -178,7 +178,10 @@ class Trainer:
         # Training accuracy on a fixed sample: cheap each epoch, comparable across epochs.
         n = len(x_train)
         sample = np.random.default_rng(seed + 1).permutation(n)[: min(n, train_eval_samples)]
-        self._train_eval_idx = np.sort(sample)
+        # None when the sample is the whole set (sorted, it is every index in order): the rows
+        # themselves are scored, not a copy of them (a sweep scores all 48,000 training images
+        # each epoch, and the copy was 150 MB of fresh memory per epoch).
+        self._train_eval_idx = None if len(sample) == n else np.sort(sample)
         self.epoch = 0  # completed epochs
         self.step_in_epoch = 0  # completed steps of the current epoch
         self._epoch_rng_state = self.shuffle_rng.bit_generator.state
@@ -258,8 +261,9 @@ class Trainer:
         return math.ceil(len(self.x_train) / self.batch_size)
 
     def evaluate(self) -> dict:
-        row = {"train_acc": self.model.accuracy(self.x_train[self._train_eval_idx],
-                                                self.t_train[self._train_eval_idx])}
+        idx = self._train_eval_idx
+        x, t = (self.x_train, self.t_train) if idx is None else (self.x_train[idx], self.t_train[idx])
+        row = {"train_acc": self.model.accuracy(x, t)}
         if self.x_test is not None:
             row["test_acc"] = self.model.accuracy(self.x_test, self.t_test)
         return row

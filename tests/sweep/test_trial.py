@@ -156,18 +156,29 @@ def test_the_data_is_loaded_once_per_process(spec, monkeypatch):
     trial._data.cache_clear()  # the next test reads through the real loader again
 
 
-def test_the_prepared_data_file_gives_the_same_trial_as_loading_by_name(spec, tmp_path):
-    # Local workers read the file the sweep's process wrote; a cluster's workers load by name:
+def test_the_prepared_data_dir_gives_the_same_trial_as_loading_by_name(spec, tmp_path):
+    # Local workers map the files the sweep's process wrote; a cluster's workers load by name:
     # the same inputs to the bit, so the same trial.
     config = spec.configs()[0]
     trial._data.cache_clear()
     by_name = run_trial(config)
-    path = trial.write_data_file(trial.raw_training_data("digits"), tmp_path)
+    prepared = trial.trial_data(trial.raw_training_data("digits"), config["model"], config["dtype"],
+                                config["validation"], config["split_seed"])
+    folder = trial.write_data_dir(prepared, tmp_path)
     trial._data.cache_clear()
-    from_file = run_trial({**config, "data_file": str(path)})
+    from_dir = run_trial({**config, "data_dir": str(folder)})
+    mapped = trial._data(config["dataset"], config["model"], config["dtype"], config["validation"],
+                         config["split_seed"], str(folder))
     trial._data.cache_clear()
-    assert from_file["val_acc"] == by_name["val_acc"] and from_file["train_acc"] == by_name["train_acc"]
-    assert "data_file" not in from_file["config"]  # where a process found its data is not part of the trial
+    assert from_dir["val_acc"] == by_name["val_acc"] and from_dir["train_acc"] == by_name["train_acc"]
+    assert "data_dir" not in from_dir["config"]  # where a process found its data is not part of the trial
+    (x_train, t_train), (x_val, t_val), classes = mapped
+    # Mapped read-only, not copied: one copy in the page cache for every worker.
+    assert all(isinstance(a, np.memmap) and not a.flags.writeable for a in (x_train, t_train, x_val, t_val))
+    (px, pt), (pxv, ptv), pclasses = prepared
+    assert classes == pclasses == 10
+    for a, b in ((x_train, px), (t_train, pt), (x_val, pxv), (t_val, ptv)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def test_a_validation_fraction_that_leaves_nothing_is_named():

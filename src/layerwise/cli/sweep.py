@@ -30,7 +30,7 @@ from ..sweep import (
 )
 from ..sweep.plots import draw_best_trials, draw_lr_weight_decay
 from ..sweep.store import PLOT_NAMES
-from ..sweep.trial import raw_training_data, write_data_file
+from ..sweep.trial import raw_training_data, trial_data, write_data_dir
 from .train import _hidden, _positive_int
 
 PLOT_HELP = "best-trials.png (the book's figure) and lr-weight-decay.png"
@@ -137,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)  # every setting checked before anything is written
     if args.address is not None and args.workers is not None:
         raise InputError("--workers counts local processes; with --address the cluster's workers run the trials")
-    raw = None
+    data = None
     if args.address is None:
-        # Read and verified once, here; the local workers load the result (write_data_file).
-        raw = raw_training_data(spec.dataset, progress=not args.quiet)
+        # Read, verified and split once, here; the local workers map the result (write_data_dir).
+        data = trial_data(raw_training_data(spec.dataset, progress=not args.quiet), spec.model, spec.dtype,
+                          spec.validation, spec.seed)
     cores = usable_cores()
     workers = args.workers or cores
     threads = args.threads or (1 if args.address else max(1, cores // workers))
@@ -157,13 +158,14 @@ def run(args: argparse.Namespace) -> int:
         make = (lambda: nullcontext(cluster)) if cluster else (lambda: local_executor(workers))
         progress = not args.quiet and sys.stderr.isatty()
         with tempfile.TemporaryDirectory(prefix="layerwise-sweep-") as scratch:
-            data_file = str(write_data_file(raw, Path(scratch))) if raw is not None else None
+            data_dir = str(write_data_dir(data, Path(scratch))) if data is not None else None
+            del data  # the workers map the files: this process's copy is not needed any more
             started = time.perf_counter()
-            results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_file=data_file)
+            results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_dir=data_dir)
             ran = len(results) - done
             seconds = time.perf_counter() - started
         if ran:
-            print(f"ran {ran} trial{'s' if ran != 1 else ''} in {seconds:.1f} s ({ran / seconds:.2f} trials/s)")
+            print(f"ran {ran} trial{'s' if ran != 1 else ''} in {seconds:.2f} s ({ran / seconds:.2f} trials/s)")
     print(summary(spec, results))
     print(f"plots: {', '.join(str(p) for p in _draw(spec, sweep_dir, results))}")
     return 0

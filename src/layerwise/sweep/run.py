@@ -79,10 +79,10 @@ def cluster_executor(address: str) -> Iterator[Executor]:
 
 def run_sweep(spec: SweepSpec, sweep_dir: SweepDir, make_executor: Callable[[], Any], threads: int,
               progress: bool = True, on_result: Callable[[dict], None] | None = None,
-              data_file: str | None = None) -> dict[int, dict]:
+              data_dir: str | None = None) -> dict[int, dict]:
     """Run every trial of ``spec`` not yet in ``sweep_dir``, ``threads`` BLAS threads each,
     through the executors ``make_executor()`` opens; returns all finished trials by number.
-    ``data_file``: the training data prepared by this process (``trial.write_data_file``), for
+    ``data_dir``: the trials' data prepared by this process (``trial.write_data_dir``), for
     workers on this machine.
     A trial that fails (not a divergence: an error) is reported and left unrecorded, so the
     next run tries it again; the sweep raises LayerwiseError naming such trials at the end."""
@@ -90,7 +90,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: SweepDir, make_executor: Callable[[], 
 
     configs = spec.configs()
     done = sweep_dir.results()
-    extra = {"threads": threads, **({"data_file": data_file} if data_file else {})}
+    extra = {"threads": threads, **({"data_dir": data_dir} if data_dir else {})}
     pending = [{**c, **extra} for c in configs if c["trial"] not in done]
     failed: dict[int, str] = {}
     bar = tqdm(total=len(configs), initial=len(configs) - len(pending), unit="trial", disable=not progress,

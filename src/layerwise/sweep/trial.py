@@ -3,12 +3,11 @@ executor chose (a local pool's, a Dask worker's), with no framework code inside.
 
 The trial loads its data by name or path where it runs (cached per process, so a worker that
 runs many trials reads the files once; arrays never travel with the task), or, in a local
-pool, from the file the sweep's process prepared (``data_file``: read and verified once, not
-once per worker), holds out the
-book's validation split of the training data (the same split for every trial of a sweep),
-trains with the :class:`~layerwise.train.Trainer` and reports the validation accuracy of
-every epoch. BLAS runs on the trial's share of threads (``threads`` in the config), so that N
-trials at once never start N × all-cores threads.
+pool, from the files the sweep's process prepared (``data_dir``: read, verified and split once,
+mapped by every worker). It holds out the book's validation split of the training data (the
+same split for every trial of a sweep), trains with the :class:`~layerwise.train.Trainer` and
+reports the validation accuracy of every epoch. BLAS runs on the trial's share of threads
+(``threads`` in the config), so that N trials at once never start N × all-cores threads.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from ..optim import make_optimizer
 from ..recipes import build_network
 from ..train import Trainer
 
-__all__ = ["raw_training_data", "run_trial", "validation_split", "write_data_file"]
+__all__ = ["raw_training_data", "run_trial", "trial_data", "validation_split", "write_data_dir"]
 
 
 def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -> tuple:
@@ -55,33 +54,50 @@ def raw_training_data(dataset: str, progress: bool = False) -> dict[str, np.ndar
     return {"images": x, "labels": t, "scale": np.array(scale)}
 
 
-def write_data_file(raw: dict[str, np.ndarray], folder: Path) -> Path:
-    """``raw`` as one uncompressed .npz in ``folder``, for the local workers: loading it takes
-    ~20 ms where decompressing and verifying Fashion-MNIST again takes ~0.5 s per worker (0.7 s
-    for two at once on the 2-core VM: benchmarks/README.md, "Sweep")."""
-    path = folder / "training-data.npz"
-    np.savez(path, **raw)
-    return path
-
-
-@functools.lru_cache(maxsize=4)
-def _data(dataset: str, model: str, dtype: str, fraction: float, seed: int, data_file: str | None) -> tuple:
-    if data_file and os.path.isfile(data_file):
-        with np.load(data_file) as stored:
-            raw = {k: stored[k] for k in stored.files}
-    else:  # a cluster's worker on another host: by name, where it runs
-        raw = raw_training_data(dataset)
-    flatten = model in ("two-layer", "mlp")
+def trial_data(raw: dict[str, np.ndarray], model: str, dtype: str, fraction: float, seed: int) -> tuple:
+    """A trial's inputs from ``raw`` (:func:`raw_training_data`): ((x_train, t_train), (x_val,
+    t_val), classes), normalized, and flattened for the fully connected models."""
     t = raw["labels"]
     classes = int(t.max()) + 1
     # Split the stored uint8 pixels, then convert each part: a quarter of the memory traffic of
-    # converting first (copying float32 arrays is what a worker's start spends its time on). The
-    # conversion is load_dataset's, element by element: the same bits as converting first.
+    # converting first. The conversion is load_dataset's, element by element: the same bits as
+    # converting first.
+    flatten = model in ("two-layer", "mlp")
     parts = validation_split(raw["images"], t, fraction, seed)
     (x_train, t_train), (x_val, t_val) = (
         (prepare_images(x, normalize=True, flatten=flatten, scale=float(raw["scale"]), dtype=dtype), labels)
         for x, labels in parts)
     return (x_train, t_train), (x_val, t_val), classes
+
+
+def write_data_dir(data: tuple, folder: Path) -> Path:
+    """``data`` (:func:`trial_data`) as .npy files in ``folder``, which the local workers map
+    read-only (``np.load(mmap_mode="r")``) instead of each converting its own copy: with two
+    workers starting at once, each spent 0.4 s writing 150 MB of fresh float32 memory (both at
+    once are 13x slower than one alone on the 2-core VM; benchmarks/README.md, "Sweep"), and the
+    mapped pages are one copy shared by every worker."""
+    (x_train, t_train), (x_val, t_val), _ = data
+    for name, array in zip(_DATA_NAMES, (x_train, t_train, x_val, t_val), strict=True):
+        np.save(folder / f"{name}.npy", array)
+    return folder
+
+
+_DATA_NAMES = ("x_train", "t_train", "x_val", "t_val")
+
+
+def _read_data_dir(folder: str) -> tuple:
+    x_train, t_train, x_val, t_val = (np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")
+                                      for name in _DATA_NAMES)
+    classes = int(max(t_train.max(), t_val.max())) + 1
+    return (x_train, t_train), (x_val, t_val), classes
+
+
+@functools.lru_cache(maxsize=4)
+def _data(dataset: str, model: str, dtype: str, fraction: float, seed: int, data_dir: str | None) -> tuple:
+    if data_dir and os.path.isdir(data_dir):
+        return _read_data_dir(data_dir)
+    # a cluster's worker on another host: by name, where it runs
+    return trial_data(raw_training_data(dataset), model, dtype, fraction, seed)
 
 
 def run_trial(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,14 +109,14 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     set_num_threads(threads)  # layerwise's own threads (a convnet's split passes)
     (x_train, t_train), (x_val, t_val), classes = _data(
         config["dataset"], config["model"], config["dtype"], config["validation"], config["split_seed"],
-        config.get("data_file"))
+        config.get("data_dir"))
     settings = {**config, "dropout": 0.0, "batchnorm": False, "lr_schedule": "constant"}
     model = build_network(settings, x_train.shape[1:], classes)
     trainer = Trainer(model, make_optimizer(config["optimizer"], lr=config["lr"]), x_train, t_train, x_val, t_val,
                       epochs=config["epochs"], batch_size=config["batch_size"], seed=config["seed"],
                       train_eval_samples=len(x_train), log=None, progress=False)
     # Where this process found its data is not part of the trial: records compare across hosts.
-    recorded = {k: v for k, v in config.items() if k != "data_file"}
+    recorded = {k: v for k, v in config.items() if k != "data_dir"}
     result: dict[str, Any] = {"trial": config["trial"], "config": recorded, "seed": config["seed"],
                               "worker": f"{socket.gethostname()}:{os.getpid()}", "threads": threads}
     with blas_limit(threads):
