@@ -208,3 +208,18 @@ def test_the_default_sweep_dir_is_sweeps_dataset_model(tmp_path):
     assert len(records(tmp_path / default / "trials.jsonl")) == 2
     assert (tmp_path / default / "sweep.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweeps"]
+
+
+def test_no_room_for_the_workers_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from layerwise.cli import main  # in-process: the full disk is simulated
+    from layerwise.cli import sweep as sweep_cli  # the module whose write_data_dir is replaced
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sweep_cli, "write_data_dir", full)
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", "--trials", "2", "--epochs", "1", "--out", "S", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "could not write the training data" in err and "No space left on device" in err
+    assert "Traceback" not in err

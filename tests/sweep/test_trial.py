@@ -3,6 +3,7 @@ validation split, scored on that split (never the test set), BLAS on its share o
 the data read once per process (layerwise.sweep.trial)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -162,9 +163,10 @@ def test_the_prepared_data_dir_gives_the_same_trial_as_loading_by_name(spec, tmp
     config = spec.configs()[0]
     trial._data.cache_clear()
     by_name = run_trial(config)
-    prepared = trial.trial_data(trial.raw_training_data("digits"), config["model"], config["dtype"],
-                                config["validation"], config["split_seed"])
-    folder = trial.write_data_dir(prepared, tmp_path)
+    raw = trial.raw_training_data("digits")
+    args = (config["model"], config["dtype"], config["validation"], config["split_seed"])
+    prepared = trial.trial_data(raw, *args)
+    folder = trial.write_data_dir(raw, *args, tmp_path)
     trial._data.cache_clear()
     from_dir = run_trial({**config, "data_dir": str(folder)})
     mapped = trial._data(config["dataset"], config["model"], config["dtype"], config["validation"],
@@ -179,6 +181,37 @@ def test_the_prepared_data_dir_gives_the_same_trial_as_loading_by_name(spec, tmp
     assert classes == pclasses == 10
     for a, b in ((x_train, px), (t_train, pt), (x_val, pxv), (t_val, ptv)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("chunk", [7, 1000, 4096])
+@pytest.mark.parametrize("model", ["two-layer", "convnet"])
+def test_the_data_dir_written_in_chunks_is_trial_data_to_the_bit(tmp_path, monkeypatch, chunk, model):
+    # 1,437 digits, 20% held out: chunks of 7 end with a partial one, 1000 split the training part
+    # once, 4096 take each part whole. The convnet keeps (N, 1, 8, 8).
+    monkeypatch.setattr(trial, "WRITE_CHUNK", chunk)
+    raw = trial.raw_training_data("digits")
+    (x, t), (xv, tv), classes = trial.trial_data(raw, model, "float32", 0.2, 5)
+    folder = trial.write_data_dir(raw, model, "float32", 0.2, 5, tmp_path)
+    (mx, mt), (mxv, mtv), mclasses = trial._read_data_dir(str(folder))
+    assert mclasses == classes
+    for mapped, made in ((mx, x), (mt, t), (mxv, xv), (mtv, tv)):
+        assert mapped.shape == made.shape and mapped.dtype == made.dtype
+        assert mapped.tobytes() == made.tobytes()
+
+
+def test_the_data_dir_goes_to_shared_memory_only_when_there_is_room(tmp_path, monkeypatch):
+    raw = {"images": np.zeros((1000, 28, 28), np.uint8), "labels": np.zeros(1000, np.uint8)}
+    needed = 1000 * 784 * 4 + 1000
+
+    def room(free):
+        return lambda path: os.statvfs_result((4096, 4096, 0, 0, free // 4096, 0, 0, 0, 0, 255))
+
+    monkeypatch.setattr(os, "statvfs", room(3 * needed))
+    assert trial.data_dir_parent(raw, "float32", shm=str(tmp_path)) == str(tmp_path)
+    monkeypatch.setattr(os, "statvfs", room(needed))  # a container's small /dev/shm
+    assert trial.data_dir_parent(raw, "float32", shm=str(tmp_path)) is None
+    monkeypatch.undo()
+    assert trial.data_dir_parent(raw, "float32", shm=str(tmp_path / "missing")) is None
 
 
 def test_a_validation_fraction_that_leaves_nothing_is_named():

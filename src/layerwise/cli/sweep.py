@@ -30,7 +30,7 @@ from ..sweep import (
 )
 from ..sweep.plots import draw_best_trials, draw_lr_weight_decay
 from ..sweep.store import PLOT_NAMES
-from ..sweep.trial import raw_training_data, trial_data, write_data_dir
+from ..sweep.trial import data_dir_parent, raw_training_data, write_data_dir
 from .train import _hidden, _positive_int
 
 PLOT_HELP = "best-trials.png (the book's figure) and lr-weight-decay.png"
@@ -137,11 +137,10 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)  # every setting checked before anything is written
     if args.address is not None and args.workers is not None:
         raise InputError("--workers counts local processes; with --address the cluster's workers run the trials")
-    data = None
+    raw = None
     if args.address is None:
         # Read, verified and split once, here; the local workers map the result (write_data_dir).
-        data = trial_data(raw_training_data(spec.dataset, progress=not args.quiet), spec.model, spec.dtype,
-                          spec.validation, spec.seed)
+        raw = raw_training_data(spec.dataset, progress=not args.quiet)
     cores = usable_cores()
     workers = args.workers or cores
     threads = args.threads or (1 if args.address else max(1, cores // workers))
@@ -157,9 +156,17 @@ def run(args: argparse.Namespace) -> int:
               + (f"resuming {out}: {done} done" if resumed else f"writing {out}"), flush=True)
         make = (lambda: nullcontext(cluster)) if cluster else (lambda: local_executor(workers))
         progress = not args.quiet and sys.stderr.isatty()
-        with tempfile.TemporaryDirectory(prefix="layerwise-sweep-") as scratch:
-            data_dir = str(write_data_dir(data, Path(scratch))) if data is not None else None
-            del data  # the workers map the files: this process's copy is not needed any more
+        parent = data_dir_parent(raw, spec.dtype) if raw is not None else None
+        with tempfile.TemporaryDirectory(prefix="layerwise-sweep-", dir=parent) as scratch:
+            data_dir = None
+            if raw is not None:
+                try:
+                    data_dir = str(write_data_dir(raw, spec.model, spec.dtype, spec.validation, spec.seed,
+                                                  Path(scratch)))
+                except OSError as exc:
+                    raise InputError(f"could not write the training data for the workers in {scratch}: "
+                                     f"{exc.strerror or exc}") from None
+                del raw  # the workers map the files
             started = time.perf_counter()
             results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_dir=data_dir)
             ran = len(results) - done

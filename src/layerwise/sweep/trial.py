@@ -31,18 +31,24 @@ from ..optim import make_optimizer
 from ..recipes import build_network
 from ..train import Trainer
 
-__all__ = ["raw_training_data", "run_trial", "trial_data", "validation_split", "write_data_dir"]
+__all__ = ["data_dir_parent", "raw_training_data", "run_trial", "split_indices", "trial_data", "validation_split",
+           "write_data_dir"]
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The book's split (chapter 6) of ``n`` training images: shuffled, the first ``fraction``
+    held out for validation. Returns (train, validation) indices."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(n * fraction)
+    if not 0 < n_val < n:
+        raise InputError(f"--validation {fraction} of {n} training images leaves "
+                         f"{n_val} for validation and {n - n_val} for training; both need some")
+    return order[n_val:], order[:n_val]
 
 
 def validation_split(x: np.ndarray, t: np.ndarray, fraction: float, seed: int) -> tuple:
-    """The book's split (chapter 6): shuffle the training data, hold out the first
-    ``fraction`` of it for validation. Returns ((x_train, t_train), (x_val, t_val))."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(len(x) * fraction)
-    if not 0 < n_val < len(x):
-        raise InputError(f"--validation {fraction} of {len(x)} training images leaves "
-                         f"{n_val} for validation and {len(x) - n_val} for training; both need some")
-    val, train = order[:n_val], order[n_val:]
+    """``x`` and ``t`` split by :func:`split_indices`: ((x_train, t_train), (x_val, t_val))."""
+    train, val = split_indices(len(x), fraction, seed)
     return (x[train], t[train]), (x[val], t[val])
 
 
@@ -54,32 +60,64 @@ def raw_training_data(dataset: str, progress: bool = False) -> dict[str, np.ndar
     return {"images": x, "labels": t, "scale": np.array(scale)}
 
 
+def _inputs(raw: dict[str, np.ndarray], idx: np.ndarray, model: str, dtype: str) -> np.ndarray:
+    """The images at ``idx``, as the trial's model takes them: normalized, and flattened for the
+    fully connected models."""
+    return prepare_images(raw["images"][idx], normalize=True, flatten=model in ("two-layer", "mlp"),
+                          scale=float(raw["scale"]), dtype=dtype)
+
+
 def trial_data(raw: dict[str, np.ndarray], model: str, dtype: str, fraction: float, seed: int) -> tuple:
     """A trial's inputs from ``raw`` (:func:`raw_training_data`): ((x_train, t_train), (x_val,
-    t_val), classes), normalized, and flattened for the fully connected models."""
+    t_val), classes)."""
     t = raw["labels"]
-    classes = int(t.max()) + 1
+    train, val = split_indices(len(t), fraction, seed)
     # Split the stored uint8 pixels, then convert each part: a quarter of the memory traffic of
-    # converting first. The conversion is load_dataset's, element by element: the same bits as
-    # converting first.
-    flatten = model in ("two-layer", "mlp")
-    parts = validation_split(raw["images"], t, fraction, seed)
-    (x_train, t_train), (x_val, t_val) = (
-        (prepare_images(x, normalize=True, flatten=flatten, scale=float(raw["scale"]), dtype=dtype), labels)
-        for x, labels in parts)
-    return (x_train, t_train), (x_val, t_val), classes
+    # converting first. The conversion is element by element: the same bits as load_dataset's.
+    return ((_inputs(raw, train, model, dtype), t[train]), (_inputs(raw, val, model, dtype), t[val]),
+            int(t.max()) + 1)
 
 
-def write_data_dir(data: tuple, folder: Path) -> Path:
-    """``data`` (:func:`trial_data`) as .npy files in ``folder``, which the local workers map
-    read-only (``np.load(mmap_mode="r")``) instead of each converting its own copy: with two
-    workers starting at once, each spent 0.4 s writing 150 MB of fresh float32 memory (both at
-    once are 13x slower than one alone on the 2-core VM; benchmarks/README.md, "Sweep"), and the
-    mapped pages are one copy shared by every worker."""
-    (x_train, t_train), (x_val, t_val), _ = data
-    for name, array in zip(_DATA_NAMES, (x_train, t_train, x_val, t_val), strict=True):
-        np.save(folder / f"{name}.npy", array)
+#: Images converted at a time when the split is written: small temporaries, reused.
+WRITE_CHUNK = 4096
+
+
+def write_data_dir(raw: dict[str, np.ndarray], model: str, dtype: str, fraction: float, seed: int,
+                   folder: Path) -> Path:
+    """:func:`trial_data`'s arrays, to the bit, as .npy files in ``folder``, which the local
+    workers map read-only (``np.load(mmap_mode="r")``) instead of each converting its own copy.
+
+    Why: with two workers starting at once each spent 0.4 s writing its 150 MB of fresh float32
+    memory, and the mapped pages are one copy for every worker. The images are converted a
+    chunk at a time straight into the files: one whole array in this process first cost 0.46 s
+    more on the 2-core VM, where memory a process touches for the first time is slow
+    (benchmarks/README.md, "Sweep"). Plain writes, not a writable memory map: a full disk is an
+    OSError here, not a crash."""
+    t = raw["labels"]
+    for part, idx in zip(("train", "val"), split_indices(len(t), fraction, seed), strict=True):
+        first = _inputs(raw, idx[:WRITE_CHUNK], model, dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+                  "shape": (len(idx), *first.shape[1:])}
+        with open(folder / f"x_{part}.npy", "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(first.data)
+            for start in range(WRITE_CHUNK, len(idx), WRITE_CHUNK):
+                f.write(_inputs(raw, idx[start:start + WRITE_CHUNK], model, dtype).data)
+        np.save(folder / f"t_{part}.npy", t[idx])
     return folder
+
+
+def data_dir_parent(raw: dict[str, np.ndarray], dtype: str, shm: str = "/dev/shm") -> str | None:
+    """Where to make the folder for :func:`write_data_dir`: ``shm`` (memory, never written back
+    to a disk: 0.08 s for Fashion-MNIST's 150 MB where /tmp on the VM's disk took 0.33 s) when it
+    exists and has room for twice the data (a container's is often 64 MB), else None: the
+    system's temporary folder."""
+    needed = raw["images"].size * np.dtype(dtype).itemsize + raw["labels"].nbytes
+    try:
+        st = os.statvfs(shm)
+    except (OSError, AttributeError):  # no such folder; no statvfs on Windows
+        return None
+    return shm if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize >= 2 * needed else None
 
 
 _DATA_NAMES = ("x_train", "t_train", "x_val", "t_val")
