@@ -290,8 +290,8 @@ def probe(argv: list[str]) -> None:
             T._data(c["dataset"], c["model"], c["dtype"], c["validation"], c["split_seed"], None)  # by name
 
         if kind == "prepare":
-            T.write_data_dir(T._data(c["dataset"], c["model"], c["dtype"], c["validation"], c["split_seed"], None),
-                             Path(payload["dir"]))
+            T.write_data_dir(T.raw_training_data(c["dataset"]), c["model"], c["dtype"], c["validation"],
+                             c["split_seed"], Path(payload["dir"]))
             print(json.dumps({}), flush=True)
             return
         if kind == "trials":

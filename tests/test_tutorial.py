@@ -1,4 +1,5 @@
-"""The tutorial (docs/tutorial.md) is run, so it can never go stale.
+"""The tutorial (docs/tutorial.md) and its translations (docs/ko/tutorial.md,
+docs/ja/tutorial.md) are run, so none can go stale.
 
 Its fenced blocks run in document order, in one scratch directory:
 
@@ -18,6 +19,10 @@ must equal the committed ones, numbers within 1%. Layout coordinates are not com
 Graphviz versions place things differently. After changing a picture's code, run
 ``LAYERWISE_UPDATE_PICTURES=1 python -m pytest tests/test_tutorial.py`` to copy the new
 pictures into docs/img, then look at them and commit them.
+
+Translations: a translated tutorial has the English one's blocks, the same text in the same
+order (only the prose around them is translated), and is run the same way; its pictures are the
+English ones (``../img/NAME.svg``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ import pytest
 from conftest import GRAPHVIZ_HINT, REPO, require_fixture, require_program
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
+TRANSLATIONS = {"ko": REPO / "docs" / "ko" / "tutorial.md", "ja": REPO / "docs" / "ja" / "tutorial.md"}
+TUTORIALS = {"en": TUTORIAL, **TRANSLATIONS}
 PICTURES = REPO / "docs" / "img"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 RUN_LANGS = {"python", "console"}
@@ -81,7 +88,7 @@ def read_blocks(markdown: str) -> list[Block]:
 
 def picture_names(markdown: str) -> list[str]:
     """Basenames of the SVG pictures a Markdown text shows from img/."""
-    return re.findall(r"!\[[^\]]*\]\((?:docs/)?img/([\w.-]+\.svg)\)", markdown)
+    return re.findall(r"!\[[^\]]*\]\((?:docs/|\.\./)?img/([\w.-]+\.svg)\)", markdown)
 
 
 @dataclass
@@ -188,6 +195,7 @@ def texts_mismatch(committed: list[str], fresh: list[str]) -> str | None:
 @dataclass
 class Run:
     workdir: Path
+    doc: Path
     examples: int = 0
     commands: int = 0
     python_failures: list[str] = field(default_factory=list)
@@ -204,9 +212,13 @@ def _environment(workdir: Path) -> dict[str, str]:
     return env
 
 
+def _where(run: Run, line: int) -> str:
+    return f"{run.doc.relative_to(REPO)}:{line}"
+
+
 def _run_python(block: Block, globs: dict, run: Run) -> None:
     parser = doctest.DocTestParser()
-    test = parser.get_doctest(block.text, globs, f"tutorial.md:{block.line}", str(TUTORIAL), block.line - 1)
+    test = parser.get_doctest(block.text, globs, _where(run, block.line), str(run.doc), block.line - 1)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report = io.StringIO()
     result = runner.run(test, out=report.write, clear_globs=False)
@@ -221,7 +233,7 @@ def _run_console(block: Block, env: dict[str, str], run: Run) -> None:
         run.commands += 1
         proc = subprocess.run(command.text, shell=True, cwd=run.workdir, env=env, capture_output=True,
                               text=True, timeout=COMMAND_TIMEOUT, check=False)
-        where = f"tutorial.md:{command.line}: $ {command.text}"
+        where = f"{_where(run, command.line)}: $ {command.text}"
         if proc.returncode != 0:
             run.command_failures.append(f"{where}\nexit {proc.returncode}\n{proc.stdout}{proc.stderr}")
             continue
@@ -232,17 +244,17 @@ def _run_console(block: Block, env: dict[str, str], run: Run) -> None:
             )
 
 
-@pytest.fixture(scope="module")
-def tutorial_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+@pytest.fixture(scope="module", params=list(TUTORIALS))
+def tutorial_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     require_fixture(FASHION_MNIST)  # the tutorial trains on it; CI installs the Debian package
     require_program("dot", GRAPHVIZ_HINT)  # and draws its pictures with Graphviz
-    run = Run(tmp_path_factory.mktemp("tutorial"))
+    run = Run(tmp_path_factory.mktemp(f"tutorial-{request.param}"), TUTORIALS[request.param])
     env = _environment(run.workdir)
     globs: dict = {"__name__": "tutorial"}
     cwd = os.getcwd()
     os.chdir(run.workdir)  # pictures the Python blocks save land beside the commands' ones
     try:
-        for block in read_blocks(TUTORIAL.read_text(encoding="utf-8")):
+        for block in read_blocks(run.doc.read_text(encoding="utf-8")):
             if block.lang == "python":
                 _run_python(block, globs, run)
             elif block.lang == "console":
@@ -253,6 +265,25 @@ def tutorial_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 # -- the tests ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lang", list(TRANSLATIONS))
+def test_a_translation_has_the_english_blocks_in_the_same_order(lang: str):
+    english = read_blocks(TUTORIAL.read_text(encoding="utf-8"))
+    translated = read_blocks(TRANSLATIONS[lang].read_text(encoding="utf-8"))
+    mismatch = blocks_mismatch(english, translated)
+    assert mismatch is None, f"docs/{lang}/tutorial.md is stale: {mismatch}"
+
+
+def blocks_mismatch(english: list[Block], translated: list[Block]) -> str | None:
+    """None when a translation has exactly the English blocks, else the first difference."""
+    for k, (en, tr) in enumerate(zip(english, translated, strict=False), 1):
+        if (en.lang, en.text) != (tr.lang, tr.text):
+            return (f"block {k} (line {tr.line}) differs from the English one at line {en.line}:\n"
+                    f"--- English ({en.lang})\n{en.text}\n--- translation ({tr.lang})\n{tr.text}")
+    if len(english) != len(translated):
+        return f"{len(translated)} blocks, the English has {len(english)}"
+    return None
+
 
 def test_every_block_is_run_or_plainly_shown_only():
     blocks = read_blocks(TUTORIAL.read_text(encoding="utf-8"))
@@ -278,7 +309,7 @@ def test_commands_succeed_and_print_what_the_tutorial_shows(tutorial_run: Run):
 
 
 def test_pictures_are_committed_and_up_to_date(tutorial_run: Run):
-    names = picture_names(TUTORIAL.read_text(encoding="utf-8"))
+    names = picture_names(tutorial_run.doc.read_text(encoding="utf-8"))
     assert len(names) >= 6
     update = os.environ.get("LAYERWISE_UPDATE_PICTURES") == "1"
     problems = []
@@ -287,7 +318,7 @@ def test_pictures_are_committed_and_up_to_date(tutorial_run: Run):
         if len(drawn) != 1:
             problems.append(f"{name}: the tutorial's blocks draw it {len(drawn)} times, not once")
             continue
-        if update:
+        if update and tutorial_run.doc == TUTORIAL:
             shutil.copyfile(drawn[0], PICTURES / name)
         committed = PICTURES / name
         if not committed.is_file():
@@ -336,6 +367,14 @@ def test_picture_comparison_sees_a_changed_gradient():
     assert texts_mismatch(same, ["apple", "100", "2.3", same[3]]) is not None
     assert texts_mismatch(same, [*same[:3], "(1, 3) [0.212 0.3162 0.5282]"]) is not None
     assert texts_mismatch(same, same[:3]) is not None
+
+
+def test_a_changed_output_in_a_translation_is_seen():
+    english = [Block("python", 3, ">>> 1 + 1\n2\n"), Block("console", 9, "$ ls\n")]
+    assert blocks_mismatch(english, list(english)) is None
+    assert "block 1" in blocks_mismatch(english, [Block("python", 4, ">>> 1 + 1\n3\n"), english[1]])
+    assert "1 blocks" in blocks_mismatch(english, english[:1])
+    assert "block 2" in blocks_mismatch(english, [english[0], Block("text", 9, "$ ls\n")])
 
 
 def test_console_blocks_are_split_into_commands_and_their_output():

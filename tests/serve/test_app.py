@@ -21,9 +21,11 @@ from layerwise.serve.sessions import GRAPHS, MAX_BATCH
 def test_page_and_its_files(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "<html" in page.text.lower()
-    same = client.get("/static/index.html")
-    assert same.status_code == 200 and same.text == page.text
+    assert '<html lang="en">' in page.text
+    template = client.get("/static/index.html")  # the page before its words are filled in
+    assert template.status_code == 200 and 'data-i18n="tab.draw"></button>' in template.text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/i18n/ko.json").json()["tab.draw"] == "그리기"
 
 
 def test_model_description(client, served):
@@ -33,6 +35,9 @@ def test_model_description(client, served):
     assert info["labels"] == [str(d) for d in range(10)] and info["dtype"] == "float32"
     assert info["layers"] == ["Affine1", "Relu1", "Affine2"]
     assert info["source"] == served.source and "digits" in info["source"]
+    # How the default model was trained, for the page to say in its language.
+    assert info["trained"] == served.trained and info["trained"]["epochs"] == 30
+    assert set(info["trained"]) == {"epochs", "optimizer", "lr", "accuracy", "seconds"}
 
 
 def test_test_images(client, served):

@@ -6,6 +6,11 @@ runs in this process (uvicorn on 127.0.0.1, a free port), so the tests compare t
 numbers with the Python API on the very same model. Each test saves a screenshot: into
 ``$LAYERWISE_SCREENSHOTS`` if set (``LAYERWISE_SCREENSHOTS=docs/img`` refreshes the README's
 pictures), else into the test's temporary folder.
+
+Every test runs once in each language the page speaks (the browser's locale, hence its
+Accept-Language, set to English, Korean, Japanese), and checks the words the page shows
+against that language's catalogue; screenshots are named ``NAME.png`` in English and
+``NAME-ko.png``, ``NAME-ja.png`` in the others.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import copy
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -28,9 +34,11 @@ from playwright.sync_api import sync_playwright
 
 from layerwise.datasets.idx import read_idx
 from layerwise.functional import softmax
+from layerwise.graph.examples import example_title
 from layerwise.models import TwoLayerNet
 from layerwise.optim import make_optimizer
 from layerwise.serve import ServedModel, create_app, default_model, load_served
+from layerwise.serve.i18n import LANGUAGES, catalogue
 from layerwise.train import Trainer
 
 CHROMIUM_HINT = "Debian/Ubuntu: apt-get install chromium; the tests drive it with Playwright"
@@ -88,10 +96,27 @@ def digits_server() -> Iterator[Server]:
         yield server
 
 
+#: The browser's locale for each language: what a Korean or Japanese user's browser asks for.
+LOCALES = {"en": "en-US", "ko": "ko-KR", "ja": "ja-JP"}
+
+
+@pytest.fixture(params=LANGUAGES)
+def lang(request) -> str:
+    return request.param
+
+
+def shown(lang: str, key: str) -> re.Pattern:
+    """What the page shows for ``key`` in ``lang``, any value in each placeholder."""
+    parts = re.split(r"\{\w+\}", catalogue(lang)[key])
+    return re.compile(".+?".join(re.escape(part) for part in parts), re.S)
+
+
 @pytest.fixture
-def page(browser, request) -> Iterator:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+def page(browser, lang, request) -> Iterator:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True,
+                                  locale=LOCALES[lang])
     page = context.new_page()
+    page.lang = lang  # which language the page should be in, for the screenshot's name
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_default_timeout(TIMEOUT_MS)
@@ -103,7 +128,7 @@ def page(browser, request) -> Iterator:
 def screenshot(page, name: str, tmp_path: Path) -> Path:
     folder = Path(os.environ.get("LAYERWISE_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
+    path = folder / (f"{name}.png" if page.lang == "en" else f"{name}-{page.lang}.png")
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000  # a real picture, not a blank page
     return path
@@ -112,6 +137,31 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
 def open_app(page, server: Server) -> None:
     page.goto(server.url)
     page.wait_for_selector("body[data-ready=true]")
+    # In the browser's language, from the catalogue.
+    assert page.locator("html").get_attribute("lang") == page.lang
+    words = catalogue(page.lang)
+    assert page.locator("#tab-step").inner_text() == words["tab.step"]
+    line = page.locator("#model-line").inner_text()
+    key = "model.default" if server.served.trained else "model.line"
+    assert shown(page.lang, key).fullmatch(line), line
+
+
+def test_the_language_switch_shows_the_page_in_another_language_and_keeps_it(page, digits_server: Server,
+                                                                            tmp_path: Path) -> None:
+    open_app(page, digits_server)
+    other = LANGUAGES[(LANGUAGES.index(page.lang) + 1) % len(LANGUAGES)]
+    assert page.locator("#lang-switch").input_value() == page.lang
+    names = page.locator("#lang-switch option").all_inner_texts()
+    assert names == [catalogue(code)["language.name"] for code in LANGUAGES]
+    with page.expect_navigation():
+        page.select_option("#lang-switch", other)
+    page.wait_for_selector("body[data-ready=true]")
+    for _ in range(2):  # after the switch, and again on the next visit (the cookie)
+        assert page.locator("html").get_attribute("lang") == other
+        assert page.locator("#tab-draw").inner_text() == catalogue(other)["tab.draw"]
+        assert page.locator("#lang-switch").input_value() == other
+        page.goto(digits_server.url)
+        page.wait_for_selector("body[data-ready=true]")
 
 
 # -- Draw ---------------------------------------------------------------------------------------
@@ -185,7 +235,8 @@ def test_draw_a_real_mnist_digit_on_the_digits_model(page, digits_server: Server
         check_drawn_digit(page, digits_server, image)
     # The gradient map and the activations (ReLU's mask among them) are drawn.
     assert page.locator("#activations figure").count() == len(digits_server.app.state.served.model.layers)
-    assert "masked" in page.locator("#activations figure[data-layer=Relu1] figcaption").inner_text()
+    caption = page.locator("#activations figure[data-layer=Relu1] figcaption").inner_text()
+    assert shown(page.lang, "draw.masked").search(caption), caption
     screenshot(page, "serve-draw-mnist-on-digits", tmp_path)
 
 
@@ -262,6 +313,11 @@ def test_step_the_apples_graph(page, digits_server: Server, tmp_path: Path) -> N
     page.click("#graph-start")
     page.wait_for_selector("[data-node=price]")
     assert page.locator("#step-backward").is_disabled()  # backward needs the forward pass first
+    # The book's words in the page's language: the title and the inputs' labels.
+    assert page.locator("#graph-title").inner_text() == example_title("apple", page.lang)
+    assert page.locator("[data-input=apple] b").inner_text().strip() == {"en": "apple", "ko": "사과",
+                                                                         "ja": "りんご"}[page.lang]
+    assert page.locator("#graph-name option[value=apple]").inner_text() == catalogue(page.lang)["graph.apple"]
 
     step(page, "#step-forward")
     assert value_text(page, "apple_price", "output") == "200"
@@ -344,7 +400,7 @@ def test_start_and_stop_a_training_run(page, digits_server: Server, tmp_path: Pa
     points = int(page.locator("#loss-chart").get_attribute("data-points"))
     assert points > 30
     assert int(page.locator("#weights").get_attribute("data-units")) == 36
-    assert "stopped after" in page.locator("#train-status").inner_text()
+    assert shown(page.lang, "train.stopped").fullmatch(page.locator("#train-status").inner_text())
     run = digits_server.app.state.training.run
     assert run.status == "stopped" and run.trainer.epoch < 100
     assert len(run.trainer.history.step_loss) == points

@@ -77,6 +77,7 @@ def test_a_convnet_file_is_served(convnet, convnet_file):
     assert convnet.sample_shape == (1, 8, 8) and convnet.image_size == (8, 8)
     assert convnet.architecture.startswith("Convolution → Relu → Pooling") and convnet.source == str(convnet_file)
     assert convnet.dataset == "digits" and len(convnet.labels) == 10
+    assert convnet.trained is None  # a file: the page shows its path
 
 
 def test_predict_with_a_convnet(convnet):

@@ -11,6 +11,7 @@ import numpy as np
 from ..datasets import load_dataset
 from ..errors import InputError
 from ..graph import EXAMPLES, Drawing, ModelGraph, example, model_graph
+from ..graph.captions import LANGUAGES
 from ..io import load_checkpoint
 from ..layers import MeanSquaredError
 
@@ -31,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="picture to write; the format comes from the extension: .dot, .svg, .png, .pdf")
     p.add_argument("--x", type=float, default=None, help="the sigmoid graph's input (default 1.0)")
     p.add_argument("--dpi", type=float, default=96, help="resolution of a PNG (default 96)")
+    p.add_argument("--lang", choices=LANGUAGES, default="en",
+                   help="language of the book's graphs: the title, captions and labels in the words of "
+                   "the book's English, Korean or Japanese edition (default en; ko and ja are drawn in "
+                   "Noto Sans CJK: apt-get install fonts-noto-cjk). Model files are drawn in English")
     p.add_argument("--batch", type=int, default=0, metavar="N",
                    help="model files: run one forward/backward on N test images and show the "
                    "loss and each parameter's gradient norm")
@@ -105,10 +110,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--x applies to the sigmoid graph only")
         if args.batch or args.input_shape or args.dataset:
             raise InputError("--batch, --dataset and --input-shape apply to model files only")
-        drawing = example(args.what, x=1.0 if args.x is None else args.x)
+        drawing = example(args.what, x=1.0 if args.x is None else args.x, lang=args.lang)
     elif Path(args.what).is_file():
         if args.x is not None:
             raise InputError("--x applies to the sigmoid graph only")
+        if args.lang != "en":
+            raise InputError(f"--lang {args.lang}: only the book's graphs ({', '.join(EXAMPLES)}) are "
+                             "drawn in other languages; a model file's graph is drawn in English")
         drawing = _model_drawing(args)
     else:
         raise InputError(

@@ -7,7 +7,8 @@
   (the format from the file's extension, written atomically) and the Jupyter reprs.
 - :class:`Graph` is the engine's :class:`~layerwise.graph.engine.Graph` as a Drawing: its
   ``to_dot`` follows the book's figures, nodes as circles labelled ×, +, exp, /, each edge
-  with its forward value above the line and its gradient (dL/d·) below it, in red.
+  with its forward value above the line and its gradient (dL/d·) below it, in red. Its legend,
+  tooltips and font follow the graph's ``lang`` (:mod:`layerwise.graph.captions`).
 - The DOT-text helpers (quoting, HTML labels, the caption) are shared with
   :mod:`layerwise.graph.model_graph`.
 """
@@ -24,14 +25,16 @@ from typing import Any
 from ..errors import GraphvizError, GraphvizNotFoundError, InputError
 from ..io import atomic_write
 from . import engine
+from .captions import FONTS, caption, check_language, font
 from .engine import Var, format_value
 
 __all__ = ["FONT", "GRAD_COLOUR", "Drawing", "Graph", "dot_quote", "html_text", "legend_label", "render"]
 
 #: Colour of gradients (the backward pass); forward values are drawn in black.
 GRAD_COLOUR = "#d62728"
-#: Font list: Graphviz hands it to fontconfig (PNG) and writes it as CSS font-family (SVG).
-FONT = "Helvetica,Arial,sans-serif"
+#: Font list of English pictures: Graphviz hands it to fontconfig (PNG) and writes it as CSS
+#: font-family (SVG). Korean and Japanese pictures use ``captions.font(lang)``.
+FONT = FONTS["en"]
 
 
 # -- Graphviz -------------------------------------------------------------------------------------
@@ -120,13 +123,16 @@ def dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def legend_label(title: str | None, grad_text: str, what_is_above: str = "forward value above each edge") -> str:
+def legend_label(title: str | None, grad_text: str, what_is_above: str = "forward value above each edge",
+                 sep: str = ", ") -> str:
     """The caption under a picture: its ``title`` in bold, then what the edges carry (the
-    gradient part, ``grad_text``, in the gradients' red), as an HTML label."""
+    gradient part, ``grad_text``, in the gradients' red), as an HTML label; ``sep`` joins
+    the two parts (Japanese joins them with 、)."""
     lines = []
     if title:
         lines.append(f"<B>{html_text(title)}</B>")
-    lines.append(f'{what_is_above}, <FONT COLOR="{GRAD_COLOUR}">{html_text(grad_text)}</FONT>')
+    grad = f'<FONT COLOR="{GRAD_COLOUR}">{html_text(grad_text)}</FONT>'
+    lines.append(f"{html_text(what_is_above)}{html_text(sep)}{grad}")
     return '<<FONT POINT-SIZE="11">' + "<BR/>".join(lines) + "</FONT>>"
 
 
@@ -166,7 +172,15 @@ class Graph(engine.Graph, Drawing):
         g.backward()
         apple.grad, apple_num.grad, tax.grad     # 2.2, 110, 200 (up to round-off)
         g.save("apple.svg")                      # or g.to_dot(), or just `g` in Jupyter
+
+    ``lang`` (``en``, ``ko``, ``ja``) is the language of the legend and the tooltips, and picks
+    a font with the language's glyphs; the title, section captions and labels are the
+    builder's (:mod:`layerwise.graph.examples` takes them from :mod:`~layerwise.graph.captions`).
     """
+
+    def __init__(self, title: str | None = None, lang: str = "en") -> None:
+        super().__init__(title)
+        self.lang = check_language(lang)
 
     def to_dot(self, legend: bool = True, digits: int = 4) -> str:
         """The graph as DOT text, left to right: inputs and outputs as plain labels, nodes as
@@ -200,20 +214,24 @@ class Graph(engine.Graph, Drawing):
                 head, section = op_id[id(edge.dst)], edge.dst.section
                 frm, to = edge.src.label, edge.dst.label
             value, grad = format_value(edge.value, digits), format_value(edge.grad, digits)
-            tip = f"{frm} → {to}: forward {value}" + (f", gradient {grad}" if grad else "")
+            tip = caption(self.lang, "tooltip.edge", src=frm, dst=to, value=value)
+            if grad:
+                tip += caption(self.lang, "tooltip.grad", grad=grad)
             emit(section, _edge_label(value, grad, label_node, tip))
             emit(section, *_connect(source(edge.src), label_node, head))
 
+        fontname = font(self.lang)
         lines = [
             f"digraph {dot_quote(self.title or 'graph')} {{",
             # ordering=in keeps each node's inputs top to bottom in the order they were given.
-            f'  graph [rankdir=LR, ordering=in, nodesep=0.25, ranksep=0.15, fontname="{FONT}", '
+            f'  graph [rankdir=LR, ordering=in, nodesep=0.25, ranksep=0.15, fontname="{fontname}", '
             "labelloc=b];",
-            f'  node [fontname="{FONT}", fontsize=14, width=0.45, height=0.45, margin=0.04];',
-            f'  edge [arrowsize=0.7, fontname="{FONT}"];',
+            f'  node [fontname="{fontname}", fontsize=14, width=0.45, height=0.45, margin=0.04];',
+            f'  edge [arrowsize=0.7, fontname="{fontname}"];',
         ]
         if legend:
-            lines.append(f"  label={legend_label(self.title, 'gradient ∂L/∂· below it')};")
+            words = {part: caption(self.lang, f"legend.{part}") for part in ("above", "sep", "grad")}
+            lines.append(f"  label={legend_label(self.title, words['grad'], words['above'], words['sep'])};")
         lines += body[None]
         # dot stacks the boxes of a left-to-right graph upwards in the order they are written;
         # writing them last first puts the first section on top.

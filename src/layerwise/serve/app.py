@@ -3,7 +3,8 @@ training slot. The page (``static/``) is plain HTML, CSS and JavaScript, no buil
 
 Routes (JSON unless said otherwise; the README documents them):
 
-- ``GET /``: the page. ``GET /static/...``: its files.
+- ``GET /?lang=en|ko|ja``: the page, in the language asked for, remembered in a cookie, or
+  else the browser's (``Accept-Language``; see ``i18n``). ``GET /static/...``: its files.
 - ``GET /api/model``: the served model (architecture, input size, class labels, source).
 - ``POST /api/predict``: ``{"image": rows, "class": k?}`` -> probabilities, top 3, the
   input gradient of class k's score (default: the top class), each layer's activations.
@@ -42,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import InputError
 from .explain import Explainer
+from .i18n import COOKIE, LANGUAGES, catalogue, choose, render_page
 from .model import ServedModel
 from .payloads import RequestError, image_field, int_field, json_body, prediction_json
 from .sessions import GRAPHS, MAX_BATCH, Sessions
@@ -114,14 +116,23 @@ def create_app(served: ServedModel, hosts: Collection[str] = LOOPBACK_HOSTS) -> 
     stopping = threading.Event()
     height, width = served.image_size
     classes = len(served.labels)
-    page = resources.files(__package__).joinpath("static", "index.html").read_text(encoding="utf-8")
+    template = resources.files(__package__).joinpath("static", "index.html").read_text(encoding="utf-8")
+    pages = {lang: render_page(template, lang) for lang in LANGUAGES}
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(page)
+        asked = request.query_params.get("lang")
+        if asked is not None and asked not in LANGUAGES:
+            raise RequestError(f"lang: no language {asked!r}; choose from {', '.join(LANGUAGES)}")
+        lang = choose(asked, request.cookies.get(COOKIE), request.headers.get("accept-language"))
+        response = HTMLResponse(pages[lang], headers={"Content-Language": lang, "Vary": "Accept-Language, Cookie"})
+        if asked is not None:  # the switch on the page: remembered for the next visit
+            response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+        return response
 
     async def model_info(request: Request) -> Response:
         return _json({
-            "architecture": served.architecture, "source": served.source, "dataset": served.dataset,
+            "architecture": served.architecture, "source": served.source, "trained": served.trained,
+            "dataset": served.dataset,
             "input_shape": list(served.sample_shape), "height": height, "width": width,
             "labels": list(served.labels), "dtype": str(served.model.dtype),
             "layers": explainer.labels,
@@ -148,7 +159,11 @@ def create_app(served: ServedModel, hosts: Collection[str] = LOOPBACK_HOSTS) -> 
                       "labels": [int(k) for k in t[part]], "max_batch": MAX_BATCH})
 
     async def graphs(request: Request) -> Response:
-        return _json({"graphs": [{"name": k, "title": v} for k, v in GRAPHS.items()], "max_batch": MAX_BATCH})
+        asked = request.query_params.get("lang")
+        if asked is not None and asked not in LANGUAGES:
+            raise RequestError(f"lang: no language {asked!r}; choose from {', '.join(LANGUAGES)}")
+        words = catalogue(choose(asked, None, request.headers.get("accept-language")))
+        return _json({"graphs": [{"name": k, "title": words[f"graph.{k}"]} for k in GRAPHS], "max_batch": MAX_BATCH})
 
     async def new_session(request: Request) -> Response:
         name = request.path_params["name"]

@@ -42,6 +42,9 @@ class ServedModel:
     #: One input sample's shape: (64,) for a flat MLP, (1, 28, 28) for a convnet.
     sample_shape: tuple[int, ...]
     labels: tuple[str, ...]
+    #: For the default model, how it was trained (epochs, optimizer, lr, accuracy, seconds): the
+    #: page says it in its own language.
+    trained: dict[str, Any] | None = None
     _test_images: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _test_error: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -134,7 +137,9 @@ def default_model() -> ServedModel:
                       epochs=r["epochs"], batch_size=r["batch_size"], seed=r["seed"], log=None, progress=False)
     history = trainer.fit()
     accuracy = history.epochs[-1]["test_acc"]
+    trained = {"epochs": r["epochs"], "optimizer": r["optimizer"], "lr": r["lr"], "accuracy": round(100 * accuracy, 1),
+               "seconds": round(time.perf_counter() - started, 1)}
     source = (f"the default model: the book's two-layer net 64-50-10, trained at start on the bundled 8×8 digits "
-              f"({r['epochs']} epochs of {r['optimizer']}, lr {r['lr']}: {accuracy:.1%} test accuracy in "
-              f"{time.perf_counter() - started:.1f} s)")
-    return ServedModel(model, source, "digits", (x.shape[1],), class_names("digits"))
+              f"({trained['epochs']} epochs of {trained['optimizer']}, lr {trained['lr']}: {trained['accuracy']}% "
+              f"test accuracy in {trained['seconds']} s)")
+    return ServedModel(model, source, "digits", (x.shape[1],), class_names("digits"), trained)

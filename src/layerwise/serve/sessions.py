@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, StateError
+from ..graph.captions import LANGUAGES
 from ..graph.engine import format_value
 from ..graph.examples import EXAMPLES, example
 from ..graph.stepper import NodeView, Stepper, network_graph
@@ -31,12 +32,8 @@ MAX_SESSION_BYTES = 512 * 2**20
 MAX_BATCH = 8
 
 #: The graphs a session can step through: name -> what the page says about it.
-GRAPHS = {
-    "apple": "Buying apples (5.4.1): 100 × 2 apples × tax 1.1",
-    "apple-orange": "Apples and oranges (5.4.2): (100 × 2 + 150 × 3) × tax 1.1",
-    "sigmoid": "Sigmoid taken apart (5.5.2): ×(−1), exp, +1, 1/x, beside the Sigmoid layer",
-    "network": "A real network (5.7): the served model's layers and SoftmaxWithLoss on test images",
-}
+#: The graphs a session can step through; the page titles them from its catalogue (i18n).
+GRAPHS = ("apple", "apple-orange", "sigmoid", "network")
 assert set(GRAPHS) - {"network"} == set(EXAMPLES)
 
 
@@ -137,15 +134,18 @@ class Sessions:
         if name not in GRAPHS:
             raise RequestError(f"no graph {name!r}; choose from {', '.join(GRAPHS)}", 404)
         extra: dict[str, Any] = {}
+        lang = body.get("lang", "en")
+        if lang not in LANGUAGES:
+            raise RequestError(f"field 'lang' must be one of {', '.join(LANGUAGES)}, got {lang!r}")
         if name == "network":
             graph, extra = self._network(body)
         elif name == "sigmoid":
             x = body.get("x", 1.0)
             if not isinstance(x, int | float) or isinstance(x, bool) or abs(x) > 100 or not np.isfinite(x):
                 raise RequestError(f"field 'x' must be a number from -100 to 100, got {x!r}")
-            graph = example("sigmoid", float(x))
+            graph = example("sigmoid", float(x), lang=lang)
         else:
-            graph = example(name)
+            graph = example(name, lang=lang)
         session = Session(secrets.token_hex(8), name, Stepper(graph), extra)
         with self._lock:
             self._sessions[session.id] = session

@@ -3,6 +3,13 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// The page's words, in its language: the catalogue the server put into the page (serve/i18n.py).
+const i18n = JSON.parse($("i18n").textContent);
+function t(key, params = {}) {
+  const text = i18n.strings[key];
+  if (text === undefined) { console.error(`layerwise: no string ${key}`); return key; }
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
 const state = { model: null, graphs: [], session: null, picked: new Set(), chosenClass: null, lastImage: null };
 // Tests and curious users read what the page sent and got back here.
 window.layerwise = state;
@@ -34,16 +41,16 @@ function el(tag, attrs = {}, ...children) {
 // -- colours ----------------------------------------------------------------------------------
 // Sequential (activations, images): black -> purple -> orange -> light yellow.
 const SEQ = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
-function seqColour(t) {
-  t = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0));
-  const x = t * (SEQ.length - 1), i = Math.min(Math.floor(x), SEQ.length - 2), f = x - i;
+function seqColour(frac) {
+  frac = Math.max(0, Math.min(1, Number.isFinite(frac) ? frac : 0));
+  const x = frac * (SEQ.length - 1), i = Math.min(Math.floor(x), SEQ.length - 2), f = x - i;
   return SEQ[i].map((c, k) => Math.round(c + f * (SEQ[i + 1][k] - c)));
 }
 // Diverging (gradients): blue for negative, white at 0, red for positive.
-function divColour(t) {
-  t = Math.max(-1, Math.min(1, Number.isFinite(t) ? t : 0));
-  return t >= 0 ? [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))]
-    : [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
+function divColour(frac) {
+  frac = Math.max(-1, Math.min(1, Number.isFinite(frac) ? frac : 0));
+  return frac >= 0 ? [255, Math.round(255 * (1 - frac)), Math.round(255 * (1 - frac))]
+    : [Math.round(255 * (1 + frac)), Math.round(255 * (1 + frac)), 255];
 }
 
 // Draw rows × cols values on a canvas, one cell per value. Options: diverging (symmetric around 0),
@@ -238,7 +245,7 @@ async function predict() {
     state.lastResult = result;
     showPrediction(image, result, performance.now() - started);
   } catch (err) {
-    $("predict-time").textContent = `error: ${err.message}`;
+    $("predict-time").textContent = t("page.error", { message: err.message });
   } finally {
     inFlight = false;
     if (again) { again = false; requestPredict(); } else state.busy = false;
@@ -247,22 +254,22 @@ async function predict() {
 
 function showPrediction(image, result, ms) {
   const top = $("top");
-  top.replaceChildren(...result.top.map((t) => {
-    const li = el("li", { "data-class": t.class, class: t.class === result.class ? "chosen" : "" },
-      el("span", { class: "label", text: t.label }),
-      el("span", {}, el("div", { class: "bar", style: `width:${(100 * t.probability).toFixed(1)}%` })),
-      el("span", { class: "prob", text: `${(100 * t.probability).toFixed(1)} %` }));
-    li.title = "explain this class: its score's gradient";
-    li.addEventListener("click", () => { state.chosenClass = t.class; requestPredict(); });
+  top.replaceChildren(...result.top.map((guess) => {
+    const li = el("li", { "data-class": guess.class, class: guess.class === result.class ? "chosen" : "" },
+      el("span", { class: "label", text: guess.label }),
+      el("span", {}, el("div", { class: "bar", style: `width:${(100 * guess.probability).toFixed(1)}%` })),
+      el("span", { class: "prob", text: `${(100 * guess.probability).toFixed(1)} %` }));
+    li.title = t("draw.explain_class");
+    li.addEventListener("click", () => { state.chosenClass = guess.class; requestPredict(); });
     return li;
   }));
   top.dataset.topClass = String(result.top[0].class);
-  $("predict-time").textContent = `round trip ${ms.toFixed(0)} ms`;
+  $("predict-time").textContent = t("draw.round_trip", { ms: ms.toFixed(0) });
   const h = image.length, w = image[0].length;
   $("seen-size").textContent = `(${h}×${w})`;
   drawGrid($("seen"), image.flat(), h, w, { grey: true, cell: Math.floor(140 / Math.max(h, w)) });
   drawOverlay($("saliency"), image, result.input_gradient, Math.floor(140 / Math.max(h, w)));
-  $("saliency-caption").textContent = `∂ score of "${state.model.labels[result.class]}" / ∂ pixel`;
+  $("saliency-caption").textContent = t("draw.saliency_of", { label: state.model.labels[result.class] });
   const figures = result.activations.map((a) => {
     const canvas = el("canvas");
     if (a.shown.length === 3) {
@@ -281,8 +288,8 @@ function showPrediction(image, result, ms) {
       const mask = a.mask ? a.mask.concat(Array(rows * cols - n).fill(false)) : null;
       drawGrid(canvas, values, rows, cols, { mask, cell: Math.max(6, Math.floor(96 / cols)) });
     }
-    const channels = a.shape.length === 3 && a.shown[0] < a.shape[0] ? `, first ${a.shown[0]} of ${a.shape[0]} channels` : "";
-    const caption = `${a.layer} (${a.shape.join("×")})${channels}` + (a.masked != null ? `, ${a.masked} masked` : "");
+    const channels = a.shape.length === 3 && a.shown[0] < a.shape[0] ? t("draw.channels", { shown: a.shown[0], total: a.shape[0] }) : "";
+    const caption = `${a.layer} (${a.shape.join("×")})${channels}` + (a.masked != null ? t("draw.masked", { count: a.masked }) : "");
     return el("figure", { "data-layer": a.layer }, canvas, el("figcaption", { text: caption }));
   });
   $("activations").replaceChildren(...figures);
@@ -304,8 +311,8 @@ function valueView(value, key, nodeName) {
     drawGrid(canvas, values, rows, cols, { diverging, cell: Math.max(1, Math.min(6, Math.floor(360 / cols))) });
     box.append(canvas);
   }
-  const details = el("details", {}, el("summary", { class: "small", text: `all ${value.size} values` }));
-  const area = el("textarea", { readonly: "", "aria-label": `${key} values` });
+  const details = el("details", {}, el("summary", { class: "small", text: t("step.all_values", { size: value.size }) }));
+  const area = el("textarea", { readonly: "", "aria-label": t("step.values_label", { name: key }) });
   if (value.values) area.value = JSON.stringify(value.values);
   else {
     details.addEventListener("toggle", async () => {
@@ -315,7 +322,7 @@ function valueView(value, key, nodeName) {
         const found = lookup(node, key);
         area.value = found && found.values ? JSON.stringify(found.values) : "";
       } catch (err) {
-        area.value = `could not load the values: ${err.message}`;
+        area.value = t("step.values_failed", { message: err.message });
       }
     });
   }
@@ -337,7 +344,7 @@ function nodeCard(node, current) {
   if (!node.forward_done) card.classList.add("pending");
   card.append(el("h4", { text: `${node.label}` }, el("span", { class: "muted small", text: `  ${node.kind}` })));
   card.append(el("div", { class: "io", text: `${node.inputs.join(", ")} → ${node.name}` }));
-  if (node.formula) card.append(el("div", { class: "formula", text: `backward: ${node.formula}` }));
+  if (node.formula) card.append(el("div", { class: "formula", text: t("step.formula", { formula: node.formula }) }));
   const forward = el("dl", { class: "section" });
   if (node.forward_done) {
     forward.append(el("dt", { text: node.name }), el("dd", {}, valueView(node.output, "output", node.name)));
@@ -346,7 +353,7 @@ function nodeCard(node, current) {
       forward.append(el("dt", { text: name }), el("dd", {}, valueView(value, name, node.name)));
     }
   } else {
-    forward.append(el("dt", { text: node.name }), el("dd", { class: "muted", text: "not yet computed" }));
+    forward.append(el("dt", { text: node.name }), el("dd", { class: "muted", text: t("step.not_computed") }));
   }
   card.append(forward);
   if (node.backward_done) {
@@ -390,8 +397,8 @@ function showPhase(s) {
   $("step-backward").disabled = s.phase !== "backward";
   $("step-reset").disabled = s.forward_done === 0;
   $("step-check").disabled = s.phase !== "done";
-  const where = s.phase === "forward" ? `forward: ${s.forward_done} of ${s.n_nodes} nodes`
-    : s.phase === "backward" ? `backward: ${s.backward_done} of ${s.n_nodes} nodes` : "forward and backward done";
+  const where = s.phase === "forward" ? t("step.status_forward", { done: s.forward_done, total: s.n_nodes })
+    : s.phase === "backward" ? t("step.status_backward", { done: s.backward_done, total: s.n_nodes }) : t("step.status_done");
   $("step-status").textContent = where;
   $("step-status").dataset.phase = s.phase;
 }
@@ -400,7 +407,7 @@ async function startGraph() {
   $("step-error").textContent = "";
   $("check").hidden = true;
   const name = $("graph-name").value;
-  const body = {};
+  const body = { lang: i18n.lang };
   if (name === "network") body.images = [...state.picked].sort((a, b) => a - b);
   if (name === "sigmoid") body.x = Number($("sigmoid-x").value);
   try {
@@ -426,7 +433,7 @@ async function step(direction) {
 async function check() {
   const button = $("step-check");
   button.disabled = true;
-  $("step-status").textContent = "checking every gradient against central differences ...";
+  $("step-status").textContent = t("step.checking");
   try {
     const result = await api("POST", `/api/sessions/${state.session.session}/check`);
     $("check-table").tBodies[0].replaceChildren(...result.rows.map((r) => {
@@ -434,7 +441,8 @@ async function check() {
       return el("tr", { "data-value": r.name },
         el("td", { text: r.name }), el("td", { text: r.analytic.text }), el("td", { text: r.numerical.text }),
         el("td", { class: kind, text: r.relative_error.toExponential(2) }),
-        el("td", { text: (r.checked === r.size ? `all ${r.size}` : `${r.checked} of ${r.size}`) + (r.kinks ? ` (${r.kinks} at a kink)` : "") }),
+        el("td", { text: (r.checked === r.size ? t("check.all", { size: r.size }) : t("check.some", { checked: r.checked, size: r.size }))
+          + (r.kinks ? t("check.kinks", { kinks: r.kinks }) : "") }),
         el("td", { class: "small muted", text: r.note }));
     }));
     $("check").hidden = false;
@@ -451,7 +459,7 @@ async function loadThumbs() {
     const data = await api("GET", "/api/images?start=0&count=48");
     $("max-batch").textContent = data.max_batch;
     $("thumbs").replaceChildren(...data.images.map((img, i) => {
-      const canvas = drawGrid(el("canvas", { "data-image": i, title: `test image ${i}: a ${state.model.labels[data.labels[i]]}` }),
+      const canvas = drawGrid(el("canvas", { "data-image": i, title: t("step.thumb", { index: i, label: state.model.labels[data.labels[i]] }) }),
         img.flat(), data.height, data.width, { grey: true, cell: Math.max(1, Math.floor(40 / data.width)) });
       canvas.addEventListener("click", () => {
         if (state.picked.has(i)) state.picked.delete(i);
@@ -526,11 +534,11 @@ function thinned(values, most = 1000) {
 }
 
 function drawCurves() {
-  drawChart($("loss-chart"), [{ name: "loss", colour: "#1f6feb", points: thinned(run.losses) }], { x0: 0 });
+  drawChart($("loss-chart"), [{ name: t("chart.loss"), colour: "#1f6feb", points: thinned(run.losses) }], { x0: 0 });
   $("loss-chart").dataset.points = run.losses.length;
   drawChart($("acc-chart"), [
-    { name: "train", colour: "#1f6feb", dots: true, points: run.epochs.map((e) => [e.epoch, e.train_acc]) },
-    { name: "test", colour: "#c2410c", dots: true, points: run.epochs.filter((e) => e.test_acc != null).map((e) => [e.epoch, e.test_acc]) },
+    { name: t("chart.train"), colour: "#1f6feb", dots: true, points: run.epochs.map((e) => [e.epoch, e.train_acc]) },
+    { name: t("chart.test"), colour: "#c2410c", dots: true, points: run.epochs.filter((e) => e.test_acc != null).map((e) => [e.epoch, e.test_acc]) },
   ], { x0: 0, y1: 1, legend: "bottom" });
   $("acc-chart").dataset.points = run.epochs.length;
 }
@@ -571,7 +579,7 @@ function follow() {
   run.source = source;
   source.addEventListener("started", (e) => {
     const d = JSON.parse(e.data);
-    $("train-status").textContent = `run ${d.run}: training on ${d.train_images} ${d.dataset} images, ${d.steps_per_epoch} steps per epoch`;
+    $("train-status").textContent = t("train.started", { run: d.run, images: d.train_images, dataset: d.dataset, steps: d.steps_per_epoch });
   });
   source.addEventListener("steps", (e) => {
     for (const loss of JSON.parse(e.data).losses) run.losses.push(loss);
@@ -580,8 +588,8 @@ function follow() {
   source.addEventListener("epoch", (e) => {
     const row = JSON.parse(e.data);
     run.epochs.push(row);
-    $("train-status").textContent = `epoch ${row.epoch}: loss ${Number(row.train_loss).toFixed(4)}, `
-      + `train ${(100 * row.train_acc).toFixed(1)} %` + (row.test_acc != null ? `, test ${(100 * row.test_acc).toFixed(1)} %` : "");
+    $("train-status").textContent = t("train.epoch", { epoch: row.epoch, loss: Number(row.train_loss).toFixed(4), train: (100 * row.train_acc).toFixed(1) })
+      + (row.test_acc != null ? t("train.epoch_test", { test: (100 * row.test_acc).toFixed(1) }) : "");
     drawCurves();
   });
   source.addEventListener("weights", (e) => drawWeights(JSON.parse(e.data)));
@@ -594,10 +602,10 @@ function follow() {
     $("train-status").dataset.status = d.status;
     if (d.status === "failed") {
       $("train-error").textContent = d.error;
-      $("train-status").textContent = "the run failed";
+      $("train-status").textContent = t("train.failed");
     } else {
-      $("train-status").textContent = `${d.status === "stopped" ? "stopped" : "finished"} after ${d.steps} steps `
-        + `(${d.epochs} full epochs): test accuracy ${(100 * d.test_acc).toFixed(1)} %`;
+      $("train-status").textContent = t(d.status === "stopped" ? "train.stopped" : "train.finished",
+        { steps: d.steps, epochs: d.epochs, accuracy: (100 * d.test_acc).toFixed(1) });
       $("train-save").hidden = false;
     }
   });
@@ -619,7 +627,7 @@ $("train-form").addEventListener("submit", async (event) => {
   $("train-start").disabled = true;
   $("train-stop").disabled = false;
   $("train-status").dataset.status = "running";
-  $("train-status").textContent = "loading the data ...";
+  $("train-status").textContent = t("train.loading");
   follow();
 });
 
@@ -641,13 +649,25 @@ function fillSelect(select, options, chosen) {
 }
 
 // -- start ----------------------------------------------------------------------------------------
+// The language switch: the page again in the language chosen (the server remembers it).
+function languageSwitch() {
+  const select = $("lang-switch");
+  select.replaceChildren(...i18n.languages.map((l) => el("option", { value: l.code, text: l.name })));
+  select.value = i18n.lang;
+  select.addEventListener("change", () => { window.location.search = `?lang=${encodeURIComponent(select.value)}`; });
+}
+
 async function start() {
+  languageSwitch();
   clearPad();
   state.model = await api("GET", "/api/model");
-  $("model-line").textContent = `Serving ${state.model.architecture} on ${state.model.height}×${state.model.width} images: ${state.model.source}`;
+  const m = state.model;
+  $("model-line").textContent = m.trained
+    ? t("model.default", { architecture: m.architecture, height: m.height, width: m.width, ...m.trained })
+    : t("model.line", { architecture: m.architecture, height: m.height, width: m.width, source: m.source });
   const graphs = await api("GET", "/api/graphs");
   fillSelect($("graph-name"), graphs.graphs.map((g) => g.name), "apple");
-  for (const option of $("graph-name").options) option.textContent = graphs.graphs.find((g) => g.name === option.value).title;
+  for (const option of $("graph-name").options) option.textContent = t(`graph.${option.value}`);
   loadThumbs();
   const train = await api("GET", "/api/train");
   const o = train.options;
@@ -664,4 +684,4 @@ async function start() {
   }
   document.body.dataset.ready = "true";
 }
-start().catch((err) => { $("model-line").textContent = `error: ${err.message}`; });
+start().catch((err) => { $("model-line").textContent = t("page.error", { message: err.message }); });
