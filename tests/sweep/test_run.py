@@ -2,6 +2,7 @@
 failing trial named; and what the command prints of it (layerwise.sweep.run)."""
 
 import json
+import multiprocessing
 import shlex
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
@@ -11,7 +12,17 @@ import pytest
 from layerwise import cpu
 from layerwise.cli import main
 from layerwise.errors import LayerwiseError
-from layerwise.sweep import SweepDir, SweepSpec, best_trials, local_executor, run_sweep, summary, train_command
+from layerwise.sweep import (
+    SweepDir,
+    SweepSpec,
+    best_trials,
+    local_executor,
+    pools_after,
+    prestart,
+    run_sweep,
+    summary,
+    train_command,
+)
 from layerwise.sweep import run as run_module
 
 
@@ -237,3 +248,22 @@ def test_the_train_command_quotes_a_dataset_path():
     spec = SweepSpec(trials=1, dataset="/data/my mnist; rm -rf ~")
     argv = shlex.split(train_command(spec, {"config": spec.configs()[0]}))
     assert argv[argv.index("--dataset") + 1] == "/data/my mnist; rm -rf ~"
+
+
+def test_prestart_starts_every_worker_before_any_trial():
+    with local_executor(2) as pool:
+        before = len(multiprocessing.active_children())
+        futures = prestart(pool, 2)
+        assert len(multiprocessing.active_children()) - before == 2  # both spawned now, not at the first trial
+        assert all(isinstance(f.result(timeout=60), int) for f in futures)
+
+
+def test_pools_after_gives_the_started_pool_then_fresh_ones(tmp_path):
+    # The prestarted pool runs the first round; a pool broken by a dying process is replaced.
+    with local_executor(1) as first:
+        make = pools_after(first, 1)
+        with make() as executor:
+            assert executor is first
+        assert first.submit(int, "7").result(timeout=60) == 7  # the caller owns it: not shut down
+        with make() as again:
+            assert again is not first and again.submit(int, "8").result(timeout=60) == 8

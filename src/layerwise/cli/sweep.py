@@ -9,7 +9,7 @@ import re
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from ..cpu import usable_cores
@@ -25,6 +25,8 @@ from ..sweep import (
     cluster_executor,
     local_executor,
     parse_range,
+    pools_after,
+    prestart,
     run_sweep,
     summary,
 )
@@ -137,16 +139,21 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)  # every setting checked before anything is written
     if args.address is not None and args.workers is not None:
         raise InputError("--workers counts local processes; with --address the cluster's workers run the trials")
-    raw = None
-    if args.address is None:
-        # Read, verified and split once, here; the local workers map the result (write_data_dir).
-        raw = raw_training_data(spec.dataset, progress=not args.quiet)
     cores = usable_cores()
     workers = args.workers or cores
     threads = args.threads or (1 if args.address else max(1, cores // workers))
     out = args.out or Path("sweeps") / f"{Path(spec.dataset).name}-{spec.model}"
     sweep_dir = SweepDir(out)
-    with cluster_executor(args.address) if args.address else nullcontext() as cluster:
+    with ExitStack() as stack:
+        raw = pool = cluster = None
+        if args.address is None:
+            # The pool first: its workers start and import while this process reads the data.
+            pool = stack.enter_context(local_executor(workers))
+            prestart(pool, workers)
+            # Read, verified and split once, here; the local workers map the result (write_data_dir).
+            raw = raw_training_data(spec.dataset, progress=not args.quiet)
+        else:
+            cluster = stack.enter_context(cluster_executor(args.address))
         resumed = sweep_dir.prepare(spec, args.force)
         done = len(sweep_dir.results())
         where = f"the Dask cluster at {args.address}" if cluster else f"{workers} local worker process" + \
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sweep of {spec.trials} trials ({'grid' if spec.grid else 'random'}: {spec.model} on {spec.dataset}, "
               f"{spec.epochs} epochs of {spec.optimizer}) on {where}, {threads} BLAS thread(s) per trial; "
               + (f"resuming {out}: {done} done" if resumed else f"writing {out}"), flush=True)
-        make = (lambda: nullcontext(cluster)) if cluster else (lambda: local_executor(workers))
+        make = (lambda: nullcontext(cluster)) if cluster else pools_after(pool, workers)
         progress = not args.quiet and sys.stderr.isatty()
         parent = data_dir_parent(raw, spec.dtype) if raw is not None else None
         with tempfile.TemporaryDirectory(prefix="layerwise-sweep-", dir=parent) as scratch:

@@ -9,7 +9,7 @@ Dask cluster by address.
 - :mod:`~layerwise.sweep.plots`: the book's figure of the best trials, and lr against weight decay.
 """
 
-from .run import best_trials, cluster_executor, local_executor, run_sweep, summary, train_command
+from .run import best_trials, cluster_executor, local_executor, pools_after, prestart, run_sweep, summary, train_command
 from .spec import BOOK_LR, BOOK_WEIGHT_DECAY, SweepSpec, parse_range
 from .store import SweepDir
 from .trial import run_trial, validation_split
@@ -23,6 +23,8 @@ __all__ = [
     "cluster_executor",
     "local_executor",
     "parse_range",
+    "pools_after",
+    "prestart",
     "run_sweep",
     "run_trial",
     "summary",
