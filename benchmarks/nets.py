@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerwise.layers import Affine
-from layerwise.models import MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
+from layerwise.models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class NetSpec:
     lr: float
     batch_size: int
     flatten: bool  # (N, 784) inputs, else (N, 1, 28, 28)
+    #: Train on the first this many training images ("epoch" = that many / batch_size steps):
+    #: a whole epoch of DeepConvNet is ~1 minute per implementation. None: all 60,000.
+    train_images: int | None = None
 
 
 NETS: dict[str, NetSpec] = {
@@ -49,8 +52,17 @@ NETS: dict[str, NetSpec] = {
                                         dtype=np.float32),
             "adam", 1e-3, 100, False,
         ),
+        NetSpec(
+            "deep-convnet", "DeepConvNet (the book's 8.1: 6 conv 3x3, 3 pool, 50, 10; inverted dropout), Adam lr "
+            "1e-3, batch 100, an \"epoch\" of 200 steps (20,000 images)",
+            lambda seed: DeepConvNet(seed=seed, dropout_mode="inverted", final_dropout=False, dtype=np.float32),
+            "adam", 1e-3, 100, False, train_images=20_000,
+        ),
     )
 }
+#: What ``python -m benchmarks`` measures unless --nets says otherwise (DeepConvNet takes
+#: ~15 minutes more: ``--nets deep-convnet``).
+DEFAULT_NETS = ("mlp-small", "mlp-wide", "convnet")
 
 
 @dataclass(frozen=True)

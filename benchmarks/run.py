@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .nets import NETS
+from .nets import DEFAULT_NETS, NETS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,9 +170,10 @@ def training_table(results: list[dict], machines: dict[int, dict]) -> str:
         share = r["epoch_gflop"] / lw / peak
         loads = f"{r['loadavg'][0][0]:.2f}→{r['loadavg'][1][0]:.2f}"
         acc_gap = 100 * max(abs(a - b) for a, b in zip(r["lw_test_acc"], r["torch_test_acc"], strict=True))
+        images = r.get("train_images", 60000)  # an "epoch" of DeepConvNet is 20,000 images
         rows.append(
             f"| {r['net']} | {r['threads']} | {_fmt_s(r['lw_epoch_s'])} | {_fmt_s(r['torch_epoch_s'])} | "
-            f"**{lw / pt:.2f}** | {60000 / lw:,.0f} | {60000 / pt:,.0f} | {_paired(r)} | {r['gemm_floor_s']:.2f} | "
+            f"**{lw / pt:.2f}** | {images / lw:,.0f} | {images / pt:,.0f} | {_paired(r)} | {r['gemm_floor_s']:.2f} | "
             f"{lw / r['gemm_floor_s']:.1f} | {100 * share:.0f}% | "
             f"{100 * r['lw_test_acc'][-1]:.2f} / {100 * r['torch_test_acc'][-1]:.2f} | {acc_gap:.2f} | "
             f"{r['weight_difference_f64']:.0e} | {loads} | "
@@ -211,7 +212,8 @@ def memory_table(results: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated subset of {', '.join(NETS)}")
+    p.add_argument("--nets", default=",".join(DEFAULT_NETS),
+                   help=f"comma-separated subset of {', '.join(NETS)} (default: {', '.join(DEFAULT_NETS)})")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per implementation (median reported)")
     p.add_argument("--seed", type=int, default=0)

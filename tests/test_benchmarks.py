@@ -73,7 +73,8 @@ def test_an_unknown_network_is_refused_by_name(capsys: pytest.CaptureFixture[str
         parse_args(["--nets", "mlp-small,resnet"])
     assert "unknown nets ['resnet']" in capsys.readouterr().err
     assert parse_args(["--nets", "mlp-small", "--threads", "1"]).threads == [1]
-    assert set(NETS) == {"mlp-small", "mlp-wide", "convnet"}
+    assert set(NETS) == {"mlp-small", "mlp-wide", "convnet", "deep-convnet"}
+    assert parse_args([]).nets == ["mlp-small", "mlp-wide", "convnet"]  # DeepConvNet only when asked
 
 
 def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: Path) -> None:
