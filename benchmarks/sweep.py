@@ -481,7 +481,8 @@ def report(raw: dict[str, Any]) -> str:
     v = raw["versions"]
     lines = [args_line,
              f"Machine: {raw['cpu']} ({raw['cpu_flags']}), {raw['cpus']} CPUs; Python {v['python']}, "
-             f"NumPy {v['numpy']}, layerwise {v['layerwise']}. Fashion-MNIST from {raw['data_dir']}.",
+             f"NumPy {v['numpy']}, layerwise {v['layerwise']}; OpenBLAS kernels: {raw.get('blas', '?')}"
+             + (f" (environment: {raw['env']})" if raw.get("env") else "") + f". Fashion-MNIST from {raw['data_dir']}.",
              f"Each run: `{raw['runs_command']}` (N = 1 or 2), in a fresh folder; {raw['trials']} trials × "
              f"{raw['epochs']} epochs of {raw['network']}, {raw['train_images']:,} training / "
              f"{raw['val_images']:,} validation images.",
@@ -660,6 +661,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _blas_kernel() -> str:
+    """The OpenBLAS kernel NumPy runs (``Haswell``, ``SkylakeX``, ...), as threadpoolctl reports it."""
+    from threadpoolctl import threadpool_info
+
+    return ", ".join(sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("user_api") == "blas"}))
+
+
 def _data_dir() -> str | None:
     from layerwise.datasets import fetch_dataset
     from layerwise.errors import LayerwiseError
@@ -703,6 +711,9 @@ def main(argv: list[str] | None = None) -> int:
         "data_dir": data_dir, "trials": args.trials, "epochs": args.epochs, "network": network,
         "train_images": 60_000 - n_val, "val_images": n_val, "target": TARGET, "pairs": [], "discarded": [],
         "loadavg_start": os.getloadavg()[0],
+        # OpenBLAS's settings and the kernel it chose: a VM may set OPENBLAS_CORETYPE for everyone.
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
+        "blas": _blas_kernel(),
     }
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as scratch:
         for k in range(args.pairs):

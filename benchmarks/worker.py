@@ -29,11 +29,13 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from .nets import NETS, epoch_flops, gemm_floor, inference_flops, step_gemms
 
 
-def _load(spec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _load(flatten: bool, train_images: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as the benchmarks train on it: the first ``train_images`` training images
+    (None: all), and the test set."""
     from layerwise.datasets import load_fashion_mnist
 
-    (x, t), (x_test, t_test) = load_fashion_mnist(flatten=spec.flatten, dtype=np.float32, download=False)
-    n = spec.train_images or len(x)
+    (x, t), (x_test, t_test) = load_fashion_mnist(flatten=flatten, dtype=np.float32, download=False)
+    n = train_images or len(x)
     return x[:n], t[:n], x_test, t_test
 
 
@@ -162,7 +164,7 @@ def compare(job: dict) -> dict:
     threads, epochs, seed = job["threads"], job["epochs"], job["seed"]
     torch.set_num_threads(threads)
     load_start = os.getloadavg()
-    x, t, x_test, t_test = _load(spec)
+    x, t, x_test, t_test = _load(spec.flatten, spec.train_images)
     n = len(x)
     result: dict[str, Any] = {"net": spec.key, "title": spec.title, "threads": threads, "epochs": epochs,
                               "train_images": n}
@@ -245,7 +247,7 @@ def memory(job: dict) -> dict:
     threads, impl = job["threads"], job["impl"]
     with threadpool_limits(threads, user_api="blas"):
         base = _rss_mb()
-        x, t, _, _ = _load(spec)
+        x, t, _, _ = _load(spec.flatten, spec.train_images)
         data = _rss_mb()
         model = spec.build(job["seed"])
         start = time.perf_counter()
@@ -283,7 +285,7 @@ def accuracy(job: dict) -> dict:
     spec = NETS[job["net"]]
     threads = job["threads"]
     torch.set_num_threads(threads)
-    x, t, x_test, t_test = _load(spec)
+    x, t, x_test, t_test = _load(spec.flatten, spec.train_images)
     runs = []
     with threadpool_limits(threads, user_api="blas"):
         for seed in job["seeds"]:
