@@ -48,3 +48,31 @@ def test_one_channel_im2col_equals_the_window_copy(stride, pad):
     _same(col, np.ascontiguousarray(windows).reshape(3 * OH * OW, 25))
     assert col.flags.f_contiguous
     assert col.shape == (3 * OH * OW, 25)
+
+
+@pytest.mark.parametrize(
+    ("C", "FN", "F", "pad", "stride", "correlation"),
+    [
+        (4, 4, 3, 1, 1, True),  # DeepConvNet's conv2, conv6 shapes
+        (4, 2, 3, 2, 1, True),  # pad = F - 1: dout is not padded again (conv4's pad 2)
+        (3, 3, 3, 0, 1, True),
+        (2, 2, 5, 4, 1, True),
+        (2, 3, 3, 1, 1, False),  # FN > C: per offset
+        (3, 3, 3, 3, 1, False),  # pad > F - 1
+        (3, 3, 3, 1, 2, False),  # stride 2
+    ],
+)
+def test_both_ways_of_the_input_gradient_equal_col2im(C, FN, F, pad, stride, correlation):
+    rng = np.random.default_rng(C * 100 + FN * 10 + pad)
+    x_shape = (3, C, 9, 7)  # H != W; with stride 2 and pad 1: 5 × 4 outputs
+    OH, OW = conv_output_shape(x_shape, F, F, stride, pad, "test")
+    Wt, d = rng.standard_normal((FN, C, F, F)), rng.standard_normal((3 * OH * OW, FN))
+    assert conv_kernels.by_correlation(Wt.shape, stride, pad) is correlation
+    expected = book_col2im(d @ Wt.reshape(FN, -1), x_shape, F, F, stride, pad)
+    np.testing.assert_allclose(conv_input_grad(d, Wt, x_shape, stride, pad), expected, rtol=1e-12, atol=1e-12)
+    # and the other way too, where it applies, gives the same
+    other = conv_kernels._input_grad_per_offset(d, Wt, x_shape, stride, pad, OH, OW)
+    np.testing.assert_allclose(other, expected, rtol=1e-12, atol=1e-12)
+    if stride == 1 and pad <= F - 1:
+        turned = conv_kernels._input_grad_by_correlation(d, Wt, x_shape, pad, OH, OW)
+        np.testing.assert_allclose(turned, expected, rtol=1e-12, atol=1e-12)
