@@ -317,8 +317,9 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         + " (PyTorch: " + ", ".join(f"{machines[n]['torch_gemm_gflops']:.0f}" for n in threads) + ").",
         f"Load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f}; the run took {raw['seconds']:.0f} s.",
         "",
-        "Training: Fashion-MNIST, 60,000 images per epoch, float32, same initial weights and sample order "
-        f"for both; median (min-max) over {args.epochs} epochs, alternating layerwise / PyTorch epoch by epoch. "
+        "Training: Fashion-MNIST, 60,000 images per epoch (deep-convnet: 20,000), float32, same initial weights "
+        f"and sample order for both; median (min-max) over {args.epochs} epochs, alternating layerwise / PyTorch "
+        "epoch by epoch. "
         f"Test accuracy after epoch {args.epochs}; *max acc gap*: the largest difference after any epoch; "
         f"*weights Δ*: max |w_lw - w_PT| / max |w| after {args.check_steps} steps of float64 twins; "
         "*ratio per epoch pair*: lw/PT of each pair of back-to-back epochs, median (min-max); "
