@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def test_report_of_a_folder_that_is_no_sweep(tmp_path):
     (["--lr", "1e-6..1e-2", "--weight-decay", "1e-4..1e-8"], ["--weight-decay", "reversed"]),
     (["--lr", "fast"], ["--lr", "LOW..HIGH"]),
     (["--trials", "0"], ["--trials", "at least 1"]),
+    (["--validation", "0.0001"], ["--validation 0.0001", "leaves 0 for validation"]),
     (["--dataset", "nosuch"], ["nosuch", "dataset", "digits"]),
     (["--model", "convnet", "--weight-decay", "1e-8..1e-4"], ["--weight-decay", "--model mlp"]),
     (["--grid", "--trials", "10"], ["--grid", "square"]),
@@ -112,6 +114,15 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, args, words):
     for word in words:
         assert word in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []  # no SWEEP_DIR, nor sweeps/
+
+
+def leftover_data_dirs(pid: int) -> list[Path]:
+    """The data folders a sweep in process ``pid`` made, wherever it put them."""
+    from layerwise.sweep.trial import data_dir_prefix  # the name the command gives them
+
+    prefix = data_dir_prefix(pid)
+    return [p for parent in (Path("/dev/shm"), Path(tempfile.gettempdir())) if parent.is_dir()
+            for p in parent.iterdir() if p.name.startswith(prefix)]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -153,8 +164,12 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials
     print(f"killed after {len(whole)} of 16 trials")
     assert 2 <= len(whole) < 16, f"the sweep was not killed mid-way ({len(whole)} trials recorded)"
     assert proc.returncode == -signal.SIGKILL
+    # kill -9 skips every cleanup: the data folder the workers mapped is still there ...
+    left = leftover_data_dirs(proc.pid)
+    assert len(left) == 1, left
 
     rerun = ok(sweep(*args, cwd=tmp_path))
+    assert not left[0].exists()  # ... until the next sweep removes it (its process is gone)
     assert f"resuming S: {len(whole)} done" in rerun.stdout
     final = trials_path.read_bytes()
     assert final.endswith(b"\n")
@@ -163,6 +178,35 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials
     after = [json.loads(line) for line in lines]  # every line parses: none truncated
     assert sorted(r["trial"] for r in after) == list(range(16))  # each trial exactly once
     assert "16 of 16 trials finished" in rerun.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="SIGTERM to a process (POSIX)")
+def test_sigterm_mid_sweep_stops_the_workers_and_removes_the_data_folder(tmp_path):
+    args = ["--trials", 16, "--epochs", 40, "--model", "mlp", "--hidden", "200,200", "--workers", 2,
+            "--out", "S", "--quiet"]
+    trials_path = tmp_path / "S" / "trials.jsonl"
+    with open(tmp_path / "out", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", *map(str, args)], cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + HANG_SECONDS
+        while not (trials_path.exists() and trials_path.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, (tmp_path / "out").read_text()
+            assert time.monotonic() < deadline, "no trial finished"
+            time.sleep(0.02)
+        assert leftover_data_dirs(proc.pid)  # the workers' data, while they run
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "out").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _group_alive(proc.pid):
+        assert time.monotonic() < deadline, "a worker of the stopped sweep is still running"
+        time.sleep(0.05)
+    assert leftover_data_dirs(proc.pid) == []
+    assert "Traceback" not in (tmp_path / "out").read_text()
 
 
 def test_another_spec_for_a_sweep_dir_is_refused_unless_forced(tmp_path):
@@ -223,3 +267,4 @@ def test_no_room_for_the_workers_data_is_a_clear_error(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert code == 2 and "could not write the training data" in err and "No space left on device" in err
     assert "Traceback" not in err
+    assert not (tmp_path / "S").exists()  # refused before the sweep's folder is made

@@ -3,7 +3,10 @@ failing trial named; and what the command prints of it (layerwise.sweep.run)."""
 
 import json
 import multiprocessing
+import os
 import shlex
+import signal
+import time
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 
@@ -267,3 +270,23 @@ def test_pools_after_gives_the_started_pool_then_fresh_ones(tmp_path):
         assert first.submit(int, "7").result(timeout=60) == 7  # the caller owns it: not shut down
         with make() as again:
             assert again is not first and again.submit(int, "8").result(timeout=60) == 8
+
+
+def test_a_prestarted_pool_that_broke_before_the_trials_is_replaced(tmp_path):
+    # A worker killed while the sweep's process still read the data: submit() itself refuses.
+    spec = small_spec()
+    sweep_dir = prepared(tmp_path, spec)
+    with local_executor(1) as pool:
+        (pid,) = {f.result(timeout=60) for f in prestart(pool, 1)}
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:  # the pool learns of the death in its own thread
+            try:
+                pool.submit(int, "1").result(timeout=30)
+            except BrokenProcessPool:
+                break
+            assert time.monotonic() < deadline, "the pool never noticed its worker died"
+            time.sleep(0.05)
+        results = run_sweep(spec, sweep_dir, pools_after(pool, 1), threads=1, progress=False)
+    assert sorted(results) == list(range(spec.trials))
+    assert sorted(r["trial"] for r in lines(sweep_dir)) == list(range(spec.trials))

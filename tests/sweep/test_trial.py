@@ -4,6 +4,8 @@ the data read once per process (layerwise.sweep.trial)."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -218,3 +220,18 @@ def test_a_validation_fraction_that_leaves_nothing_is_named():
     x, t = np.zeros((10, 4)), np.zeros(10, dtype=np.uint8)
     with pytest.raises(InputError, match=r"--validation 0\.01 of 10 training images leaves 0 for validation"):
         validation_split(x, t, 0.01, 0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a process's liveness through os.kill(pid, 0) (POSIX)")
+def test_leftover_data_dirs_of_dead_sweeps_are_removed_and_no_others(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{trial.data_dir_prefix(gone.pid)}abc"
+    alive = tmp_path / f"{trial.data_dir_prefix()}def"  # this process's own
+    other = tmp_path / "layerwise-sweep-notapid-x"
+    unrelated = tmp_path / "something-else"
+    for folder in (dead, alive, other, unrelated):
+        folder.mkdir()
+        (folder / "x_train.npy").write_bytes(b"data")
+    assert trial.remove_leftover_data_dirs(str(tmp_path)) == [str(dead)]
+    assert not dead.exists() and alive.exists() and other.exists() and unrelated.exists()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
-from contextlib import ExitStack, nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from ..cpu import usable_cores
@@ -32,7 +35,13 @@ from ..sweep import (
 )
 from ..sweep.plots import draw_best_trials, draw_lr_weight_decay
 from ..sweep.store import PLOT_NAMES
-from ..sweep.trial import data_dir_parent, raw_training_data, write_data_dir
+from ..sweep.trial import (
+    data_dir_parent,
+    data_dir_prefix,
+    raw_training_data,
+    remove_leftover_data_dirs,
+    write_data_dir,
+)
 from .train import _hidden, _positive_int
 
 PLOT_HELP = "best-trials.png (the book's figure) and lr-weight-decay.png"
@@ -95,6 +104,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """While inside, SIGTERM (``kill``, a job scheduler) raises SystemExit(143) in the main
+    thread, as Ctrl-C raises KeyboardInterrupt: the sweep's context managers run and its data
+    folder is removed. Elsewhere (another thread, no SIGTERM on the platform) nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _spec(args: argparse.Namespace) -> SweepSpec:
     lr = parse_range(args.lr, "--lr") if args.lr is not None else BOOK_LR
     if args.weight_decay is not None:
@@ -145,13 +173,29 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("sweeps") / f"{Path(spec.dataset).name}-{spec.model}"
     sweep_dir = SweepDir(out)
     with ExitStack() as stack:
-        raw = pool = cluster = None
+        # SIGTERM unwinds like Ctrl-C, so the workers stop and the data folder goes.
+        stack.enter_context(terminate_as_exit())
+        pool = cluster = data_dir = None
         if args.address is None:
             # The pool first: its workers start and import while this process reads the data.
             pool = stack.enter_context(local_executor(workers))
             prestart(pool, workers)
             # Read, verified and split once, here; the local workers map the result (write_data_dir).
             raw = raw_training_data(spec.dataset, progress=not args.quiet)
+            parent = data_dir_parent(raw, spec.dtype)
+            remove_leftover_data_dirs(parent)
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=data_dir_prefix(), dir=parent, ignore_cleanup_errors=True))
+            # Exits run last-in first-out: the workers stop before their mapped files are removed
+            # (Windows cannot delete a mapped file).
+            stack.callback(pool.shutdown)
+            try:  # before SWEEP_DIR is written: a --validation that leaves nothing is refused here
+                data_dir = str(write_data_dir(raw, spec.model, spec.dtype, spec.validation, spec.seed,
+                                              Path(scratch)))
+            except OSError as exc:
+                raise InputError(f"could not write the training data for the workers in {scratch}: "
+                                 f"{exc.strerror or exc}") from None
+            del raw  # the workers map the files
         else:
             cluster = stack.enter_context(cluster_executor(args.address))
         resumed = sweep_dir.prepare(spec, args.force)
@@ -163,21 +207,10 @@ def run(args: argparse.Namespace) -> int:
               + (f"resuming {out}: {done} done" if resumed else f"writing {out}"), flush=True)
         make = (lambda: nullcontext(cluster)) if cluster else pools_after(pool, workers)
         progress = not args.quiet and sys.stderr.isatty()
-        parent = data_dir_parent(raw, spec.dtype) if raw is not None else None
-        with tempfile.TemporaryDirectory(prefix="layerwise-sweep-", dir=parent) as scratch:
-            data_dir = None
-            if raw is not None:
-                try:
-                    data_dir = str(write_data_dir(raw, spec.model, spec.dtype, spec.validation, spec.seed,
-                                                  Path(scratch)))
-                except OSError as exc:
-                    raise InputError(f"could not write the training data for the workers in {scratch}: "
-                                     f"{exc.strerror or exc}") from None
-                del raw  # the workers map the files
-            started = time.perf_counter()
-            results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_dir=data_dir)
-            ran = len(results) - done
-            seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        results = run_sweep(spec, sweep_dir, make, threads, progress=progress, data_dir=data_dir)
+        ran = len(results) - done
+        seconds = time.perf_counter() - started
         if ran:
             print(f"ran {ran} trial{'s' if ran != 1 else ''} in {seconds:.2f} s ({ran / seconds:.2f} trials/s)")
     print(summary(spec, results))

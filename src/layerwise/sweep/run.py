@@ -126,7 +126,12 @@ def run_sweep(spec: SweepSpec, sweep_dir: SweepDir, make_executor: Callable[[], 
         while pending:
             broken = False
             with make_executor() as executor:
-                futures: dict[Future, dict] = {executor.submit(run_trial, c): c for c in pending}
+                futures: dict[Future, dict] = {}
+                try:
+                    for c in pending:
+                        futures[executor.submit(run_trial, c)] = c
+                except BrokenExecutor:  # a worker died before the trials were sent (a prestarted pool)
+                    broken = True
                 for future in as_completed(futures):
                     config = futures[future]
                     try:
