@@ -57,6 +57,7 @@ def test_one_channel_im2col_equals_the_window_copy(stride, pad):
         (4, 2, 3, 2, 1, True),  # pad = F - 1: dout is not padded again (conv4's pad 2)
         (3, 3, 3, 0, 1, True),
         (2, 2, 5, 4, 1, True),
+        (4, 1, 3, 1, 1, True),  # FN = 1: dout has one channel (im2col's one-channel path)
         (2, 3, 3, 1, 1, False),  # FN > C: per offset
         (3, 3, 3, 3, 1, False),  # pad > F - 1
         (3, 3, 3, 1, 2, False),  # stride 2
@@ -76,3 +77,13 @@ def test_both_ways_of_the_input_gradient_equal_col2im(C, FN, F, pad, stride, cor
     if stride == 1 and pad <= F - 1:
         turned = conv_kernels._input_grad_by_correlation(d, Wt, x_shape, pad, OH, OW)
         np.testing.assert_allclose(turned, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_correlation_way_keeps_float32():
+    rng = np.random.default_rng(7)
+    x_shape = (2, 8, 6, 6)
+    Wt, d = rng.standard_normal((8, 8, 3, 3)), rng.standard_normal((2 * 36, 8))
+    assert conv_kernels.by_correlation(Wt.shape, 1, 1)
+    dx32 = conv_input_grad(d.astype(np.float32), Wt.astype(np.float32), x_shape, 1, 1)
+    assert dx32.dtype == np.float32
+    np.testing.assert_allclose(dx32, conv_input_grad(d, Wt, x_shape, 1, 1), rtol=1e-4, atol=1e-4)

@@ -153,9 +153,11 @@ def test_the_language_switch_shows_the_page_in_another_language_and_keeps_it(pag
     assert page.locator("#lang-switch").input_value() == page.lang
     names = page.locator("#lang-switch option").all_inner_texts()
     assert names == [catalogue(code)["language.name"] for code in LANGUAGES]
+    page.click("#tab-step")
     with page.expect_navigation():
         page.select_option("#lang-switch", other)
     page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#view-step").is_visible()  # the open view comes along
     for _ in range(2):  # after the switch, and again on the next visit (the cookie)
         assert page.locator("html").get_attribute("lang") == other
         assert page.locator("#tab-draw").inner_text() == catalogue(other)["tab.draw"]

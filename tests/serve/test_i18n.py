@@ -109,8 +109,9 @@ def test_the_script_takes_its_words_from_the_catalogue():
     worded = [lit for lit in _LITERAL.findall(code) if _WORDS.search(re.sub(r"\$\{[^}]*\}", "", lit))]
     # Code, not words shown: a directive, a selector, class names, a canvas font, and the
     # console's message for a developer.
-    allowed = {'"use strict"', '"nav button"', '"muted small"', '"small muted"', '"11px system-ui"',
-               "`layerwise: no string ${key}`"}
+    allowed = {'"use strict"', '"nav button"', '"nav button[aria-selected=true]"',
+               '`nav button[data-view="${CSS.escape(asked)}"]`', '"muted small"', '"small muted"',
+               '"11px system-ui"', "`layerwise: no string ${key}`"}
     assert [w for w in worded if w not in allowed] == []
 
 
@@ -137,6 +138,9 @@ def test_every_key_is_used_and_every_used_key_exists():
     ("ko;q=0,ja;q=0.1", "ja"),  # q=0: not acceptable
     ("zh-CN,zh;q=0.9", "en"),
     ("KO-kr", "ko"),
+    ("ko_KR,en;q=0.5", "ko"),  # an underscore, as some clients send it
+    ("en;q=0.9,ja;Q=1", "ja"),  # parameter names are case-insensitive
+    ("ko;q=2,ja;q=0.9", "ja"),  # a weight above 1 is malformed: that range is skipped
     ("*", "en"),
     ("ko;q=abc,ja;q=0.5", "ja"),  # a malformed range is skipped, not an error
     ("garbage;;;,,", "en"),
@@ -189,9 +193,12 @@ def test_the_switch_is_remembered_in_a_cookie(served):
 
     with TestClient(create_app(served), base_url="http://127.0.0.1") as own:
         first = own.get("/?lang=ja", headers={"Accept-Language": "ko"})
-        assert '<html lang="ja">' in first.text and "lang=ja" in first.headers["set-cookie"]
+        assert '<html lang="ja">' in first.text and "layerwise_lang=ja" in first.headers["set-cookie"]
         again = own.get("/", headers={"Accept-Language": "ko"})  # the cookie, not the header
         assert '<html lang="ja">' in again.text
+        graphs = own.get("/api/graphs", headers={"Accept-Language": "ko"})  # the API follows it too
+        assert graphs.json()["graphs"][0]["title"] == catalogue("ja")["graph.apple"]
+        assert "Cookie" in graphs.headers["vary"]
 
 
 def test_an_unknown_language_in_the_address_is_refused(client):
@@ -200,10 +207,11 @@ def test_an_unknown_language_in_the_address_is_refused(client):
 
 
 def test_a_script_end_in_a_string_cannot_end_the_embedded_json(monkeypatch):
-    words = {**ENGLISH, "draw.hint": "</script><script>alert(1)</script>"}
+    words = {**ENGLISH, "draw.hint": "</script><script>alert(1)</script><!--<script>"}
     monkeypatch.setattr(i18n, "catalogue", lambda lang: words)
     page = render_page(TEMPLATE, "en")
-    assert page.count("</script>") == TEMPLATE.count("</script>") + 1  # the embedded JSON's own end
+    embedded = re.search(r'<script id="i18n" type="application/json">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in embedded  # no "</script>", no "<!--": nothing the HTML parser could act on
     assert _strings(page)["strings"]["draw.hint"] == words["draw.hint"]
 
 

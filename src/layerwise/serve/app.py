@@ -162,8 +162,11 @@ def create_app(served: ServedModel, hosts: Collection[str] = LOOPBACK_HOSTS) -> 
         asked = request.query_params.get("lang")
         if asked is not None and asked not in LANGUAGES:
             raise RequestError(f"lang: no language {asked!r}; choose from {', '.join(LANGUAGES)}")
-        words = catalogue(choose(asked, None, request.headers.get("accept-language")))
-        return _json({"graphs": [{"name": k, "title": words[f"graph.{k}"]} for k in GRAPHS], "max_batch": MAX_BATCH})
+        words = catalogue(choose(asked, request.cookies.get(COOKIE), request.headers.get("accept-language")))
+        response = _json({"graphs": [{"name": k, "title": words[f"graph.{k}"]} for k in GRAPHS],
+                          "max_batch": MAX_BATCH})
+        response.headers["Vary"] = "Accept-Language, Cookie"
+        return response
 
     async def new_session(request: Request) -> Response:
         name = request.path_params["name"]

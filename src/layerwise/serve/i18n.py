@@ -25,8 +25,9 @@ __all__ = ["COOKIE", "DEFAULT", "LANGUAGES", "catalogue", "choose", "negotiate",
 #: The languages the page speaks, in the order the switch lists them.
 LANGUAGES = ("en", "ko", "ja")
 DEFAULT = "en"
-#: The cookie that remembers the language chosen with the switch.
-COOKIE = "lang"
+#: The cookie that remembers the language chosen with the switch (cookies are shared by every
+#: app on 127.0.0.1, whatever its port: hence the prefix).
+COOKIE = "layerwise_lang"
 
 
 @functools.cache
@@ -38,7 +39,8 @@ def catalogue(lang: str) -> dict[str, str]:
     return json.loads(text)
 
 
-_RANGE = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
+# A language range and its weight: "ko-KR;q=0.9" (and "ko_KR", which some clients send).
+_RANGE = re.compile(r"^\s*([A-Za-z]{1,8})(?:[-_][A-Za-z0-9]{1,8})*\s*(?:;\s*[qQ]\s*=\s*([0-9.]+))?\s*$")
 
 
 def negotiate(accept_language: str | None) -> str:
@@ -55,7 +57,7 @@ def negotiate(accept_language: str | None) -> str:
         except ValueError:
             continue
         lang = m.group(1).lower()
-        if q > 0 and lang in LANGUAGES:
+        if 0 < q <= 1 and lang in LANGUAGES:  # a weight above 1 is malformed, not a preference
             ranked.append((-q, order, lang))
     return min(ranked)[2] if ranked else DEFAULT
 
@@ -94,6 +96,7 @@ def render_page(template: str, lang: str) -> str:
     page = page.replace('<html lang="">', f'<html lang="{lang}">', 1)
     data = {"lang": lang, "strings": strings,
             "languages": [{"code": code, "name": catalogue(code)["language.name"]} for code in LANGUAGES]}
-    # "</" would end the script element early; "<\/" is the same JSON string.
-    embedded = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    # No "<" at all inside the script element ("</script>", "<!--" would end or confuse it);
+    # "\u003c" is the same JSON string.
+    embedded = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
     return page.replace(_PAGE_DATA, f'<script id="i18n" type="application/json">{embedded}</script>', 1)

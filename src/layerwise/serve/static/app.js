@@ -654,11 +654,17 @@ function languageSwitch() {
   const select = $("lang-switch");
   select.replaceChildren(...i18n.languages.map((l) => el("option", { value: l.code, text: l.name })));
   select.value = i18n.lang;
-  select.addEventListener("change", () => { window.location.search = `?lang=${encodeURIComponent(select.value)}`; });
+  // The open view comes along in the address's #fragment; a running training run re-attaches.
+  select.addEventListener("change", () => {
+    const view = document.querySelector("nav button[aria-selected=true]").dataset.view;
+    window.location.assign(`?lang=${encodeURIComponent(select.value)}#${view}`);
+  });
 }
 
 async function start() {
   languageSwitch();
+  const asked = window.location.hash.slice(1);
+  if (document.querySelector(`nav button[data-view="${CSS.escape(asked)}"]`)) showView(asked);
   clearPad();
   state.model = await api("GET", "/api/model");
   const m = state.model;
