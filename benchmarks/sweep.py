@@ -179,7 +179,10 @@ def sweep_run(args: argparse.Namespace, workers: int, scratch: Path) -> dict[str
     def line_time(pattern: re.Pattern) -> float:
         return next(t for t, text in lines if pattern.match(text))
 
-    ran = next(m for m in (RAN.match(text) for _, text in lines) if m)
+    ran = next((m for m in (RAN.match(text) for _, text in lines) if m), None)
+    if ran is None:
+        raise RuntimeError(f"{' '.join(cmd)} printed no \"ran N trials in S s\" line:\n"
+                           + "\n".join(text for _, text in lines))
 
     arrived = dict((trial, t) for t, trial in reversed(arrivals))  # the first time each was seen
     trials = [{"trial": r["trial"], "worker": r["worker"].rsplit(":", 1)[1], "seconds": r["seconds"],
