@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from .run import ROOT, _cpu_flags, _cpu_model, _versions, wait_until_idle
+from .worker import _blas
 
 TARGET = 1.7  # the issue's requirement: 2-worker throughput / 1-worker throughput
 OTHER_MAX = 0.15  # cores other processes may use during a run before its pair is measured again
@@ -664,13 +665,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _blas_kernel() -> str:
-    """The OpenBLAS kernel NumPy runs (``Haswell``, ``SkylakeX``, ...), as threadpoolctl reports it."""
-    from threadpoolctl import threadpool_info
-
-    return ", ".join(sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("user_api") == "blas"}))
-
-
 def _data_dir() -> str | None:
     from layerwise.datasets import fetch_dataset
     from layerwise.errors import LayerwiseError
@@ -716,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": os.getloadavg()[0],
         # OpenBLAS's settings and the kernel it chose: a VM may set OPENBLAS_CORETYPE for everyone.
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
-        "blas": _blas_kernel(),
+        "blas": _blas().get("architecture") or "?",
     }
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as scratch:
         for k in range(args.pairs):

@@ -137,28 +137,48 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-@pytest.mark.skipif(not hasattr(os, "killpg") or not Path("/proc/self/stat").exists(),
-                    reason="kill -9 of a process group, observed through /proc (Linux)")
-def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials(tmp_path):
-    args = ["--trials", 16, "--epochs", 40, "--model", "mlp", "--hidden", "200,200", "--workers", 2,
-            "--out", "S", "--quiet"]
+#: A sweep long enough to be stopped mid-way (16 trials of a 784-200-200-10 net, 40 epochs each).
+LONG_SWEEP = ["--trials", 16, "--epochs", 40, "--model", "mlp", "--hidden", "200,200", "--workers", 2,
+              "--out", "S", "--quiet"]
+NEEDS_PROCESS_GROUPS = pytest.mark.skipif(
+    not hasattr(os, "killpg") or not Path("/proc/self/stat").exists(),
+    reason="signals to a process group, observed through /proc (Linux)")
+
+
+def start_sweep(tmp_path: Path, output: Path, trials: int) -> subprocess.Popen:
+    """``layerwise sweep`` LONG_SWEEP in a process group of its own, returned once ``trials``
+    trials are recorded (its output goes to ``output``)."""
     trials_path = tmp_path / "S" / "trials.jsonl"
-    with open(tmp_path / "first.out", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", *map(str, args)], cwd=tmp_path,
+    with open(output, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", *map(str, LONG_SWEEP)], cwd=tmp_path,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + HANG_SECONDS
-        while not (trials_path.exists() and trials_path.read_bytes().count(b"\n") >= 2):
-            assert proc.poll() is None, (tmp_path / "first.out").read_text()
-            assert time.monotonic() < deadline, "no two trials finished"
+        while not (trials_path.exists() and trials_path.read_bytes().count(b"\n") >= trials):
+            assert proc.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"{trials} trials never finished"
             time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its pool's workers: the whole group
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        raise
+    return proc
+
+
+def wait_group_gone(pgid: int) -> None:
     deadline = time.monotonic() + 30
-    while _group_alive(proc.pid):
-        assert time.monotonic() < deadline, "a worker of the killed sweep is still running"
+    while _group_alive(pgid):
+        assert time.monotonic() < deadline, "a worker of the stopped sweep is still running"
         time.sleep(0.05)
+
+
+@NEEDS_PROCESS_GROUPS
+def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials(tmp_path):
+    trials_path = tmp_path / "S" / "trials.jsonl"
+    proc = start_sweep(tmp_path, tmp_path / "first.out", trials=2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its pool's workers: the whole group
+    proc.wait(timeout=30)
+    wait_group_gone(proc.pid)
     data = trials_path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1].splitlines(keepends=True)  # a cut-short last line is no record
     print(f"killed after {len(whole)} of 16 trials")
@@ -168,7 +188,7 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials
     left = leftover_data_dirs(proc.pid)
     assert len(left) == 1, left
 
-    rerun = ok(sweep(*args, cwd=tmp_path))
+    rerun = ok(sweep(*LONG_SWEEP, cwd=tmp_path))
     assert not left[0].exists()  # ... until the next sweep removes it (its process is gone)
     assert f"resuming S: {len(whole)} done" in rerun.stdout
     final = trials_path.read_bytes()
@@ -180,33 +200,21 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials
     assert "16 of 16 trials finished" in rerun.stdout
 
 
-@pytest.mark.skipif(not hasattr(os, "killpg"), reason="SIGTERM to a process (POSIX)")
+@NEEDS_PROCESS_GROUPS
 def test_sigterm_mid_sweep_stops_the_workers_and_removes_the_data_folder(tmp_path):
-    args = ["--trials", 16, "--epochs", 40, "--model", "mlp", "--hidden", "200,200", "--workers", 2,
-            "--out", "S", "--quiet"]
-    trials_path = tmp_path / "S" / "trials.jsonl"
-    with open(tmp_path / "out", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "layerwise", "sweep", *map(str, args)], cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    output = tmp_path / "out"
+    proc = start_sweep(tmp_path, output, trials=1)
     try:
-        deadline = time.monotonic() + HANG_SECONDS
-        while not (trials_path.exists() and trials_path.read_bytes().count(b"\n") >= 1):
-            assert proc.poll() is None, (tmp_path / "out").read_text()
-            assert time.monotonic() < deadline, "no trial finished"
-            time.sleep(0.02)
         assert leftover_data_dirs(proc.pid)  # the workers' data, while they run
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "out").read_text()
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, output.read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while _group_alive(proc.pid):
-        assert time.monotonic() < deadline, "a worker of the stopped sweep is still running"
-        time.sleep(0.05)
+    wait_group_gone(proc.pid)
     assert leftover_data_dirs(proc.pid) == []
-    assert "Traceback" not in (tmp_path / "out").read_text()
+    assert "Traceback" not in output.read_text()
 
 
 def test_another_spec_for_a_sweep_dir_is_refused_unless_forced(tmp_path):
