@@ -20,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -340,8 +341,28 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     if memory:
         lines += ["", f"Peak memory (ru_maxrss of a separate process: load data, train {args.memory_epochs} "
                       "epoch(s); layerwise runs without PyTorch imported).", "", memory_table(memory)]
+    if any("lw_thread_plan" in r for r in results):
+        lines += ["", "layerwise's choices on this machine (`kernels/tuning.py`): how the Trainer used the threads, "
+                      "measured before the timed epochs (ms a step of a copy of the network under each plan), "
+                      "and the evaluation chunk, from the last-level cache.", "", choices_table(results)]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
     return "\n".join(lines)
+
+
+def choices_table(results: list[dict]) -> str:
+    out = ["| network | threads | training plan | ms a step: blas / blas1 / owned | inference chunk |",
+           "|---|--:|---|--:|---|"]
+    for r in results:
+        plan, chunk = r.get("lw_thread_plan"), r.get("lw_inference_chunk_bytes")
+        if plan is None:
+            continue
+        ms = plan["ms_per_step"]
+        times = " / ".join(f"{ms[p]:.3g}" for p in ("blas", "blas1", "owned")) if ms else "-"
+        cache = chunk["last_level_cache"]
+        source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / 2" if cache else "no cache size: default"
+        out.append(f"| {r['net']} | {r['threads']} | {plan['plan']} ({plan['how']}) | {times} "
+                   f"| {chunk['bytes'] / 2**20:g} MiB ({source}) = {chunk['images']} images |")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,7 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(raw, indent=1))
 
-    run(args, raw, save)
+    # layerwise measures how to use the threads the first time a network trains on a machine
+    # and keeps the choice (kernels/tuning.py): a folder of the run's own, so that this run
+    # measures (and reports) its choices instead of reusing an earlier run's.
+    with tempfile.TemporaryDirectory(prefix="layerwise-benchmark-tuning-") as tuning_dir:
+        os.environ["LAYERWISE_CACHE_DIR"] = tuning_dir  # the workers inherit it
+        run(args, raw, save)
     save()
     print(report(args, raw))
     return 0

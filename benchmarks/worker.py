@@ -115,6 +115,16 @@ def _layerwise_trainer(spec, model, x, t, seed):
                    train_eval_samples=1, progress=False, log=None)
 
 
+def _chunk_bytes(model, x_test) -> dict:
+    """The evaluation chunk layerwise's predict takes here, and where its size came from."""
+    from layerwise.kernels.tuning import inference_chunk_bytes, last_level_cache
+
+    cache = last_level_cache()
+    return {"bytes": model.inference_chunk_bytes or inference_chunk_bytes(),
+            "images": model.inference_batch_size(x_test.shape[1:], x_test.dtype.itemsize),
+            "last_level_cache": cache}
+
+
 def _layerwise_epoch(trainer) -> float:
     trainer.epochs = trainer.epoch + 1
     _settle()
@@ -176,6 +186,11 @@ def compare(job: dict) -> dict:
         model = spec.build(seed)
         tmodel = torch_nets.to_torch(model)  # same initial weights
         trainer = _layerwise_trainer(spec, model, x, t, seed)
+        # How the Trainer uses the threads, measured (or kept) now, before anything is timed.
+        plan = trainer.plan_threads()
+        result["lw_thread_plan"] = {"plan": plan.plan, "how": plan.how, "ms_per_step": plan.ms_per_step,
+                                    "describe": plan.describe()}
+        result["lw_inference_chunk_bytes"] = _chunk_bytes(model, x_test)
         run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
                                   x, t, spec.batch_size)
         # The Trainer draws each epoch's permutation from default_rng(seed), one

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,6 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
 MNIST_T10K = SHARED / "datasets" / "mnist-t10k"
 BOOK_WEIGHTS = SHARED / "reference" / "dlfs-weights"
+
+# Choices the Trainer measures (layerwise.kernels.tuning) are kept in a folder of the test
+# session's own, never in the user's ~/.cache; the command lines the tests start inherit it.
+_TUNING_CACHE = tempfile.TemporaryDirectory(prefix="layerwise-tests-cache-")
+os.environ["LAYERWISE_CACHE_DIR"] = _TUNING_CACHE.name
 
 # Fast, bounded fuzzing in CI; `pytest --hypothesis-profile=long` for a deep run.
 settings.register_profile(

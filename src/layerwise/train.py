@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import json
 import math
 import sys
@@ -24,7 +25,8 @@ from .datasets import iterate_minibatches
 from .errors import InputError, ShapeError, TrainingDiverged
 from .io import atomic_write, save
 from .kernels.memory import keep_freed_memory
-from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, blas_limit, owned_threads, run_threads, share_cores
+from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, run_threads, share_cores
+from .kernels.tuning import ThreadPlan, cache_file, enter_plan, training_plan
 from .models import Sequential
 from .optim import LR_SCHEDULES, lr_factor
 
@@ -186,6 +188,9 @@ class Trainer:
         self.step_in_epoch = 0  # completed steps of the current epoch
         self._epoch_rng_state = self.shuffle_rng.bit_generator.state
         self._core_share: CoreShare | None = None  # during fit(), when BLAS's threads are shared
+        #: How fit() used its threads, and how that was decided (``kernels.tuning.ThreadPlan``);
+        #: None before fit().
+        self.thread_plan: ThreadPlan | None = None
         #: Steps run so far on each number of BLAS threads, for an MLP whose threads were left
         #: to layerwise: {2: 580, 1: 20} says 20 steps gave a core to another process.
         self.shared_thread_steps: collections.Counter[int] = collections.Counter()
@@ -282,24 +287,71 @@ class Trainer:
         return self.history
 
     def _threads(self) -> contextlib.ExitStack:
-        """The run's threads (``kernels.threads.run_threads``). For a network whose steps make
-        large arrays (a convnet's activations), layerwise owns them and splits the passes and
-        products itself (``owned_threads``): split passes measured no faster while OpenBLAS's
-        idle threads spun on the other core. An MLP's arrays are too small to split (a handoff
-        costs ~25 us), so BLAS keeps the threads for the products; unless the user fixed their
-        number, only as many as other processes leave free (``CoreShare``)."""
+        """The run's threads (``kernels.threads.run_threads``), used as ``thread_plan`` says:
+        BLAS on all of them, BLAS on one, or layerwise owning them and splitting the passes
+        and products itself (``owned_threads``). The plan is measured on this machine the
+        first time a network of this shape trains with this many threads, and kept
+        (``kernels.tuning.training_plan``). BLAS on all threads left to layerwise (not fixed by
+        the user) gives cores back to other processes while they need them (``CoreShare``)."""
 
         stack = contextlib.ExitStack()
         threads, fixed = run_threads()
-        per_sample = getattr(self.model, "workspace_per_sample", lambda shape: 1)(self.x_train.shape[1:])
-        if per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS:
-            stack.enter_context(owned_threads())
-        elif fixed or threads == 1:
-            stack.enter_context(blas_limit(threads))
+        self.plan_threads()
+        if self.thread_plan.plan != "blas" or fixed or threads == 1:
+            stack.enter_context(enter_plan(self.thread_plan.plan, threads))
         else:
             self._core_share = stack.enter_context(share_cores(threads))
             stack.callback(setattr, self, "_core_share", None)
         return stack
+
+    def plan_threads(self) -> ThreadPlan:
+        """How :meth:`fit` will use the run's threads (also ``thread_plan``): kept from an
+        earlier measurement on this machine, else measured now (~2 s, once per machine and
+        network) unless the run is too short to be worth it (``kernels.tuning.training_plan``).
+        ``fit`` calls it; call it first to have the measurement done before something else."""
+        threads, _ = run_threads()
+        if self.thread_plan is None or self.thread_plan.threads != threads:
+            work = (self.epochs - self.epoch) * len(self.x_train) * sum(v.size for v in self.model.params.values())
+            self.thread_plan = training_plan(self._plan_key(), threads, self._plan_by_shape(), self._plan_probe, work)
+            if self.thread_plan.how == "measured":
+                self.log(f"threads: {self.thread_plan.describe()}; kept for later runs in {cache_file()}")
+        return self.thread_plan
+
+    def _plan_by_shape(self) -> str:
+        """The plan by shape alone: a step whose activations are worth splitting (a convnet's)
+        runs on owned threads (split passes measured no faster while OpenBLAS's idle threads
+        spun on the other core); an MLP's are too small to split (a handoff costs ~25 us)."""
+        per_sample = getattr(self.model, "workspace_per_sample", lambda shape: 1)(self.x_train.shape[1:])
+        return "owned" if per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS else "blas"
+
+    def _plan_key(self) -> str:
+        """What the step's speed depends on besides the machine: the layers and their
+        parameters' shapes, the batch, the dtype and the optimizer."""
+        layers = getattr(self.model, "_layers", None)
+        names = " ".join(type(layer).__name__ for layer in layers) if layers is not None else type(self.model).__name__
+        shapes = " ".join(f"{k}{tuple(v.shape)}" for k, v in self.model.params.items())
+        batch = min(self.batch_size, len(self.x_train))
+        dtype = getattr(self.model, "dtype", self.x_train.dtype)
+        return (f"{names} | {shapes} | input {tuple(self.x_train.shape[1:])} | batch {batch} | "
+                f"{np.dtype(dtype).name} | {type(self.optimizer).__name__}")
+
+    def _plan_probe(self) -> Callable[[], None]:
+        """One training step of copies of the model and optimizer on a random batch, gathered
+        as the run gathers its own (the gather's memory traffic is part of a step): what the
+        plans are timed on. The run's own model, optimizer and generators stay untouched."""
+        model, optimizer = copy.deepcopy(self.model), copy.deepcopy(self.optimizer)
+        batch = min(self.batch_size, len(self.x_train))
+        rng = np.random.default_rng(0)
+        x = np.empty((batch, *self.x_train.shape[1:]), self.x_train.dtype)
+        t = np.empty((batch, *self.t_train.shape[1:]), self.t_train.dtype)
+
+        def step() -> None:
+            rows = rng.integers(0, len(self.x_train), batch)
+            np.take(self.x_train, rows, axis=0, out=x)
+            np.take(self.t_train, rows, axis=0, out=t)
+            optimizer.update(model.params, model.gradient(x, t))
+
+        return step
 
     def _fit_epochs(self, steps: int) -> None:
         from tqdm.auto import tqdm  # imported when training starts, not on `import layerwise` (CLI start)

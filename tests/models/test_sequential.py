@@ -8,6 +8,7 @@ import pytest
 import layerwise as lw
 from layerwise import Affine, ReLU, SoftmaxWithLoss
 from layerwise.errors import ShapeError
+from layerwise.kernels.tuning import inference_chunk_bytes
 from layerwise.models import Sequential, TwoLayerNet
 
 
@@ -98,7 +99,7 @@ def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores(monkeypa
     model = lw.DeepConvNet(seed=0, dropout_mode="inverted", final_dropout=False, dtype=np.float32)
     chunk = model.inference_batch_size((1, 28, 28), 4)
     # The largest temporary is the second convolution's im2col: 28·28 rows of 16·3·3 values.
-    assert chunk == model.inference_chunk_bytes // (28 * 28 * 16 * 9 * 4)
+    assert chunk == inference_chunk_bytes() // (28 * 28 * 16 * 9 * 4)
     x = np.random.default_rng(0).random((3 * chunk + 5, 1, 28, 28), dtype=np.float32)
     calls = []
     first = model.layers[0]
@@ -126,7 +127,7 @@ def test_eval_predict_runs_large_batches_in_chunks_with_the_same_scores(monkeypa
 def test_inference_chunk_for_mlps_and_bad_shapes():
     model = lw.TwoLayerNet(784, 50, 10, seed=0)
     # The largest array forward makes is the hidden layer's (50 values a sample).
-    assert model.inference_batch_size((784,), 4) == model.inference_chunk_bytes // (50 * 4)
+    assert model.inference_batch_size((784,), 4) == inference_chunk_bytes() // (50 * 4)
     with pytest.raises(lw.ShapeError, match="784"):
         model.predict(np.zeros((5000, 783), np.float32))
 

@@ -19,6 +19,7 @@ from ..errors import InputError, LayerwiseError, ShapeError
 from ..gradcheck import numerical_gradient
 from ..io import PathLike, load_book_params, save_book_params
 from ..kernels.inference import all_finite, forward_in_chunks
+from ..kernels.tuning import inference_chunk_bytes
 from ..layers import Layer, SoftmaxWithLoss
 
 __all__ = ["Sequential"]
@@ -199,8 +200,9 @@ class Sequential:
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
     #: Evaluation-mode predict runs large batches in chunks whose largest temporary (a
-    #: Convolution's im2col matrix, usually) stays near this many bytes, so it stays in cache.
-    inference_chunk_bytes = 8 * 2**20
+    #: Convolution's im2col matrix, usually) stays near this many bytes, so it stays in cache;
+    #: None: decided from this machine's cache (``kernels.tuning.inference_chunk_bytes``).
+    inference_chunk_bytes: int | None = None
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
         """Scores (pre-softmax) for a batch; evaluation mode unless ``train_flg``.
@@ -236,11 +238,13 @@ class Sequential:
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
-        ``inference_chunk_bytes`` over the largest per-sample temporary of any layer."""
-        key = (tuple(sample_shape), itemsize, self.inference_chunk_bytes)
+        ``inference_chunk_bytes`` (by default this machine's: ``kernels.tuning``) over the
+        largest per-sample temporary of any layer."""
+        budget = self.inference_chunk_bytes or inference_chunk_bytes()
+        key = (tuple(sample_shape), itemsize, budget)
         cache = self._chunk_cache
         if key not in cache:
-            cache[key] = max(1, self.inference_chunk_bytes // (self.workspace_per_sample(sample_shape) * itemsize))
+            cache[key] = max(1, budget // (self.workspace_per_sample(sample_shape) * itemsize))
         return cache[key]
 
     def workspace_per_sample(self, sample_shape: tuple[int, ...]) -> int:

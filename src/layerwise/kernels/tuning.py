@@ -1,0 +1,305 @@
+"""Choices that depend on the machine: read off what it is, or measured on it once and kept.
+
+Two choices here, neither a constant tuned on one VM:
+
+- **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
+  (``"blas"``), BLAS on one and nothing split (``"blas1"``), or layerwise owning them and
+  splitting passes and large products itself (``"owned"``, see ``threads.owned_threads``).
+  Which is fastest depends on the CPU, its BLAS kernels and the network: on the 2-core AMD VM
+  (SkylakeX kernels, 2 threads) a 784-50-10 step took 176 us on two BLAS threads and 162 us on
+  one, while 784-512-512-10 took 3.07 ms on two and 3.30 ms on one; on an Intel VM the
+  784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's (issue 21). So the Trainer
+  times a few steps of a copy of the network under each plan the first time that network
+  trains on this machine with that many threads, and keeps the winner in a small JSON file
+  (:func:`cache_file`), keyed by the machine (CPU model, cores, BLAS and its kernels): later
+  runs start at once and make the same choice. The choice decides which kernels compute a
+  product, so it is kept rather than measured again: a run's numbers then repeat bit for bit
+  on this machine.
+- **The chunk size of evaluation-mode ``predict``** (:func:`inference_chunk_bytes`): half the
+  last-level cache one core has to itself, read from the operating system (8 MiB on that AMD
+  VM: 32 MiB of L3 shared by 2 cores). DeepConvNet inference on 2,000 images there: see
+  benchmarks/README.md, "Tuning".
+
+``LAYERWISE_TUNING=0`` turns the measurement off: the Trainer then decides by shape alone
+(``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
+this module. ``LAYERWISE_CACHE_DIR`` says where the file lives (else ``$XDG_CACHE_HOME/layerwise``
+or ``~/.cache/layerwise``); a file that cannot be read or written only costs a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import cpu
+from .._version import __version__
+from .threads import _blas, blas_limit, owned_threads
+
+__all__ = [
+    "CACHE_ENV_VAR",
+    "PLANS",
+    "TUNING_ENV_VAR",
+    "ThreadPlan",
+    "cache_file",
+    "enter_plan",
+    "inference_chunk_bytes",
+    "last_level_cache",
+    "machine_signature",
+    "measure_plans",
+    "training_plan",
+]
+
+TUNING_ENV_VAR = "LAYERWISE_TUNING"
+CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
+#: The ways a training step can use several threads (see the module's docstring).
+PLANS = ("blas", "blas1", "owned")
+#: Bumped when the measurement changes, so that choices made the old way are made again.
+_FORMAT = 1
+#: Another plan replaces the one the shape rule would take only when it is this much faster:
+#: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
+MARGIN = 0.03
+#: Each plan's turn runs steps untimed this long, then timed at least this long (and 2 steps).
+_SETTLE_S, _REP_S = 0.15, 0.05
+#: Rounds of turns: at most, and at least whatever the time.
+_ROUNDS, _MIN_ROUNDS = 7, 3
+#: No further round starts after this long (DeepConvNet steps take ~0.1 s).
+_BUDGET_S = 1.5
+#: Runs with less work than this (epochs x samples x parameters, ~ the multiply-adds of
+#: their products / 2) take the shape rule's plan unmeasured: measuring takes ~2 s, longer
+#: than such a run, and a run that short gains nothing from it (the bundled digits' 20 epochs:
+#: 1.1e8; one Fashion-MNIST epoch of 784-50-10: 2.4e9).
+MIN_WORK_TO_MEASURE = 10**9
+#: Without a cache size from the operating system: the value measured best on the AMD VM.
+_DEFAULT_CHUNK_BYTES = 8 * 2**20
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How a training run uses its threads, and how that was decided."""
+
+    plan: str  # one of PLANS
+    threads: int
+    how: str  # "measured", "kept from an earlier measurement", "by shape", "one thread"
+    ms_per_step: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for logs and the benchmark's report."""
+        names = {"blas": f"BLAS on {self.threads} threads", "blas1": "BLAS on 1 thread",
+                 "owned": f"layerwise splits work across {self.threads} threads (BLAS on 1)"}
+        text = f"{names[self.plan]} ({self.how}"
+        if self.ms_per_step:
+            text += "; ms a step: " + ", ".join(f"{p} {ms:.3g}" for p, ms in self.ms_per_step.items())
+        return text + ")"
+
+
+def cache_file() -> Path:
+    """Where measured choices are kept."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]) / "tuning.json"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layerwise" / "tuning.json"
+
+
+def tuning_enabled() -> bool:
+    return os.environ.get(TUNING_ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+@functools.cache
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_signature() -> str:
+    """What a measured choice depends on: the CPU, the cores usable, and the BLAS with the
+    kernels it picked (``OPENBLAS_CORETYPE`` changes them, hence the signature)."""
+    blas = ", ".join(
+        f"{lib.internal_api} {lib.version} {getattr(lib, 'architecture', '') or ''}".strip()
+        for lib in _blas().lib_controllers
+    )
+    return (f"{_cpu_model()} | {cpu.usable_cores()} cores | {blas or 'no BLAS info'} | "
+            f"layerwise {__version__} | {_FORMAT}")
+
+
+_memory: dict[tuple[str, str], dict] = {}  # this process's choices, even when the file cannot be written
+_file_lock = threading.Lock()
+
+
+def _read() -> dict:
+    try:
+        data = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(signature: str, key: str, record: dict) -> None:
+    _memory[signature, key] = record
+    with _file_lock:
+        path = cache_file()
+        data = _read()
+        machines = data.get("machines") if isinstance(data.get("machines"), dict) else {}
+        choices = machines.setdefault(signature, {})
+        if not isinstance(choices, dict):
+            choices = machines[signature] = {}
+        choices[key] = record
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole to a temporary file, then renamed over: a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=path.parent)
+            with os.fdopen(fd, "w") as out:
+                json.dump({"format": _FORMAT, "machines": machines}, out, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+
+
+def _recall(signature: str, key: str) -> dict | None:
+    if (signature, key) in _memory:
+        return _memory[signature, key]
+    machines = _read().get("machines")
+    record = machines.get(signature, {}).get(key) if isinstance(machines, dict) else None
+    if isinstance(record, dict) and record.get("plan") in PLANS:
+        _memory[signature, key] = record
+        return record
+    return None
+
+
+@contextlib.contextmanager
+def enter_plan(plan: str, threads: int) -> Iterator[None]:
+    """The threads as ``plan`` uses them, inside a ``with`` block (restored after)."""
+    if plan == "owned":
+        with owned_threads():
+            yield
+    else:
+        with blas_limit(1 if plan == "blas1" else threads):
+            yield
+
+
+def measure_plans(
+    step: Callable[[], object], threads: int, plans: tuple[str, ...] = PLANS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Seconds per ``step()`` under each plan, one figure per round; in a round the plans take
+    turns (in a rotated order each round), so that a machine drifting slows them alike.
+
+    Each turn first runs steps untimed for ``_SETTLE_S``: OpenBLAS's idle threads spin for
+    ~0.1 s after the last product of a turn on all threads, and on this 2-core VM they slowed
+    the next turn's steps (SimpleConvNet on owned threads: 10.1 ms a step right after a turn of
+    BLAS on 2 threads, 7.7 ms once they had stopped)."""
+    times: dict[str, list[float]] = {plan: [] for plan in plans}
+    deadline = clock() + _BUDGET_S
+    for round_ in range(_ROUNDS):
+        order = plans[round_ % len(plans):] + plans[: round_ % len(plans)]
+        for plan in order:
+            with enter_plan(plan, threads):
+                started = clock()
+                while clock() - started < _SETTLE_S:
+                    step()
+                started, steps = clock(), 0
+                while steps < 2 or clock() - started < _REP_S:
+                    step()
+                    steps += 1
+                times[plan].append((clock() - started) / steps)
+        if round_ + 1 >= _MIN_ROUNDS and clock() > deadline:
+            break
+    return times
+
+
+def training_plan(
+    key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]], work: float = math.inf,
+) -> ThreadPlan:
+    """The plan a training run of the network ``key`` (its layers, batch, dtype, optimizer)
+    takes on ``threads`` threads: kept from an earlier measurement on this machine, else
+    measured now by timing the step ``probe()`` returns (one training step of a copy of the
+    network, which must leave the run itself untouched) and kept. ``by_shape`` is the shape rule's plan, taken
+    with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan is faster by
+    ``MARGIN``. ``work`` is the run's epochs x samples x parameters: a run with less than
+    ``MIN_WORK_TO_MEASURE`` takes the shape rule's plan without measuring."""
+    if threads <= 1:
+        return ThreadPlan("blas", threads, "one thread")
+    if not tuning_enabled():
+        return ThreadPlan(by_shape, threads, f"by shape: {TUNING_ENV_VAR}=0")
+    if work < MIN_WORK_TO_MEASURE:
+        return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
+    signature, full_key = machine_signature(), f"{key} | {threads} threads"
+    record = _recall(signature, full_key)
+    if record is not None:
+        return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
+    seconds = measure_plans(probe(), threads)
+    # Each plan against the shape rule's, round by round (the turns of one round ran
+    # back to back, so drift of the machine mostly cancels in their ratio).
+    ratio = {name: statistics.median(t / r for t, r in zip(times, seconds[by_shape], strict=True))
+             for name, times in seconds.items()}
+    best = min(ratio, key=ratio.get)
+    plan = best if ratio[best] < 1 - MARGIN else by_shape
+    ms = {name: round(statistics.median(times) * 1e3, 4) for name, times in seconds.items()}
+    _remember(signature, full_key, {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")})
+    return ThreadPlan(plan, threads, "measured", ms)
+
+
+def last_level_cache(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> tuple[int, int] | None:
+    """(bytes, CPUs sharing it) of the largest data cache CPU 0 sees, from Linux's sysfs;
+    None where the system does not say."""
+    best: tuple[int, int, int] | None = None
+    for index in sorted(root.glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = int((index / "level").read_text())
+            size = _parse_size((index / "size").read_text())
+            shared = _count_cpus((index / "shared_cpu_list").read_text())
+        except (OSError, ValueError):
+            continue
+        if best is None or level > best[0]:
+            best = (level, size, shared)
+    return None if best is None else (best[1], best[2])
+
+
+def _parse_size(text: str) -> int:
+    text = text.strip().upper()
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    if text and text[-1] in units:
+        return int(text[:-1]) * units[text[-1]]
+    return int(text)
+
+
+def _count_cpus(text: str) -> int:
+    """How many CPUs a sysfs list names: ``0-1,4`` is 3."""
+    count = 0
+    for part in text.strip().split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            count += int(hi) - int(lo) + 1
+        elif part:
+            count += 1
+    return max(count, 1)
+
+
+@functools.cache
+def inference_chunk_bytes() -> int:
+    """Bytes of the largest temporary per evaluation chunk: half of the last-level cache's
+    share per CPU (clamped to 1-32 MiB), so a chunk's im2col matrix and the arrays around it
+    stay in cache while another core works on its own chunk. 8 MiB without sysfs."""
+    found = last_level_cache()
+    if found is None:
+        return _DEFAULT_CHUNK_BYTES
+    size, shared = found
+    return min(32 * 2**20, max(2**20, size // shared // 2))

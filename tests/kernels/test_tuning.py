@@ -1,0 +1,247 @@
+"""Choices read off the machine or measured on it once and kept (layerwise.kernels.tuning)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import layerwise as lw
+from layerwise.kernels import threads as _threads
+from layerwise.kernels import tuning
+
+
+def _sysfs(root, caches):
+    for i, (level, kind, size, cpus) in enumerate(caches):
+        index = root / f"index{i}"
+        index.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", cpus)):
+            (index / name).write_text(f"{value}\n")
+    return root
+
+
+def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
+    root = _sysfs(tmp_path, [(1, "Data", "48K", "0"), (1, "Instruction", "32K", "0"),
+                             (2, "Unified", "1024K", "0"), (3, "Unified", "32768K", "0-1")])
+    assert tuning.last_level_cache(root) == (32 * 2**20, 2)
+    assert tuning.last_level_cache(tmp_path / "missing") is None
+    assert tuning._count_cpus("0-3,8,10-11") == 7
+
+
+@pytest.mark.parametrize(("found", "expected"), [
+    ((32 * 2**20, 2), 8 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
+    ((30 * 2**20, 1), 15 * 2**20),
+    ((512 * 2**20, 2), 32 * 2**20),  # clamped
+    ((2**20, 4), 2**20),
+    (None, 8 * 2**20),  # no sysfs
+])
+def test_inference_chunk_bytes_is_half_the_cache_share_of_a_cpu(monkeypatch, found, expected):
+    monkeypatch.setattr(tuning, "last_level_cache", lambda: found)
+    tuning.inference_chunk_bytes.cache_clear()
+    try:
+        assert tuning.inference_chunk_bytes() == expected
+    finally:
+        tuning.inference_chunk_bytes.cache_clear()
+
+
+def test_a_model_chunks_by_the_machine_unless_told(monkeypatch):
+    model = lw.DeepConvNet(seed=0, dtype=np.float32)
+    per_image = 28 * 28 * 16 * 9 * 4  # the first convolution's im2col rows of one image
+    import layerwise.models.sequential
+
+    monkeypatch.setattr(layerwise.models.sequential, "inference_chunk_bytes", lambda: 4 * 2**20)
+    assert model.inference_batch_size((1, 28, 28), 4) == 4 * 2**20 // per_image
+    model.inference_chunk_bytes = 2**20
+    assert model.inference_batch_size((1, 28, 28), 4) == 2**20 // per_image
+
+
+class FakeClock:
+    """Time that passes only when a step runs: each plan's step takes its own fixed time."""
+
+    def __init__(self, step_s):
+        self.now, self.step_s, self.plan = 0.0, step_s, None
+
+    def __call__(self):
+        return self.now
+
+    def step(self):
+        self.now += self.step_s[self.plan]
+
+
+@pytest.fixture
+def fake_plans(monkeypatch):
+    """enter_plan only records which plan is on: the fake clock charges that plan's step time."""
+    entered = []
+
+    def use(step_s):
+        clock = FakeClock(step_s)
+
+        class Enter:
+            def __init__(self, plan, threads):
+                self.plan = plan
+
+            def __enter__(self):
+                entered.append(self.plan)
+                clock.plan = self.plan
+
+            def __exit__(self, *exc):
+                clock.plan = None
+
+        monkeypatch.setattr(tuning, "enter_plan", Enter)
+        return clock, entered
+
+    return use
+
+
+def test_measure_plans_times_each_plan_in_turns(fake_plans):
+    clock, entered = fake_plans({"blas": 0.002, "blas1": 0.001, "owned": 0.004})
+    times = tuning.measure_plans(clock.step, 2, clock=clock)
+    for plan, seconds in {"blas": 0.002, "blas1": 0.001, "owned": 0.004}.items():
+        assert times[plan] == pytest.approx([seconds] * len(times[plan]))
+    rounds = len(times["blas"])
+    assert tuning._MIN_ROUNDS <= rounds <= tuning._ROUNDS
+    # every plan once per round, and a different plan first in each round
+    assert [entered[3 * r] for r in range(min(rounds, 3))] == ["blas", "blas1", "owned"][: min(rounds, 3)]
+
+
+def _plan(monkeypatch, step_s, by_shape="blas", key="net", probes=None, work=1e12):
+    probes = [] if probes is None else probes
+    clock = FakeClock(step_s)
+    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads: {
+        plan: [seconds] * 3 for plan, seconds in step_s.items()})
+    return tuning.training_plan(key, 2, by_shape, lambda: probes.append(1) or clock.step, work)
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tuning, "_memory", {})
+    return tmp_path / "cache" / "tuning.json"
+
+
+def test_a_measured_plan_is_kept_in_the_cache_file_and_reused(monkeypatch, cache):
+    probes = []
+    plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, probes=probes)
+    assert (plan.plan, plan.how) == ("blas1", "measured") and probes == [1]
+    assert plan.ms_per_step == {"blas": 2000.0, "blas1": 1000.0, "owned": 3000.0}
+    stored = json.loads(cache.read_text())["machines"][tuning.machine_signature()]["net | 2 threads"]
+    assert stored["plan"] == "blas1"
+    monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
+    again = _plan(monkeypatch, {"blas": 1.0, "blas1": 9.0, "owned": 9.0}, probes=probes)
+    assert (again.plan, again.how) == ("blas1", "kept from an earlier measurement") and probes == [1]
+    assert "BLAS on 1 thread" in again.describe() and "blas1 1e+03" in again.describe()
+
+
+def test_another_machine_or_network_is_measured_anew(monkeypatch, cache):
+    _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0})
+    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas"
+    monkeypatch.setattr(tuning, "machine_signature", lambda: "another CPU")
+    assert _plan(monkeypatch, {"blas": 3.0, "blas1": 2.0, "owned": 1.0}).plan == "owned"
+    machines = json.loads(cache.read_text())["machines"]
+    assert len(machines) == 2 and set(machines["another CPU"]) == {"net | 2 threads"}
+
+
+def test_the_shape_rule_stays_unless_another_plan_is_clearly_faster(monkeypatch, cache):
+    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 0.98, "owned": 1.5}, key="a").plan == "blas"
+    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 0.9, "owned": 1.5}, key="b").plan == "blas1"
+    assert _plan(monkeypatch, {"blas": 0.9, "blas1": 0.99, "owned": 1.0}, by_shape="owned", key="c").plan == "blas"
+
+
+def test_no_measurement_with_one_thread_a_short_run_or_tuning_off(monkeypatch, cache):
+    probes = []
+    assert tuning.training_plan("n", 1, "owned", lambda: probes.append(1)).how == "one thread"
+    short = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, by_shape="owned", probes=probes,
+                  work=tuning.MIN_WORK_TO_MEASURE - 1)
+    assert (short.plan, short.how) == ("owned", "by shape: too short a run to measure")
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    off = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, probes=probes)
+    assert (off.plan, off.how) == ("blas", "by shape: LAYERWISE_TUNING=0")
+    assert probes == [] and not cache.exists()
+
+
+def test_a_broken_or_unwritable_cache_costs_only_a_measurement(monkeypatch, cache):
+    cache.parent.mkdir()
+    cache.write_text("{not json")
+    assert _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}).how == "measured"
+    assert json.loads(cache.read_text())["format"] == tuning._FORMAT  # rewritten whole
+    blocked = cache.parent / "blocked"
+    blocked.write_text("a file where the folder should be")
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(blocked / "sub"))
+    plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="other")
+    assert plan.how == "measured"
+    # this process still remembers it
+    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas1"
+    assert not list(cache.parent.glob(".tuning-*"))  # no temporary file left behind
+
+
+def test_enter_plan_sets_blas_or_owns_the_threads_and_restores(monkeypatch):
+    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
+    before = [lib.num_threads for lib in _threads._blas().lib_controllers]
+    seen = {}
+    for plan in tuning.PLANS:
+        with tuning.enter_plan(plan, 2):
+            seen[plan] = ({lib.num_threads for lib in _threads._blas().lib_controllers}, _threads._owned)
+    assert seen == {"blas": ({2}, 0), "blas1": ({1}, 0), "owned": ({1}, 2)}
+    assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
+
+
+def test_measure_plans_on_a_real_step(monkeypatch):
+    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
+    monkeypatch.setattr(tuning, "_SETTLE_S", 0.01)
+    monkeypatch.setattr(tuning, "_REP_S", 0.005)
+    a = np.ones((64, 64), np.float32)
+    times = tuning.measure_plans(lambda: a @ a, 2)
+    assert set(times) == set(tuning.PLANS)
+    assert all(len(values) >= tuning._MIN_ROUNDS and min(values) > 0 for values in times.values())
+
+
+def _mlp_trainer(epochs=1, **kwargs):
+    rng = np.random.default_rng(3)
+    x, t = rng.random((300, 784), dtype=np.float32), rng.integers(0, 10, 300)
+    model = lw.TwoLayerNet(784, 50, 10, seed=0, dtype=np.float32)
+    return lw.Trainer(model, lw.Adam(lr=1e-3), x, t, epochs=epochs, batch_size=100, progress=False, **kwargs)
+
+
+def test_the_probe_leaves_the_run_untouched():
+    trainer = _mlp_trainer(log=None)
+    params = {k: v.copy() for k, v in trainer.model.params.items()}
+    rng_state = trainer.shuffle_rng.bit_generator.state
+    step = trainer._plan_probe()
+    for _ in range(3):
+        step()
+    assert all(np.array_equal(trainer.model.params[k], v) for k, v in params.items())
+    assert trainer.shuffle_rng.bit_generator.state == rng_state
+    assert not getattr(trainer.optimizer, "m", None)  # Adam's moments were made on the copy only
+
+
+def test_the_trainer_measures_once_follows_the_plan_and_trains_as_unmeasured(monkeypatch, cache):
+    import layerwise.train
+
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: (2, True))
+    monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
+    measured = []
+
+    def measure(step, threads):
+        step()
+        measured.append(threads)
+        return {"blas": [2.0] * 3, "blas1": [1.0] * 3, "owned": [3.0] * 3}
+
+    monkeypatch.setattr(tuning, "measure_plans", measure)
+    lines = []
+    trainer = _mlp_trainer(epochs=2, log=lines.append)
+    trainer.plan_threads()
+    limits = []
+    gradient = trainer.model.gradient
+    monkeypatch.setattr(trainer.model, "gradient", lambda *a: limits.append(
+        {lib.num_threads for lib in _threads._blas().lib_controllers}) or gradient(*a))
+    trainer.fit()
+    assert measured == [2] and trainer.thread_plan.plan == "blas1"
+    assert limits == [{1}] * 6  # every step on one BLAS thread
+    assert any("BLAS on 1 thread (measured" in line and str(cache) in line for line in lines)
+    kept = _mlp_trainer(log=None)
+    assert kept.plan_threads().how == "kept from an earlier measurement" and measured == [2]
+    # the same plan without any measurement gives the same numbers bit for bit
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: (1, True))
+    plain = _mlp_trainer(epochs=2, log=None)
+    plain.fit()
+    assert plain.history.step_loss == trainer.history.step_loss
