@@ -112,6 +112,62 @@ def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> 
     return gemms
 
 
+def step_copies(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """The arrays one training step must at least write once and read once besides its GEMMs'
+    operands, as (what, values): every layer's output (forward) and input gradient (backward;
+    not the first layer's), and for a Convolution its unfolded input ``col`` (R x K) and, when
+    layerwise computes dx by correlation (``kernels.conv.by_correlation``), the unfolded dout.
+    A lower bound on the memory traffic of any im2col-based step."""
+    from layerwise.kernels.conv import by_correlation
+    from layerwise.layers.conv import Convolution
+
+    copies: list[tuple[str, int]] = []
+    shape = (batch, *sample_shape)
+    for index, layer in enumerate(model):
+        out_shape = layer.output_shape(shape)
+        copies.append((f"{layer!r} out", math.prod(out_shape)))
+        if index > 0:
+            copies.append((f"{layer!r} dx", math.prod(shape)))
+        if isinstance(layer, Convolution):
+            FN, C, FH, FW = layer.params["W"].shape
+            copies.append((f"{layer!r} col", batch * out_shape[2] * out_shape[3] * C * FH * FW))
+            if layer.needs_input_grad and by_correlation(layer.params["W"].shape, layer.stride, layer.pad):
+                copies.append((f"{layer!r} dx col", math.prod(shape) * FH * FW * FN // C))
+        shape = out_shape
+    return copies
+
+
+def copy_floor(copies: list[tuple[str, int]], steps: float, reps: int, threads: int = 1,
+               dtype: np.dtype = np.float32) -> float:
+    """Seconds that ``steps`` steps would take doing nothing but one ``np.copyto`` of each of
+    ``copies`` (a read and a write of each array), on ``threads`` Python threads in equal parts
+    (NumPy's copies release the GIL); the best of 3 x ``reps`` steps, scaled to ``steps``."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(np.ones(n, dtype), np.empty(n, dtype)) for _, n in copies]
+    parts = [(src[k * len(src) // threads:(k + 1) * len(src) // threads],
+              dst[k * len(dst) // threads:(k + 1) * len(dst) // threads])
+             for src, dst in pairs for k in range(threads)]
+
+    def run(part_index: int) -> None:
+        for src, dst in parts[part_index::threads]:
+            np.copyto(dst, src)
+
+    with ThreadPoolExecutor(threads) as pool:
+        def step() -> None:
+            list(pool.map(run, range(threads)))
+
+        step()
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(reps):
+                step()
+            best = min(best, (time.perf_counter() - start) / reps)
+    return best * steps
+
+
 def epoch_flops(model: Sequential, n: int, batch: int, sample_shape: tuple[int, ...]) -> float:
     """GEMM FLOPs of one epoch of ``n`` samples (the last partial batch counted pro rata)."""
     per_step = sum(g.flops for g in step_gemms(model, batch, sample_shape))

@@ -158,12 +158,19 @@ def _paired(r: dict) -> str:
     return f"{med:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def _copy_floor(r: dict, lw: float) -> str:
+    """The copy floor's two cells (blank in results saved before it was measured)."""
+    if "copy_floor_s" not in r:
+        return " | "
+    return f"{r['copy_floor_s']:.2f} | {lw / (r['gemm_floor_s'] + r['copy_floor_s']):.1f}"
+
+
 def training_table(results: list[dict], machines: dict[int, dict]) -> str:
     rows = [
         "| network | threads | layerwise s/epoch | PyTorch s/epoch | ratio lw/PT | layerwise img/s | "
-        "PyTorch img/s | ratio per epoch pair | GEMM floor s | lw/floor | lw % of GEMM peak | "
-        "test acc % lw / PT | max acc gap | weights Δ (f64 check) | load avg | other CPU |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "PyTorch img/s | ratio per epoch pair | GEMM floor s | lw/floor | copy floor s | lw/(GEMM + copy floor) | "
+        "lw % of GEMM peak | test acc % lw / PT | max acc gap | weights Δ (f64 check) | load avg | other CPU |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         lw, pt = statistics.median(r["lw_epoch_s"]), statistics.median(r["torch_epoch_s"])
@@ -175,7 +182,7 @@ def training_table(results: list[dict], machines: dict[int, dict]) -> str:
         rows.append(
             f"| {r['net']} | {r['threads']} | {_fmt_s(r['lw_epoch_s'])} | {_fmt_s(r['torch_epoch_s'])} | "
             f"**{lw / pt:.2f}** | {images / lw:,.0f} | {images / pt:,.0f} | {_paired(r)} | {r['gemm_floor_s']:.2f} | "
-            f"{lw / r['gemm_floor_s']:.1f} | {100 * share:.0f}% | "
+            f"{lw / r['gemm_floor_s']:.1f} | {_copy_floor(r, lw)} | {100 * share:.0f}% | "
             f"{100 * r['lw_test_acc'][-1]:.2f} / {100 * r['torch_test_acc'][-1]:.2f} | {acc_gap:.2f} | "
             f"{r['weight_difference_f64']:.0e} | {loads} | "
             f"{r['other_cpu_cores']:.2f} |"
@@ -198,6 +205,14 @@ def inference_table(results: list[dict]) -> str:
             rows.append(
                 f"| {r['net']} | {r['threads']} | {inf['batch']} | {1e3 * lw:.1f} | {1e3 * pt:.1f} | "
                 f"{n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | {floor_cells} |"
+            )
+        if len(r["inference"]) > 1:  # each side at its own best batch size
+            lw_best = min(r["inference"], key=lambda inf: statistics.median(inf["lw_s"]))
+            pt_best = min(r["inference"], key=lambda inf: statistics.median(inf["torch_s"]))
+            lw, pt = statistics.median(lw_best["lw_s"]), statistics.median(pt_best["torch_s"])
+            rows.append(
+                f"| {r['net']} | {r['threads']} | best: lw {lw_best['batch']}, PT {pt_best['batch']} | "
+                f"{1e3 * lw:.1f} | {1e3 * pt:.1f} | {n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | | |"
             )
     return "\n".join(rows)
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .nets import NETS, epoch_flops, gemm_floor, inference_flops, step_gemms
+from .nets import NETS, copy_floor, epoch_flops, gemm_floor, inference_flops, step_copies, step_gemms
 
 
 def _load(flatten: bool, train_images: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -252,6 +252,9 @@ def compare(job: dict) -> dict:
         result["infer_gflop"] = inference_flops(model, len(x_test), sample_shape) / 1e9
         _settle()
         result["gemm_floor_s"] = gemm_floor(gemms, n / spec.batch_size, job["floor_reps"])
+        _settle()
+        result["copy_floor_s"] = copy_floor(step_copies(model, spec.batch_size, sample_shape), n / spec.batch_size,
+                                            job["floor_reps"], threads)
     result["loadavg"] = [load_start, os.getloadavg()]
     return result
 

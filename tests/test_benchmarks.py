@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import require_fixture
 
-from benchmarks.nets import NETS, Gemm, epoch_flops, inference_flops, step_gemms
-from benchmarks.run import _paired, parse_args, training_table
-from layerwise.models import SimpleConvNet, TwoLayerNet
+from benchmarks.nets import NETS, Gemm, copy_floor, epoch_flops, inference_flops, step_copies, step_gemms
+from benchmarks.run import _paired, choices_table, inference_table, parse_args, training_table
+from layerwise.models import DeepConvNet, SimpleConvNet, TwoLayerNet
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -66,6 +66,35 @@ def test_the_ratio_of_each_epoch_pair_is_reported_beside_the_ratio_of_medians() 
     assert cells[" ratio lw/PT "].strip() == "**0.50**"
     assert cells[" ratio per epoch pair "].strip() == "0.50 (0.50-0.50)"
     assert cells[" lw/floor "].strip() == "4.0"
+    assert cells[" copy floor s "].strip() == ""  # a run saved before the copy floor existed
+    result["copy_floor_s"] = 0.5
+    cells = dict(zip(header.split("|"), training_table([result], {1: {"gemm_gflops": 100.0}}).splitlines()[2]
+                     .split("|"), strict=True))
+    assert cells[" copy floor s "].strip() == "0.50" and cells[" lw/(GEMM + copy floor) "].strip() == "2.0"
+
+
+def test_the_copy_floor_counts_each_array_a_step_must_write() -> None:
+    copies = step_copies(SimpleConvNet(seed=0), 100, (1, 28, 28))
+    conv = [(what.rsplit(" ", 1)[1], n) for what, n in copies if what.startswith("Convolution")]
+    assert conv == [("out", 100 * 30 * 24 * 24), ("col", 100 * 24 * 24 * 25)]  # no dx: the first layer
+    assert copies[2] == ("Relu() out", 100 * 30 * 24 * 24) and copies[3] == ("Relu() dx", 100 * 30 * 24 * 24)
+    deep = [(what, n) for what, n in step_copies(DeepConvNet(seed=0), 100, (1, 28, 28)) if what.endswith("dx col")]
+    # only the convolutions with FN <= C take dx by correlation (16 -> 16, 32 -> 32, 64 -> 64): dout unfolded 3x3
+    assert [n for _, n in deep] == [100 * 16 * 28 * 28 * 9, 100 * 32 * 14 * 14 * 9, 100 * 64 * 7 * 7 * 9]
+    assert copy_floor([("a", 1000), ("b", 10)], steps=10, reps=2, threads=2) > 0
+
+
+def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_shown() -> None:
+    result = {"net": "mlp-small", "threads": 2, "infer_n": 10000, "inference": [
+        {"batch": 100, "lw_s": [0.010], "torch_s": [0.008], "gemm_floor_s": 0.004},
+        {"batch": 1000, "lw_s": [0.006], "torch_s": [0.009], "gemm_floor_s": 0.003}]}
+    best = inference_table([result]).splitlines()[-1]
+    assert best.startswith("| mlp-small | 2 | best: lw 1000, PT 100 | 6.0 | 8.0 |") and "**1.33**" in best
+    result.update(lw_thread_plan={"plan": "blas1", "how": "measured", "ms_per_step": {
+        "blas": 0.2, "blas1": 0.15, "owned": 0.21}}, lw_inference_chunk_bytes={
+        "bytes": 8 * 2**20, "images": 18, "last_level_cache": [32 * 2**20, 2]})
+    assert choices_table([result]).splitlines()[-1] == (
+        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images |")
 
 
 def test_an_unknown_network_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,6 +132,8 @@ def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: 
     (inference,) = training["inference"]
     assert inference["batch"] == 100 and inference["gemm_floor_s"] > 0
     assert training["gemm_floor_s"] > 0 and training["epoch_gflop"] == pytest.approx(9.588)
+    assert training["copy_floor_s"] > 0
+    assert training["lw_thread_plan"]["how"] == "one thread" and training["lw_inference_chunk_bytes"]["images"] > 0
 
     memory = {m["impl"]: m for m in raw["memory"]}
     assert memory["layerwise"]["torch_imported"] is False
