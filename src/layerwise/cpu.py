@@ -10,8 +10,10 @@ The number, first found wins:
 4. the usable cores: the CPUs this process may run on (``os.sched_getaffinity``), capped by
    a cgroup CPU quota (a container given 2 CPUs of a 64-core host gets 2 threads, not 64).
 
-A number set in one of the first three ways is *fixed*: layerwise computes on exactly that
-many threads, and a run's numbers depend only on it. Otherwise layerwise also watches what
+A number set in one of the first three ways is *fixed*: layerwise computes on that many
+threads, the way measured fastest for the network on this machine and kept
+(``kernels.tuning``), whatever else runs, and a run's numbers depend only on them. Otherwise
+layerwise also watches what
 other processes use of its CPUs (``CpuShare``) and, in an MLP's training, lets BLAS use only
 the cores they leave free (``kernels.threads.share_cores``).
 """

@@ -158,6 +158,13 @@ def test_no_measurement_with_one_thread_a_short_run_or_tuning_off(monkeypatch, c
     assert probes == [] and not cache.exists()
 
 
+def test_a_kept_plan_holds_for_a_short_run_too(monkeypatch, cache):
+    # A resumed run's last epoch is short; it must train the way the whole run did.
+    _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0})
+    short = _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, work=1)
+    assert (short.plan, short.how) == ("blas1", "kept from an earlier measurement")
+
+
 def test_a_broken_or_unwritable_cache_costs_only_a_measurement(monkeypatch, cache):
     cache.parent.mkdir()
     cache.write_text("{not json")

@@ -232,17 +232,18 @@ def training_plan(
     network, which must leave the run itself untouched) and kept. ``by_shape`` is the shape rule's plan, taken
     with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan is faster by
     ``MARGIN``. ``work`` is the run's epochs x samples x parameters: a run with less than
-    ``MIN_WORK_TO_MEASURE`` takes the shape rule's plan without measuring."""
+    ``MIN_WORK_TO_MEASURE`` takes a kept plan if there is one, else the shape rule's without
+    measuring."""
     if threads <= 1:
         return ThreadPlan("blas", threads, "one thread")
     if not tuning_enabled():
         return ThreadPlan(by_shape, threads, f"by shape: {TUNING_ENV_VAR}=0")
-    if work < MIN_WORK_TO_MEASURE:
-        return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
     signature, full_key = machine_signature(), f"{key} | {threads} threads"
     record = _recall(signature, full_key)
-    if record is not None:
+    if record is not None:  # also for a short run: a resumed run's last epoch trains as the run did
         return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
+    if work < MIN_WORK_TO_MEASURE:
+        return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
     seconds = measure_plans(probe(), threads)
     # Each plan against the shape rule's, round by round (the turns of one round ran
     # back to back, so drift of the machine mostly cancels in their ratio).
