@@ -146,3 +146,33 @@ def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: 
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == run.stdout.strip()
+
+
+def test_the_targets_table_says_what_is_met_and_the_floor_where_not() -> None:
+    from benchmarks.targets import targets_table
+
+    def row(net, threads, lw, pt, floor, inference):
+        return {"net": net, "threads": threads, "lw_epoch_s": [lw], "torch_epoch_s": [pt], "gemm_floor_s": floor,
+                "copy_floor_s": floor / 2, "inference": inference}
+
+    infer = [{"batch": 100, "lw_s": [2.0], "torch_s": [1.0], "gemm_floor_s": 0.8},
+             {"batch": 1000, "lw_s": [0.9], "torch_s": [1.5], "gemm_floor_s": 0.7}]
+    raw = {"machines": {"1": {}, "2": {}}, "training": [
+        row("mlp-small", 1, 0.5, 1.0, 0.1, []), row("mlp-small", 2, 0.6, 1.0, 0.1, []),
+        row("deep-convnet", 1, 2.0, 1.0, 1.1, infer), row("deep-convnet", 2, 2.0, 1.0, 0.9, infer)],
+        "accuracy": [{"net": "deep-convnet", "runs": [{"lw_test_acc": [0.85], "torch_test_acc": [0.84]}]}],
+        "memory": [{"net": "deep-convnet", "impl": "layerwise", "peak_rss_mb": 500},
+                   {"net": "deep-convnet", "impl": "torch", "peak_rss_mb": 560}]}
+    lines = {line.split(" | ")[0][2:]: line for line in targets_table(raw).splitlines()[2:]}
+    assert lines["784-50-10 training, lw/PT time ≤ 0.55"] == (
+        "| 784-50-10 training, lw/PT time ≤ 0.55 | 0.50 | 0.60 | not met | 2 threads: 0.10 |")
+    assert lines["DeepConvNet training (200 steps), lw/PT time ≤ 1.0"].endswith(
+        "| 2.00 | 2.00 | not met | 1 thread: 1.10; 2 threads: 0.90 |")
+    assert lines["DeepConvNet inference, batch 100, speed-up ≥ 1"].endswith(
+        "| 0.50 | 0.50 | not met | 1 thread: 1.25; 2 threads: 1.25 |")
+    # each side at its best batch: layerwise 0.9 s (batch 1000) against PyTorch's 1.0 s (batch 100)
+    assert lines["DeepConvNet inference, each side's best batch, speed-up ≥ 1"].endswith("| 1.11 | 1.11 | met |  |")
+    assert "+1.00 points (1 seeds)" in lines["DeepConvNet test-accuracy gap of means ≤ 0.5 points"]
+    assert "not met" in lines["DeepConvNet test-accuracy gap of means ≤ 0.5 points"]
+    assert "500 MB vs 560 MB" in lines["DeepConvNet training epoch, peak RSS under PyTorch's"]
+    assert "SimpleConvNet" not in "".join(lines)  # not in this run: no row
