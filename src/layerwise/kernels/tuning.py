@@ -5,11 +5,12 @@ Two choices here, neither a constant tuned on one VM:
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), or layerwise owning them and
   splitting passes and large products itself (``"owned"``, see ``threads.owned_threads``).
-  Which is fastest depends on the CPU, its BLAS kernels and the network: on the 2-core AMD VM
-  (SkylakeX kernels, 2 threads) a 784-50-10 step took 176 us on two BLAS threads and 162 us on
-  one, while 784-512-512-10 took 3.07 ms on two and 3.30 ms on one; on an Intel VM the
-  784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's (issue 21). So the Trainer
-  times a few steps of a copy of the network under each plan the first time that network
+  Which is fastest depends on the CPU, its BLAS kernels and the network. Measured by the
+  benchmark runner on the 2-core AMD VM (SkylakeX kernels, 2 threads, ms a step as blas /
+  blas1 / owned; benchmarks/README.md, "Any machine"): 784-50-10 0.26 / 0.21 / 0.23,
+  784-512-512-10 2.5 / 3.5 / 2.7, SimpleConvNet 13.3 / 13.6 / 9.3, DeepConvNet 72 / 83 / 56;
+  on an Intel VM the 784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's (issue 21).
+  So the Trainer times a copy of the network under each plan the first time that network
   trains on this machine with that many threads, and keeps the winner in a small JSON file
   (:func:`cache_file`), keyed by the machine (CPU model, cores, BLAS and its kernels): later
   runs start at once and make the same choice. The choice decides which kernels compute a
@@ -17,8 +18,9 @@ Two choices here, neither a constant tuned on one VM:
   on this machine.
 - **The chunk size of evaluation-mode ``predict``** (:func:`inference_chunk_bytes`): half the
   last-level cache one core has to itself, read from the operating system (8 MiB on that AMD
-  VM: 32 MiB of L3 shared by 2 cores). DeepConvNet inference on 2,000 images there: see
-  benchmarks/README.md, "Tuning".
+  VM: 32 MiB of L3 shared by 2 cores). DeepConvNet inference on 2,000 images there, 2 threads:
+  304 ms in chunks of 8 MiB against 326 at 4 MiB and 375 at 16 MiB (SkylakeX kernels; at 1
+  thread 4 MiB was 6% faster); benchmarks/README.md, "What layerwise chose on each machine".
 
 ``LAYERWISE_TUNING=0`` turns the measurement off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
