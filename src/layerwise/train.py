@@ -296,7 +296,7 @@ class Trainer:
 
         stack = contextlib.ExitStack()
         threads, fixed = run_threads()
-        self.plan_threads()
+        self._plan_for(threads)
         if self.thread_plan.plan != "blas" or fixed or threads == 1:
             stack.enter_context(enter_plan(self.thread_plan.plan, threads))
         else:
@@ -309,7 +309,9 @@ class Trainer:
         earlier measurement on this machine, else measured now (~2 s, once per machine and
         network) unless the run is too short to be worth it (``kernels.tuning.training_plan``).
         ``fit`` calls it; call it first to have the measurement done before something else."""
-        threads, _ = run_threads()
+        return self._plan_for(run_threads()[0])
+
+    def _plan_for(self, threads: int) -> ThreadPlan:
         if self.thread_plan is None or self.thread_plan.threads != threads:
             work = (self.epochs - self.epoch) * len(self.x_train) * sum(v.size for v in self.model.params.values())
             self.thread_plan = training_plan(self._plan_key(), threads, self._plan_by_shape(), self._plan_probe, work)

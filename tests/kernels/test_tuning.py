@@ -252,3 +252,11 @@ def test_the_trainer_measures_once_follows_the_plan_and_trains_as_unmeasured(mon
     plain = _mlp_trainer(epochs=2, log=None)
     plain.fit()
     assert plain.history.step_loss == trainer.history.step_loss
+
+
+def test_a_failing_measurement_falls_back_to_the_shape_rule(monkeypatch, cache):
+    def broken():
+        raise ValueError("the copy's step failed")
+
+    plan = tuning.training_plan("net", 2, "owned", lambda: broken, 1e12)
+    assert (plan.plan, plan.how) == ("owned", "by shape: the measurement failed") and not cache.exists()

@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .. import cpu
 from .._version import __version__
 from .threads import _blas, blas_limit, owned_threads
@@ -246,7 +248,11 @@ def training_plan(
         return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
     if work < MIN_WORK_TO_MEASURE:
         return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
-    seconds = measure_plans(probe(), threads)
+    try:
+        with np.errstate(all="ignore"):  # a copy whose loss blows up must not print warnings
+            seconds = measure_plans(probe(), threads)
+    except Exception:  # any: the run itself then reports what is wrong with its own step
+        return ThreadPlan(by_shape, threads, "by shape: the measurement failed")
     # Each plan against the shape rule's, round by round (the turns of one round ran
     # back to back, so drift of the machine mostly cancels in their ratio).
     ratio = {name: statistics.median(t / r for t, r in zip(times, seconds[by_shape], strict=True))
