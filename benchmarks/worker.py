@@ -186,7 +186,11 @@ def compare(job: dict) -> dict:
         model = spec.build(seed)
         tmodel = torch_nets.to_torch(model)  # same initial weights
         trainer = _layerwise_trainer(spec, model, x, t, seed)
-        # How the Trainer uses the threads, measured (or kept) now, before anything is timed.
+        # How the Trainer uses the threads, measured (or kept) now, before anything is timed;
+        # measured whatever the length of the run (a user's one-epoch run would not measure).
+        from layerwise.kernels import tuning  # like the other layerwise imports here, inside the job
+
+        tuning.MIN_WORK_TO_MEASURE = 0
         plan = trainer.plan_threads()
         result["lw_thread_plan"] = {"plan": plan.plan, "how": plan.how, "ms_per_step": plan.ms_per_step,
                                     "describe": plan.describe()}

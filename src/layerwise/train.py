@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import iterate_minibatches
-from .errors import InputError, ShapeError, TrainingDiverged
+from .errors import InputError, LayerwiseError, ShapeError, TrainingDiverged
 from .io import atomic_write, save
 from .kernels.memory import keep_freed_memory
 from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, run_threads, share_cores
@@ -313,11 +313,26 @@ class Trainer:
 
     def _plan_for(self, threads: int) -> ThreadPlan:
         if self.thread_plan is None or self.thread_plan.threads != threads:
-            work = (self.epochs - self.epoch) * len(self.x_train) * sum(v.size for v in self.model.params.values())
+            work = 3 * (self.epochs - self.epoch) * len(self.x_train) * self._macs_per_sample()
             self.thread_plan = training_plan(self._plan_key(), threads, self._plan_by_shape(), self._plan_probe, work)
             if self.thread_plan.how == "measured":
                 self.log(f"threads: {self.thread_plan.describe()}; kept for later runs in {cache_file()}")
         return self.thread_plan
+
+    def _macs_per_sample(self) -> int:
+        """Multiply-adds of one sample's forward products (a weight W applied at every output
+        position); a step costs about three times that per sample (forward, dW, dx)."""
+        shape, total = (1, *self.x_train.shape[1:]), 0
+        try:
+            for layer in getattr(self.model, "_layers", ()):
+                out = layer.output_shape(shape)
+                weights = getattr(layer, "params", {}).get("W")
+                if weights is not None:
+                    total += weights.size * math.prod(out[2:])
+                shape = out
+        except LayerwiseError:
+            total = 0
+        return total or sum(v.size for v in self.model.params.values())
 
     def _plan_by_shape(self) -> str:
         """The plan by shape alone: a step whose activations are worth splitting (a convnet's)

@@ -260,3 +260,22 @@ def test_a_failing_measurement_falls_back_to_the_shape_rule(monkeypatch, cache):
 
     plan = tuning.training_plan("net", 2, "owned", lambda: broken, 1e12)
     assert (plan.plan, plan.how) == ("owned", "by shape: the measurement failed") and not cache.exists()
+
+
+def test_the_trainer_counts_a_runs_multiply_adds_to_decide_whether_to_measure(monkeypatch, cache):
+    import layerwise.train
+
+    x, t = np.zeros((600, 1, 28, 28), np.float32), np.zeros(600, np.int64)
+    model = lw.SimpleConvNet(seed=0, dtype=np.float32)
+    trainer = lw.Trainer(model, lw.Adam(), x, t, epochs=2, progress=False, log=None)
+    # conv 30x1x5x5 at 24x24 positions, Affine 4320x100, Affine 100x10
+    assert trainer._macs_per_sample() == 30 * 25 * 24 * 24 + 4320 * 100 + 100 * 10
+    works = []
+    monkeypatch.setattr(layerwise.train, "training_plan", lambda key, threads, by_shape, probe, work: works.append(
+        work) or tuning.ThreadPlan(by_shape, threads, "by shape"))
+    assert trainer._plan_for(2).plan == "owned"  # SimpleConvNet's activations are worth splitting
+    assert works == [3 * 2 * 600 * trainer._macs_per_sample()]
+    # a one-epoch run of 784-50-10 on Fashion-MNIST is far below the bar; a DeepConvNet epoch above it
+    assert 3 * 60_000 * (784 * 50 + 50 * 10) < tuning.MIN_WORK_TO_MEASURE
+    deep = lw.Trainer(lw.DeepConvNet(seed=0, dtype=np.float32), lw.Adam(), x, t, epochs=1, progress=False, log=None)
+    assert 3 * 60_000 * deep._macs_per_sample() > tuning.MIN_WORK_TO_MEASURE

@@ -79,11 +79,11 @@ _SETTLE_S, _REP_S = 0.15, 0.05
 _ROUNDS, _MIN_ROUNDS = 7, 3
 #: No further round starts after this long (DeepConvNet steps take ~0.1 s).
 _BUDGET_S = 1.5
-#: Runs with less work than this (epochs x samples x parameters, ~ the multiply-adds of
-#: their products / 2) take the shape rule's plan unmeasured: measuring takes ~2 s, longer
-#: than such a run, and a run that short gains nothing from it (the bundled digits' 20 epochs:
-#: 1.1e8; one Fashion-MNIST epoch of 784-50-10: 2.4e9).
-MIN_WORK_TO_MEASURE = 10**9
+#: Runs with fewer multiply-adds in their products than this take the shape rule's plan
+#: unmeasured: measuring takes ~2 s, and a run this short (10-50 s of training on one core)
+#: gains less than that from the best plan. One Fashion-MNIST epoch of DeepConvNet is 1.6e12,
+#: of SimpleConvNet 1.6e11, of 784-512-512-10 1.2e11, of 784-50-10 7e9.
+MIN_WORK_TO_MEASURE = 10**12
 #: Without a cache size from the operating system: the value measured best on the AMD VM.
 _DEFAULT_CHUNK_BYTES = 8 * 2**20
 
@@ -235,7 +235,7 @@ def training_plan(
     measured now by timing the step ``probe()`` returns (one training step of a copy of the
     network, which must leave the run itself untouched) and kept. ``by_shape`` is the shape rule's plan, taken
     with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan is faster by
-    ``MARGIN``. ``work`` is the run's epochs x samples x parameters: a run with less than
+    ``MARGIN``. ``work`` is the multiply-adds of the run's products: a run with less than
     ``MIN_WORK_TO_MEASURE`` takes a kept plan if there is one, else the shape rule's without
     measuring."""
     if threads <= 1:
