@@ -165,6 +165,27 @@ def start_sweep(tmp_path: Path, output: Path, trials: int) -> subprocess.Popen:
     return proc
 
 
+SHM = Path("/dev/shm")
+
+
+def semaphores() -> set[str]:
+    """Names of Python's named semaphores (multiprocessing's) in /dev/shm now."""
+    return {p.name for p in SHM.glob("sem.mp-*")} if SHM.is_dir() else set()
+
+
+def orphaned_semaphores(before: set[str]) -> list[Path]:
+    """Semaphores made since ``before`` that no running process has mapped: what a process
+    group killed with -9 leaves in /dev/shm (its resource tracker died with it)."""
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped.update(line.split("/dev/shm/", 1)[1].split()[0] for line in maps.read_text().splitlines()
+                          if "/dev/shm/sem.mp-" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+    return sorted(SHM / name for name in semaphores() - before - mapped)
+
+
 def wait_group_gone(pgid: int) -> None:
     deadline = time.monotonic() + 30
     while _group_alive(pgid):
@@ -175,10 +196,13 @@ def wait_group_gone(pgid: int) -> None:
 @NEEDS_PROCESS_GROUPS
 def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials(tmp_path):
     trials_path = tmp_path / "S" / "trials.jsonl"
+    before = semaphores()
     proc = start_sweep(tmp_path, tmp_path / "first.out", trials=2)
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its pool's workers: the whole group
     proc.wait(timeout=30)
     wait_group_gone(proc.pid)
+    for semaphore in orphaned_semaphores(before):  # kill -9 left them; don't let the suite leak them
+        semaphore.unlink(missing_ok=True)
     data = trials_path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1].splitlines(keepends=True)  # a cut-short last line is no record
     print(f"killed after {len(whole)} of 16 trials")
@@ -203,6 +227,7 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_rerunning_finished_trials
 @NEEDS_PROCESS_GROUPS
 def test_sigterm_mid_sweep_stops_the_workers_and_removes_the_data_folder(tmp_path):
     output = tmp_path / "out"
+    before = semaphores()
     proc = start_sweep(tmp_path, output, trials=1)
     try:
         assert leftover_data_dirs(proc.pid)  # the workers' data, while they run
@@ -214,6 +239,7 @@ def test_sigterm_mid_sweep_stops_the_workers_and_removes_the_data_folder(tmp_pat
             proc.wait(timeout=30)
     wait_group_gone(proc.pid)
     assert leftover_data_dirs(proc.pid) == []
+    assert orphaned_semaphores(before) == []  # an orderly exit releases its semaphores
     assert "Traceback" not in output.read_text()
 
 
