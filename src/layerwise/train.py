@@ -26,7 +26,7 @@ from .errors import InputError, LayerwiseError, ShapeError, TrainingDiverged
 from .io import atomic_write, save
 from .kernels.memory import keep_freed_memory
 from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, run_threads, share_cores
-from .kernels.tuning import ThreadPlan, cache_file, enter_plan, training_plan
+from .kernels.tuning import PLANS, ThreadPlan, cache_file, enter_plan, training_plan
 from .models import Sequential
 from .optim import LR_SCHEDULES, lr_factor
 
@@ -217,6 +217,10 @@ class Trainer:
             "history": self.history.to_dict(),
             "lr_schedule": self.lr_schedule,
             "base_lr": self.base_lr,
+            # How the threads were used: a resumed run uses them the same way (the plan decides
+            # which kernels compute the products), whatever the machine's cache of plans holds.
+            "thread_plan": None if self.thread_plan is None else
+            {"plan": self.thread_plan.plan, "threads": self.thread_plan.threads},
         }
 
     def load_state(self, state: dict) -> None:
@@ -234,6 +238,9 @@ class Trainer:
             raise InputError(f"the checkpoint was trained with lr_schedule {saved!r}, not {self.lr_schedule!r}")
         if state.get("base_lr") is not None:
             self.base_lr = float(state["base_lr"])
+        plan = state.get("thread_plan")
+        if isinstance(plan, dict) and plan.get("plan") in PLANS and isinstance(plan.get("threads"), int):
+            self.thread_plan = ThreadPlan(plan["plan"], plan["threads"], "kept from the checkpoint")
 
     def save_checkpoint(self) -> Path | None:
         """Write the checkpoint atomically. Refuses (TrainingDiverged) when a parameter or an
@@ -306,7 +313,7 @@ class Trainer:
 
     def plan_threads(self) -> ThreadPlan:
         """How :meth:`fit` will use the run's threads (also ``thread_plan``): kept from an
-        earlier measurement on this machine, else measured now (~2 s, once per machine and
+        earlier measurement on this machine, else measured now (2-3 s, once per machine and
         network) unless the run is too short to be worth it (``kernels.tuning.training_plan``).
         ``fit`` calls it; call it first to have the measurement done before something else."""
         return self._plan_for(run_threads()[0])
@@ -317,6 +324,8 @@ class Trainer:
             self.thread_plan = training_plan(self._plan_key(), threads, self._plan_by_shape(), self._plan_probe, work)
             if self.thread_plan.how == "measured":
                 self.log(f"threads: {self.thread_plan.describe()}; kept for later runs in {cache_file()}")
+            elif self.thread_plan.how == "measured, not kept":
+                self.log(f"threads: {self.thread_plan.describe()}")
         return self.thread_plan
 
     def _macs_per_sample(self) -> int:
@@ -342,10 +351,11 @@ class Trainer:
         return "owned" if per_sample * min(self.batch_size, len(self.x_train)) >= SPLIT_MIN_ELEMENTS else "blas"
 
     def _plan_key(self) -> str:
-        """What the step's speed depends on besides the machine: the layers and their
+        """What the step's speed depends on besides the machine: the layers as made, their
         parameters' shapes, the batch, the dtype and the optimizer."""
         layers = getattr(self.model, "_layers", None)
-        names = " ".join(type(layer).__name__ for layer in layers) if layers is not None else type(self.model).__name__
+        # repr: each layer with what it was made with (a convolution's stride and pad, say)
+        names = " ".join(map(repr, layers)) if layers is not None else type(self.model).__name__
         shapes = " ".join(f"{k}{tuple(v.shape)}" for k, v in self.model.params.items())
         batch = min(self.batch_size, len(self.x_train))
         dtype = getattr(self.model, "dtype", self.x_train.dtype)

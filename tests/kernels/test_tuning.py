@@ -97,10 +97,9 @@ def test_measure_plans_times_each_plan_in_turns(fake_plans):
     times = tuning.measure_plans(clock.step, 2, clock=clock)
     for plan, seconds in {"blas": 0.002, "blas1": 0.001, "owned": 0.004}.items():
         assert times[plan] == pytest.approx([seconds] * len(times[plan]))
-    rounds = len(times["blas"])
-    assert tuning._MIN_ROUNDS <= rounds <= tuning._ROUNDS
+    assert all(len(values) == tuning._ROUNDS == 3 for values in times.values())
     # every plan once per round, and a different plan first in each round
-    assert [entered[3 * r] for r in range(min(rounds, 3))] == ["blas", "blas1", "owned"][: min(rounds, 3)]
+    assert entered == ["blas", "blas1", "owned", "blas1", "owned", "blas", "owned", "blas", "blas1"]
 
 
 def _plan(monkeypatch, step_s, by_shape="blas", key="net", probes=None, work=1e12):
@@ -167,17 +166,52 @@ def test_a_kept_plan_holds_for_a_short_run_too(monkeypatch, cache):
 
 def test_a_broken_or_unwritable_cache_costs_only_a_measurement(monkeypatch, cache):
     cache.parent.mkdir()
-    cache.write_text("{not json")
-    assert _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}).how == "measured"
-    assert json.loads(cache.read_text())["format"] == tuning._FORMAT  # rewritten whole
+    here = tuning.machine_signature()
+    for broken in ("{not json", "[1, 2]", '{"machines": [1]}', json.dumps({"machines": {here: [1]}}),
+                   json.dumps({"machines": {here: {"net | 2 threads": {"plan": "blas1", "ms_per_step": ["x"]}}}})):
+        cache.write_text(broken)
+        monkeypatch.setattr(tuning, "_memory", {})
+        assert _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}).how == "measured", broken
+        assert json.loads(cache.read_text())["format"] == tuning._FORMAT  # rewritten whole
+    # a rename that fails: the plan holds for this process, the log says it was not kept, and no
+    # temporary file is left behind
+    real_replace = tuning.os.replace
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tuning.os, "replace", failing_replace)
+    plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="other")
+    assert (plan.plan, plan.how) == ("blas1", "measured, not kept")
+    assert not list(cache.parent.glob(".tuning-*"))
+    monkeypatch.setattr(tuning.os, "replace", real_replace)
+    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas1"  # remembered
+    # a folder that cannot be made
     blocked = cache.parent / "blocked"
     blocked.write_text("a file where the folder should be")
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(blocked / "sub"))
-    plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="other")
-    assert plan.how == "measured"
-    # this process still remembers it
-    assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas1"
-    assert not list(cache.parent.glob(".tuning-*"))  # no temporary file left behind
+    assert _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="third").how == "measured, not kept"
+
+
+def test_processes_measure_one_at_a_time_and_the_second_keeps_the_firsts_plan(cache, tmp_path):
+    # Two processes asking for the same network's plan at once: the second waits on the lock,
+    # then finds the first one's record instead of measuring too.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from layerwise.kernels import tuning\n"
+        "seconds = {'blas': 1.0, 'blas1': 0.5, 'owned': 2.0}\n"
+        "tuning.measure_plans = lambda step, threads: (time.sleep(1.0), {p: [seconds[p]] * 3 for p in seconds})[1]\n"
+        "plan = tuning.training_plan('net', 2, 'owned', lambda: None, 1e15)\n"
+        "print(plan.plan, plan.how)\n"
+    )
+    env = {**__import__("os").environ, "LAYERWISE_CACHE_DIR": str(cache.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = sorted(proc.communicate(timeout=60)[0].strip() for proc in procs)
+    assert outputs == ["blas1 kept from an earlier measurement", "blas1 measured"]
 
 
 def test_enter_plan_sets_blas_or_owns_the_threads_and_restores(monkeypatch):
@@ -198,7 +232,7 @@ def test_measure_plans_on_a_real_step(monkeypatch):
     a = np.ones((64, 64), np.float32)
     times = tuning.measure_plans(lambda: a @ a, 2)
     assert set(times) == set(tuning.PLANS)
-    assert all(len(values) >= tuning._MIN_ROUNDS and min(values) > 0 for values in times.values())
+    assert all(len(values) == tuning._ROUNDS and min(values) > 0 for values in times.values())
 
 
 def _mlp_trainer(epochs=1, **kwargs):
@@ -217,7 +251,7 @@ def test_the_probe_leaves_the_run_untouched():
         step()
     assert all(np.array_equal(trainer.model.params[k], v) for k, v in params.items())
     assert trainer.shuffle_rng.bit_generator.state == rng_state
-    assert not getattr(trainer.optimizer, "m", None)  # Adam's moments were made on the copy only
+    assert trainer.optimizer.state_dict() == lw.Adam(lr=1e-3).state_dict()  # Adam's moments: the copy's only
 
 
 def test_the_trainer_measures_once_follows_the_plan_and_trains_as_unmeasured(monkeypatch, cache):
@@ -279,3 +313,27 @@ def test_the_trainer_counts_a_runs_multiply_adds_to_decide_whether_to_measure(mo
     assert 3 * 60_000 * (784 * 50 + 50 * 10) < tuning.MIN_WORK_TO_MEASURE
     deep = lw.Trainer(lw.DeepConvNet(seed=0, dtype=np.float32), lw.Adam(), x, t, epochs=1, progress=False, log=None)
     assert 3 * 60_000 * deep._macs_per_sample() > tuning.MIN_WORK_TO_MEASURE
+
+
+def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatch, cache, tmp_path):
+    import layerwise.train
+    from layerwise.io import load_checkpoint
+
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: (2, True))
+    monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
+    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads: {
+        "blas": [2.0] * 3, "blas1": [1.0] * 3, "owned": [3.0] * 3})
+    first = _mlp_trainer(epochs=2, log=None, run_dir=tmp_path / "run")
+    first.epochs = 1  # stop after one epoch, as an interrupted run would
+    first.fit()
+    assert first.thread_plan.plan == "blas1"
+    # another machine's cache, or none: the checkpoint decides
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    resumed = _mlp_trainer(epochs=2, log=None)
+    resumed.load_state(load_checkpoint(tmp_path / "run" / layerwise.train.CHECKPOINT_NAME).state)
+    plan = resumed.plan_threads()
+    assert (plan.plan, plan.how) == ("blas1", "kept from the checkpoint")
+    # with another number of threads the checkpoint's plan does not apply
+    assert resumed._plan_for(3).how == "by shape: LAYERWISE_TUNING=0"

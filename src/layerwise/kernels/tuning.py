@@ -9,7 +9,8 @@ Two choices here, neither a constant tuned on one VM:
   benchmark runner on the 2-core AMD VM (SkylakeX kernels, 2 threads, ms a step as blas /
   blas1 / owned; benchmarks/README.md, "Any machine"): 784-50-10 0.26 / 0.21 / 0.23,
   784-512-512-10 2.5 / 3.5 / 2.7, SimpleConvNet 13.3 / 13.6 / 9.3, DeepConvNet 72 / 83 / 56;
-  on an Intel VM the 784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's (issue 21).
+  on an Intel VM the 784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's (issue 21's
+  own report; no session has measured an Intel machine since).
   So the Trainer times a copy of the network under each plan the first time that network
   trains on this machine with that many threads, and keeps the winner in a small JSON file
   (:func:`cache_file`), keyed by the machine (CPU model, cores, BLAS and its kernels): later
@@ -75,12 +76,10 @@ _FORMAT = 1
 MARGIN = 0.03
 #: Each plan's turn runs steps untimed this long, then timed at least this long (and 2 steps).
 _SETTLE_S, _REP_S = 0.15, 0.05
-#: Rounds of turns: at most, and at least whatever the time.
-_ROUNDS, _MIN_ROUNDS = 7, 3
-#: No further round starts after this long (DeepConvNet steps take ~0.1 s).
-_BUDGET_S = 1.5
+#: Rounds of turns: each plan is timed this many times (about 0.6 s a plan in all).
+_ROUNDS = 3
 #: Runs with fewer multiply-adds in their products than this take the shape rule's plan
-#: unmeasured: measuring takes ~2 s, and a run this short (10-50 s of training on one core)
+#: unmeasured: measuring takes 2-3 s, and a run this short (10-50 s of training on one core)
 #: gains less than that from the best plan. One Fashion-MNIST epoch of DeepConvNet is 1.6e12,
 #: of SimpleConvNet 1.6e11, of 784-512-512-10 1.2e11, of 784-50-10 7e9.
 MIN_WORK_TO_MEASURE = 10**12
@@ -94,7 +93,7 @@ class ThreadPlan:
 
     plan: str  # one of PLANS
     threads: int
-    how: str  # "measured", "kept from an earlier measurement", "by shape", "one thread"
+    how: str  # "measured", "kept from an earlier measurement", "kept from the checkpoint", "by shape...", ...
     ms_per_step: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -111,7 +110,12 @@ def cache_file() -> Path:
     """Where measured choices are kept."""
     if os.environ.get(CACHE_ENV_VAR):
         return Path(os.environ[CACHE_ENV_VAR]) / "tuning.json"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:  # no home folder: the system's temporary one
+            base = Path(tempfile.gettempdir())
     return Path(base) / "layerwise" / "tuning.json"
 
 
@@ -142,45 +146,77 @@ def machine_signature() -> str:
 
 
 _memory: dict[tuple[str, str], dict] = {}  # this process's choices, even when the file cannot be written
-_file_lock = threading.Lock()
+_file_lock = threading.Lock()  # one measurement at a time in this process ...
+
+
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """... and across processes: a sweep's workers training one network on this machine wait
+    for the first one's measurement instead of measuring at once, competing for the cores, and
+    writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
+    it cannot be taken, only this process's lock holds."""
+    with _file_lock:
+        try:
+            import fcntl  # POSIX only: the lock is skipped on Windows
+
+            path = cache_file().with_suffix(".lock")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")  # closed below, which releases the lock
+        except (ImportError, OSError):
+            yield
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            handle.close()  # releases the lock
 
 
 def _read() -> dict:
+    """The file's machines and their choices; {} for a missing or damaged file."""
     try:
         data = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return {}
-    return data if isinstance(data, dict) else {}
+    machines = data.get("machines") if isinstance(data, dict) else None
+    return {sig: choices for sig, choices in machines.items() if isinstance(choices, dict)} \
+        if isinstance(machines, dict) else {}
 
 
-def _remember(signature: str, key: str, record: dict) -> None:
+def _valid(record: object) -> bool:
+    if not isinstance(record, dict) or record.get("plan") not in PLANS:
+        return False
+    ms = record.get("ms_per_step", {})
+    return isinstance(ms, dict) and all(isinstance(v, int | float) for v in ms.values())
+
+
+def _remember(signature: str, key: str, record: dict) -> bool:
+    """Keep ``record`` for this process and in the file; False if the file could not be written."""
     _memory[signature, key] = record
-    with _file_lock:
+    machines = _read()
+    machines.setdefault(signature, {})[key] = record
+    tmp = None
+    try:
         path = cache_file()
-        data = _read()
-        machines = data.get("machines") if isinstance(data.get("machines"), dict) else {}
-        choices = machines.setdefault(signature, {})
-        if not isinstance(choices, dict):
-            choices = machines[signature] = {}
-        choices[key] = record
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole to a temporary file, then renamed over: a reader never sees half a file.
-            fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=path.parent)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"format": _FORMAT, "machines": machines}, out, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError, UnboundLocalError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole to a temporary file, then renamed over: a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=path.parent)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"format": _FORMAT, "machines": machines}, out, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        return True
+    except (OSError, RuntimeError):
+        if tmp is not None:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        return False
 
 
 def _recall(signature: str, key: str) -> dict | None:
     if (signature, key) in _memory:
         return _memory[signature, key]
-    machines = _read().get("machines")
-    record = machines.get(signature, {}).get(key) if isinstance(machines, dict) else None
-    if isinstance(record, dict) and record.get("plan") in PLANS:
+    record = _read().get(signature, {}).get(key)
+    if _valid(record):
         _memory[signature, key] = record
         return record
     return None
@@ -209,7 +245,6 @@ def measure_plans(
     the next turn's steps (SimpleConvNet on owned threads: 10.1 ms a step right after a turn of
     BLAS on 2 threads, 7.7 ms once they had stopped)."""
     times: dict[str, list[float]] = {plan: [] for plan in plans}
-    deadline = clock() + _BUDGET_S
     for round_ in range(_ROUNDS):
         order = plans[round_ % len(plans):] + plans[: round_ % len(plans)]
         for plan in order:
@@ -222,8 +257,6 @@ def measure_plans(
                     step()
                     steps += 1
                 times[plan].append((clock() - started) / steps)
-        if round_ + 1 >= _MIN_ROUNDS and clock() > deadline:
-            break
     return times
 
 
@@ -243,8 +276,16 @@ def training_plan(
     if not tuning_enabled():
         return ThreadPlan(by_shape, threads, f"by shape: {TUNING_ENV_VAR}=0")
     signature, full_key = machine_signature(), f"{key} | {threads} threads"
+    with _machine_lock():
+        return _kept_or_measured(signature, full_key, threads, by_shape, probe, work)
+
+
+def _kept_or_measured(
+    signature: str, full_key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]],
+    work: float,
+) -> ThreadPlan:
     record = _recall(signature, full_key)
-    if record is not None:  # also for a short run: a resumed run's last epoch trains as the run did
+    if record is not None:  # also for a short run: a later run of the network trains the same way
         return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
     if work < MIN_WORK_TO_MEASURE:
         return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
@@ -259,8 +300,8 @@ def training_plan(
     best = min(median, key=median.get)
     plan = best if median[best] < (1 - MARGIN) * median[by_shape] else by_shape
     ms = {name: round(value * 1e3, 4) for name, value in median.items()}
-    _remember(signature, full_key, {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")})
-    return ThreadPlan(plan, threads, "measured", ms)
+    kept = _remember(signature, full_key, {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")})
+    return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
 def last_level_cache(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> tuple[int, int] | None:
