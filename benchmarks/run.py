@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from layerwise.kernels.tuning import cpu_model as _cpu_model  # also what the other benchmarks report
+
 from .nets import DEFAULT_NETS, NETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,17 +105,6 @@ def _run_job(job: dict, verbose: bool, wait_idle: float) -> dict:
     result["busy_before"] = busy
     result["other_cpu_cores"] = max(others, 0.0) / wall
     return result
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _cpu_flags() -> str:

@@ -12,10 +12,9 @@ The number, first found wins:
 
 A number set in one of the first three ways is *fixed*: layerwise computes on that many
 threads, the way measured fastest for the network on this machine and kept
-(``kernels.tuning``), whatever else runs, and a run's numbers depend only on them. Otherwise
-layerwise also watches what
-other processes use of its CPUs (``CpuShare``) and, in an MLP's training, lets BLAS use only
-the cores they leave free (``kernels.threads.share_cores``).
+(``kernels.tuning``), whatever else runs. Otherwise layerwise also watches what other
+processes use of its CPUs (``CpuShare``) and, in an MLP's training, lets BLAS use only the
+cores they leave free (``kernels.threads.share_cores``).
 """
 
 from __future__ import annotations

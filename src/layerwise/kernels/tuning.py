@@ -57,6 +57,7 @@ __all__ = [
     "TUNING_ENV_VAR",
     "ThreadPlan",
     "cache_file",
+    "cpu_model",
     "enter_plan",
     "inference_chunk_bytes",
     "last_level_cache",
@@ -124,7 +125,8 @@ def tuning_enabled() -> bool:
 
 
 @functools.cache
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, as Linux reports it (else what the platform module says)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -141,7 +143,7 @@ def machine_signature() -> str:
         f"{lib.internal_api} {lib.version} {getattr(lib, 'architecture', '') or ''}".strip()
         for lib in _blas().lib_controllers
     )
-    return (f"{_cpu_model()} | {cpu.usable_cores()} cores | {blas or 'no BLAS info'} | "
+    return (f"{cpu_model()} | {cpu.usable_cores()} cores | {blas or 'no BLAS info'} | "
             f"layerwise {__version__} | {_FORMAT}")
 
 
@@ -266,29 +268,36 @@ def training_plan(
     """The plan a training run of the network ``key`` (its layers, batch, dtype, optimizer)
     takes on ``threads`` threads: kept from an earlier measurement on this machine, else
     measured now by timing the step ``probe()`` returns (one training step of a copy of the
-    network, which must leave the run itself untouched) and kept. ``by_shape`` is the shape rule's plan, taken
-    with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan is faster by
-    ``MARGIN``. ``work`` is the multiply-adds of the run's products: a run with less than
-    ``MIN_WORK_TO_MEASURE`` takes a kept plan if there is one, else the shape rule's without
-    measuring."""
+    network, which must leave the run itself untouched) and kept. ``by_shape`` is the shape
+    rule's plan, taken with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan
+    is faster by ``MARGIN``. ``work`` is the multiply-adds of the run's products: a run with
+    less than ``MIN_WORK_TO_MEASURE`` takes a kept plan if there is one, else the shape rule's
+    without measuring (and without touching the cache folder)."""
     if threads <= 1:
         return ThreadPlan("blas", threads, "one thread")
     if not tuning_enabled():
         return ThreadPlan(by_shape, threads, f"by shape: {TUNING_ENV_VAR}=0")
     signature, full_key = machine_signature(), f"{key} | {threads} threads"
-    with _machine_lock():
-        return _kept_or_measured(signature, full_key, threads, by_shape, probe, work)
-
-
-def _kept_or_measured(
-    signature: str, full_key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]],
-    work: float,
-) -> ThreadPlan:
-    record = _recall(signature, full_key)
-    if record is not None:  # also for a short run: a later run of the network trains the same way
-        return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
+    kept = _kept(signature, full_key, threads)  # also for a short run: later runs train the same way
+    if kept is not None:
+        return kept
     if work < MIN_WORK_TO_MEASURE:
         return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
+    with _machine_lock():
+        # Another process may have measured while this one waited for the lock.
+        return _kept(signature, full_key, threads) or _measured(signature, full_key, threads, by_shape, probe)
+
+
+def _kept(signature: str, full_key: str, threads: int) -> ThreadPlan | None:
+    record = _recall(signature, full_key)
+    if record is None:
+        return None
+    return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
+
+
+def _measured(
+    signature: str, full_key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]],
+) -> ThreadPlan:
     try:
         with np.errstate(all="ignore"):  # a copy whose loss blows up must not print warnings
             seconds = measure_plans(probe(), threads)
