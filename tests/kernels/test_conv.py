@@ -5,6 +5,7 @@ import pytest
 from book_reference import SEEDS, book_col2im, geometries
 from book_reference import same as _same
 from hypothesis import given
+from hypothesis import strategies as st
 
 from layerwise.errors import ShapeError
 from layerwise.functional import conv_output_shape, im2col
@@ -87,3 +88,94 @@ def test_the_correlation_way_keeps_float32():
     dx32 = conv_input_grad(d.astype(np.float32), Wt.astype(np.float32), x_shape, 1, 1)
     assert dx32.dtype == np.float32
     np.testing.assert_allclose(dx32, conv_input_grad(d, Wt, x_shape, 1, 1), rtol=1e-4, atol=1e-4)
+
+
+# -- a few images at a time: im2col_dot, im2col_weight_grad, conv_input_grad in chunks ----------
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 owned threads"])
+def owned(request, monkeypatch):
+    """Run the block on 1 thread, or with layerwise owning 2 (chunks then go to the pool)."""
+    from layerwise.kernels import threads
+
+    monkeypatch.setattr(threads, "run_threads", lambda: (request.param, True))
+    with threads.owned_threads():
+        yield request.param
+
+
+@given(
+    geometries(max_kernel=3, max_out=4), SEEDS,
+    st.sampled_from([1, 200, 2_000, 10**9]),  # chunk budget: one image per chunk .. the whole batch
+)
+def test_chunked_forward_and_weight_grad_equal_the_plain_products(geom, seed, budget):
+    N, C, H, W, FH, FW, stride, pad = geom
+    N += 3  # several images, so that small budgets make several chunks
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    FN = int(rng.integers(1, 4))
+    col_W, b = rng.standard_normal((FH * FW * C, FN)), rng.standard_normal(FN)
+    col = conv_kernels.im2col(x, FH, FW, stride, pad)
+    d = rng.standard_normal((col.shape[0], FN))
+    with _chunk_budget(budget):
+        out = conv_kernels.im2col_dot(x, col_W, b, FH, FW, stride, pad)
+        dW = conv_kernels.im2col_weight_grad(d, x, FH, FW, stride, pad)
+    np.testing.assert_allclose(out, col @ col_W + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dW, d.T @ col, rtol=1e-12, atol=1e-12)
+
+
+def _chunk_budget(budget: int):
+    """conv_chunk_bytes() returning ``budget`` inside the block."""
+    from unittest import mock
+
+    from layerwise.kernels import tuning
+
+    return mock.patch.object(tuning, "conv_chunk_bytes", lambda: budget)
+
+
+@pytest.mark.parametrize(("C", "FN", "pad", "stride"), [(4, 4, 1, 1), (4, 2, 2, 1), (2, 3, 1, 1), (3, 3, 1, 2)])
+@pytest.mark.parametrize("budget", [1, 3_000, 10**9])
+def test_chunked_passes_equal_the_plain_ones_on_owned_threads(owned, C, FN, pad, stride, budget):
+    rng = np.random.default_rng(C + FN + pad + stride)
+    x = rng.standard_normal((7, C, 9, 7)).astype(np.float32)  # float32 as in training; 7 images
+    Wt, b = rng.standard_normal((FN, C, 3, 3)).astype(np.float32), rng.standard_normal(FN).astype(np.float32)
+    col_W = Wt.transpose(0, 2, 3, 1).reshape(FN, -1).T
+    col = conv_kernels.im2col(x, 3, 3, stride, pad)
+    d = rng.standard_normal((col.shape[0], FN)).astype(np.float32)
+    with _chunk_budget(budget):
+        out = conv_kernels.im2col_dot(x, col_W, b, 3, 3, stride, pad)
+        dW = conv_kernels.im2col_weight_grad(d, x, 3, 3, stride, pad)
+        dx = conv_input_grad(d, Wt, x.shape, stride, pad)
+    assert out.dtype == dW.dtype == dx.dtype == np.float32
+    np.testing.assert_allclose(out, col @ col_W + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dW, d.T @ col, rtol=1e-5, atol=1e-4)
+    expected = book_col2im(d.astype(np.float64) @ Wt.reshape(FN, -1), x.shape, 3, 3, stride, pad)
+    np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_chunks_hold_the_budget_and_share_out_the_owned_threads(owned):
+    from layerwise.kernels import tuning
+
+    seen = []
+    with mock_in_chunks(seen):
+        conv_kernels.im2col_dot(np.zeros((10, 2, 5, 5)), np.zeros((18, 3)), np.zeros(3), 3, 3, 1, 1)
+    (n, size), = seen
+    per_image = 25 * 18 * 8  # col's bytes per image: 5×5 windows of 3×3×2 float64 values
+    assert n == 10 and size == max(1, min(10, tuning.conv_chunk_bytes() // per_image))
+
+
+def mock_in_chunks(seen):
+    from unittest import mock
+
+    real = conv_kernels.in_chunks
+    return mock.patch.object(conv_kernels, "in_chunks", lambda fn, n, size: seen.append((n, size)) or real(fn, n, size))
+
+
+def test_an_empty_batch_gives_empty_products_and_a_zero_gradient():
+    x, col_W = np.zeros((0, 2, 5, 5)), np.ones((18, 3))
+    assert conv_kernels.im2col_dot(x, col_W, np.zeros(3), 3, 3, 1, 1).shape == (0, 3)
+    np.testing.assert_array_equal(conv_kernels.im2col_weight_grad(np.zeros((0, 3)), x, 3, 3, 1, 1), np.zeros((3, 18)))
+
+
+def test_im2col_weight_grad_names_a_d_of_the_wrong_shape():
+    with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 3\), expected \(50, FN\)"):
+        conv_kernels.im2col_weight_grad(np.zeros((5, 3)), np.zeros((2, 2, 5, 5)), 3, 3, 1, 1)

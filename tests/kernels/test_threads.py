@@ -1,5 +1,6 @@
 """layerwise owning the threads: passes and products split across them give the same numbers."""
 
+import contextlib
 import threading
 
 import numpy as np
@@ -57,6 +58,44 @@ def test_in_parts_covers_the_range_once_on_several_threads(two_threads):
     covered = sorted(i for part in parts for i in range(11)[part])
     assert covered == list(range(11)) and len(parts) == 2
     assert len(threads) == 2  # the caller's and a pool thread's, on any number of CPUs
+
+
+@pytest.mark.parametrize(("n", "size", "owned", "expected"), [
+    (100, 36, False, [33, 33, 34]),  # equal chunks of at most 36, in order
+    (100, 1000, False, [100]),
+    (100, 1000, True, [50, 50]),  # at least one chunk per owned thread
+    (1, 1000, True, [1]),
+    (5, 1, True, [1] * 5),
+    (0, 4, True, []),
+])
+def test_in_chunks_covers_the_batch_once_in_equal_chunks(two_threads, n, size, owned, expected):
+    chunks, threads = [], set()
+
+    def record(chunk):
+        chunks.append(chunk)
+        threads.add(threading.get_ident())
+
+    with _threads.owned_threads() if owned else contextlib.nullcontext():
+        _threads.in_chunks(record, n, size)
+    chunks.sort(key=lambda c: c.start)
+    assert [c.stop - c.start for c in chunks] == expected
+    assert [i for c in chunks for i in range(n)[c]] == list(range(n))
+    if not owned:
+        assert threads == {threading.get_ident()}
+
+
+def test_in_chunks_runs_the_chunks_on_the_owned_threads(two_threads):
+    threads = set()
+    both_started = threading.Barrier(2, timeout=10)
+
+    def record(chunk):
+        threads.add(threading.get_ident())
+        if chunk.start < 4:
+            both_started.wait()  # the first two chunks overlap: two threads run them
+
+    with _threads.owned_threads():
+        _threads.in_chunks(record, 8, 2)
+    assert len(threads) == 2
 
 
 def test_in_parts_caller_takes_the_parts_no_pool_thread_has_started(two_threads):

@@ -337,3 +337,19 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
     assert (plan.plan, plan.how) == ("blas1", "kept from the checkpoint")
     # with another number of threads the checkpoint's plan does not apply
     assert resumed._plan_for(3).how == "by shape: LAYERWISE_TUNING=0"
+
+
+@pytest.mark.parametrize(("found", "expected"), [
+    ((32 * 2**20, 2), 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
+    ((30 * 2**20, 1), 7.5 * 2**20),
+    ((512 * 2**20, 2), 16 * 2**20),  # clamped
+    ((2**20, 4), 2**19),
+    (None, 4 * 2**20),  # no sysfs
+])
+def test_conv_chunk_bytes_is_a_quarter_of_the_cache_share_of_a_cpu(monkeypatch, found, expected):
+    monkeypatch.setattr(tuning, "last_level_cache", lambda: found)
+    tuning.conv_chunk_bytes.cache_clear()
+    try:
+        assert tuning.conv_chunk_bytes() == expected
+    finally:
+        tuning.conv_chunk_bytes.cache_clear()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from layerwise.errors import InputError, ShapeError, StateError
 from layerwise.gradcheck import check_layer, standard_cases
 from layerwise.gradcheck.cases import conv_cases
+from layerwise.kernels.conv import im2col
 from layerwise.layers.conv import AvgPooling, Convolution, Pooling
 
 
@@ -321,3 +322,19 @@ def test_book_deep_convnet_weights_with_book_dropout(book_weights_dir, mnist_t10
     # first 300 (295 right); no prediction is within rounding of another class.
     predicted = unambiguous_argmax(scores, np.float64, terms=9 * (1 + 16 + 16 + 32 + 32 + 64) + 1024 + 50)
     assert np.sum(predicted == t) == 295
+
+
+def test_convolution_keeps_x_and_shows_col_on_demand():
+    # Training keeps the input, not its FH·FW times larger im2col matrix (kernels.conv makes it
+    # again, a few images at a time, for dW); ``col`` is still there for a reader.
+    rng = np.random.default_rng(3)
+    layer = Convolution(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2), 1, 1)
+    assert layer.col is None
+    x = rng.standard_normal((2, 3, 4, 4))
+    layer.forward(x)
+    assert layer.x is x and "col" not in vars(layer)
+    np.testing.assert_array_equal(layer.col, im2col(x, 3, 3, 1, 1))
+    dout = rng.standard_normal((2, 2, 4, 4))
+    layer.backward(dout)
+    d = dout.transpose(0, 2, 3, 1).reshape(-1, 2)  # the book's dW = (colᵀ·dout)ᵀ in its own order
+    np.testing.assert_allclose(layer.dW, (book_im2col(x, 3, 3, 1, 1).T @ d).T.reshape(2, 3, 3, 3), rtol=1e-12)

@@ -20,9 +20,13 @@ import numpy as np
 
 from ..checks import conv_output_shape
 from ..errors import ShapeError
-from .threads import SPLIT_MIN_ELEMENTS, in_parts, matmul
+from . import tuning
+from .threads import SPLIT_MIN_ELEMENTS, in_chunks, in_parts
 
-__all__ = ["add_windows", "by_correlation", "conv_input_grad", "im2col", "offset_slices", "pad_hw"]
+__all__ = [
+    "add_windows", "by_correlation", "conv_input_grad", "im2col", "im2col_dot", "im2col_weight_grad",
+    "offset_slices", "pad_hw",
+]
 
 # Every window of a given size as a read-only strided view (no copy).
 _windows = np.lib.stride_tricks.sliding_window_view
@@ -94,6 +98,67 @@ def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np
     return col.reshape(N * OH * OW, FH * FW * C)
 
 
+def images_per_chunk(bytes_per_image: int, n: int) -> int:
+    """How many images a convolution works through at a time when each makes
+    ``bytes_per_image`` of temporaries (its share of im2col's col): as many as fit in
+    ``tuning.conv_chunk_bytes()``, at least one, at most ``n``."""
+    return max(1, min(n, tuning.conv_chunk_bytes() // max(1, bytes_per_image)))
+
+
+def im2col_dot(
+    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """``im2col(x, FH, FW, stride, pad) @ col_W + b``, the convolution's forward as rows
+    (N·OH·OW, FN) ordered (n, oh, ow), made a few images at a time (``images_per_chunk``).
+
+    Why chunks: col is FH·FW times the input. DeepConvNet's second layer makes a 45 MB col
+    at batch 100, more than the 32 MB last-level cache here, so im2col wrote it to memory
+    and the product read it back. Made in cache-sized chunks (4 MiB) and multiplied at once,
+    that layer's forward and backward took 14.0 ms instead of 22.7 (1 thread, SkylakeX
+    kernels, benchmarks/README.md "Any machine"). Chunks share out the threads, too.
+    """
+    N, C = x.shape[:2]
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")
+    rows = OH * OW
+    out = np.empty((N * rows, col_W.shape[1]), dtype=np.result_type(x, col_W))
+    add = b.reshape(1, -1)
+
+    def chunk(images: slice) -> None:
+        part = out[images.start * rows : images.stop * rows]
+        np.dot(im2col(x[images], FH, FW, stride, pad), col_W, out=part)
+        part += add
+
+    in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
+    return out
+
+
+def im2col_weight_grad(
+    d: np.ndarray, x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """``d.T @ im2col(x, FH, FW, stride, pad)``, the convolution's weight gradient (FN,
+    FH·FW·C) from ``d`` = dout as rows (N·OH·OW, FN): col made again a few images at a time
+    (it was not kept: see ``im2col_dot``), each chunk's product added in chunk order, so the
+    sum is the same whichever threads computed the chunks."""
+    N, C = x.shape[:2]
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")
+    rows = OH * OW
+    if d.shape != (N * rows, d.shape[-1]) or d.ndim != 2:
+        raise ShapeError(f"im2col_weight_grad: d has shape {d.shape}, expected ({N * rows}, FN) for x {x.shape}")
+    partial: dict[int, np.ndarray] = {}
+
+    def chunk(images: slice) -> None:
+        d_rows = d[images.start * rows : images.stop * rows]
+        partial[images.start] = np.dot(d_rows.T, im2col(x[images], FH, FW, stride, pad))
+
+    in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
+    if not partial:  # no images: no windows to sum
+        return np.zeros((d.shape[1], FH * FW * C), dtype=np.result_type(d, x))
+    total, *rest = (partial[start] for start in sorted(partial))
+    for part in rest:
+        total += part
+    return total
+
+
 def _im2col_one_channel(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, OH: int, OW: int) -> np.ndarray:
     """im2col of a one-channel input, where both column orders agree: each column of col is
     one kernel offset's strided view of the images, so col is filled column by column, as a
@@ -158,13 +223,20 @@ def _input_grad_by_correlation(
     """For stride 1: dx is dout, padded by FH - 1 - pad, correlated with W turned 180° and
     its two channel axes swapped, dx[n, c, h, w] = Σ_{f,i,j} dout[n, f, h + pad - i, w + pad - j]
     · W[f, c, i, j]. So it is a forward convolution: an im2col of dout (channels-last, as ``d``
-    already is) and one product with K = FH·FW·FN, and no scatter at all."""
+    already is) and one product with K = FH·FW·FN, and no scatter at all; a few images at a
+    time, like ``im2col_dot``."""
     N, C, H, Wd = x_shape
     FN, _, FH, FW = W.shape
     dout = d.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)  # an NCHW view of d's channels-last rows
-    col = im2col(dout, FH, FW, 1, FH - 1 - pad)  # (N·H·W, FH·FW·FN), columns (fh, fw, f)
     turned = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(FH * FW * FN, C)  # rows (fh, fw, f)
-    return matmul(col, turned).reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
+    dx = np.empty((N, H, Wd, C), dtype=np.result_type(d, W))
+
+    def chunk(images: slice) -> None:
+        col = im2col(dout[images], FH, FW, 1, FH - 1 - pad)  # (n·H·W, FH·FW·FN), columns (fh, fw, f)
+        np.dot(col, turned, out=dx[images].reshape(-1, C))
+
+    in_chunks(chunk, N, images_per_chunk(H * Wd * FH * FW * FN * d.itemsize, N))
+    return dx.transpose(0, 3, 1, 2)
 
 
 def _input_grad_per_offset(
@@ -173,11 +245,18 @@ def _input_grad_per_offset(
     """Per kernel offset k = (i, j): d @ W[:, :, i, j] is the (N·OH·OW, C) gradient of the
     input pixels that offset touched. One batched matmul makes all FH·FW of them, and each is
     added to its strided slice of a channels-last image in runs of OW·C values (col2im's runs
-    are one value long): ~2× faster than col2im for C >= 16."""
+    are one value long): ~2× faster than col2im for C >= 16. A few images at a time, like
+    ``im2col_dot``."""
     N, C, H, Wd = x_shape
     FN, _, FH, FW = W.shape
+    rows = OH * OW
     per_offset = W.transpose(2, 3, 0, 1).reshape(FH * FW, FN, C)
-    dcol = np.matmul(d, per_offset).reshape(FH, FW, N, OH, OW, C)
-    img = np.zeros((N, H + 2 * pad, Wd + 2 * pad, C), dtype=dcol.dtype)
-    add_windows(img, lambda i, j: dcol[i, j], FH, FW, OH, OW, stride, hw_axes=(1, 2))
+    img = np.zeros((N, H + 2 * pad, Wd + 2 * pad, C), dtype=np.result_type(d, W))
+
+    def chunk(images: slice) -> None:
+        part = d[images.start * rows : images.stop * rows]
+        dcol = np.matmul(part, per_offset).reshape(FH, FW, -1, OH, OW, C)
+        add_windows(img[images], lambda i, j: dcol[i, j], FH, FW, OH, OW, stride, hw_axes=(1, 2))
+
+    in_chunks(chunk, N, images_per_chunk(FH * FW * rows * C * d.itemsize, N))
     return img[:, pad : pad + H, pad : pad + Wd, :].transpose(0, 3, 1, 2)

@@ -266,6 +266,34 @@ def in_parts(fn: Callable[[slice | EllipsisType], None], n: int, split: bool = T
         _busy.release()
 
 
+def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
+    """Run ``fn(chunk)`` over consecutive, equal chunks of at most ``size`` that cover
+    ``range(n)`` (a batch axis): in order on the calling thread, or, while layerwise owns
+    several threads, each chunk taken by whichever of them is free (``_Parts``), with at least
+    one chunk per thread. The chunks depend on ``n``, ``size`` and the owned threads, never on
+    the load. ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's results, into
+    arrays allocated beforehand.
+
+    Why: a convolution works through its batch a few images at a time so that each chunk's
+    im2col matrix stays in cache (see ``kernels.conv``); spread over the threads, every core
+    then runs whole chunks, copy and product together, on its own data.
+    """
+    if n <= 0:
+        return
+    count = min(n, max(-(-n // max(1, size)), _owned))
+    bounds = [n * k // count for k in range(count + 1)]
+    chunks = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    workers = min(_owned, count)
+    if workers <= 1 or not _busy.acquire(blocking=False):
+        for chunk in chunks:
+            fn(chunk)
+        return
+    try:
+        _Parts(fn, chunks).run_all(helpers=workers - 1)
+    finally:
+        _busy.release()
+
+
 def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays, plus the row ``add`` (a layer's bias) when given; while
     layerwise owns several threads, a product of at least SPLIT_MIN_MACS multiply-adds is cut

@@ -9,9 +9,8 @@ import numpy as np
 from ..checks import check_dout, check_window, conv_output_shape
 from ..errors import InputError, ShapeError
 from ..kernels.caches import ones
-from ..kernels.conv import conv_input_grad, im2col
+from ..kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
 from ..kernels.pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
-from ..kernels.threads import matmul
 from .base import Layer, book_attribute
 
 __all__ = ["AvgPooling", "Convolution", "Pooling"]
@@ -56,8 +55,7 @@ class Convolution(Layer):
         self.params = {"W": W, "b": b}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
         self.needs_input_grad = True
-        self.x_shape: tuple[int, ...] | None = None
-        self.col: np.ndarray | None = None
+        self.x: np.ndarray | None = None
         self.col_W: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
@@ -65,28 +63,33 @@ class Convolution(Layer):
         W, b = self.params["W"], self.params["b"]
         FN, _, FH, FW = W.shape
         OH, OW = self._out_hw(x.shape)
-        col = im2col(x, FH, FW, self.stride, self.pad)  # (N·OH·OW, FH·FW·C): kernels.conv
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
-        out = matmul(col, col_W, add=b)  # col·col_W + b, (N·OH·OW, FN)
-        self.x_shape, self.col, self.col_W = x.shape, col, col_W
+        out = im2col_dot(x, col_W, b, FH, FW, self.stride, self.pad)  # im2col(x)·col_W + b: kernels.conv
+        self.x, self.col_W = x, col_W
         return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        self._need(self.col)
+        self._need(self.x)
         dout = np.asarray(dout)
         FN, C, FH, FW = self.params["W"].shape
-        OH, OW = self._out_hw(self.x_shape)
-        check_dout(self.name, dout, (self.x_shape[0], FN, OH, OW))
+        OH, OW = self._out_hw(self.x.shape)
+        check_dout(self.name, dout, (self.x.shape[0], FN, OH, OW))
         # Rows (n, oh, ow) like col: free when dout has this layer's output layout (after ReLU
         # and Pooling), one copy when dout is C-contiguous NCHW.
         d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
         self.grads["b"] = np.dot(ones(d.shape[0], d.dtype), d)  # Σ_rows d, as 1ᵀ·d (kernels.caches)
-        dW = matmul(d.T, self.col).reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # dᵀ·col
-        self.grads["W"] = np.ascontiguousarray(dW)
+        dW = im2col_weight_grad(d, self.x, FH, FW, self.stride, self.pad)  # dᵀ·col: kernels.conv
+        self.grads["W"] = np.ascontiguousarray(dW.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
         if not self.needs_input_grad:
             return None
         W = self.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # the W forward used
-        return conv_input_grad(d, W, self.x_shape, self.stride, self.pad)  # col2im(d·col_Wᵀ)
+        return conv_input_grad(d, W, self.x.shape, self.stride, self.pad)  # col2im(d·col_Wᵀ)
+
+    @property
+    def col(self) -> np.ndarray | None:
+        """The book's cache, im2col(x), made on demand for a reader: training does not keep it
+        (``kernels.conv.im2col_dot`` says why) but makes it again, in parts, for dW."""
+        return None if self.x is None else im2col(self.x, *self.params["W"].shape[2:], self.stride, self.pad)
 
     def _out_hw(self, x_shape: tuple[int, ...]) -> tuple[int, int]:
         _, C, FH, FW = self.params["W"].shape
