@@ -1,6 +1,6 @@
 """DeepConvNet: inference on the 10,000 MNIST-format test images against PyTorch CPU eager
-(same weights, same threads, alternating, median of repeats), and the im2col memory of one
-training step at batch 100.
+(same weights, same threads, alternating, median of repeats), and the memory of one training
+step at batch 100.
 
     python -m benchmarks.deep_convnet [--threads 1 2] [--reps 3] [--batch 20 100 1000] [--model-file F]
 
@@ -20,8 +20,10 @@ import tracemalloc
 import numpy as np
 
 
-def im2col_memory(model, x: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
-    """(sum of the im2col buffers alive during a step, the largest one, traced peak of the step)."""
+def step_memory(model, x: np.ndarray, t: np.ndarray) -> tuple[int, int]:
+    """(bytes the convolutions keep for backward during a step, traced peak of the step).
+    The convolutions keep their inputs, not im2col matrices: ``kernels.conv`` makes those
+    a few images at a time and lets them go."""
     from layerwise.layers import Convolution
 
     model.gradient(x, t)  # warm-up: the first step allocates optimizer-free caches too
@@ -29,8 +31,8 @@ def im2col_memory(model, x: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
     model.gradient(x, t)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    cols = [layer.col.nbytes for layer in model if isinstance(layer, Convolution)]
-    return sum(cols), max(cols), peak
+    kept = sum(layer.x.nbytes for layer in model if isinstance(layer, Convolution))
+    return kept, peak
 
 
 def main() -> None:
@@ -94,9 +96,9 @@ def main() -> None:
         (lw_s, lw_b), (pt_s, pt_b) = min(best["lw"]), min(best["pt"])
         print(f"{n:>7}  best   {lw_s:11.2f}  {pt_s:9.2f}  {lw_s / pt_s:11.2f}  (layerwise at batch {lw_b}, "
               f"PyTorch at batch {pt_b})")
-    total, largest, peak = im2col_memory(model, x[:100], t[:100])
-    print(f"im2col buffers of one training step at batch 100: {total / 2**20:.1f} MiB in all "
-          f"(largest {largest / 2**20:.1f} MiB); traced peak of the step {peak / 2**20:.1f} MiB")
+    kept, peak = step_memory(model, x[:100], t[:100])
+    print(f"one training step at batch 100: the convolutions keep {kept / 2**20:.1f} MiB for backward; "
+          f"traced peak of the step {peak / 2**20:.1f} MiB")
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

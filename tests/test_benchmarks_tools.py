@@ -84,3 +84,19 @@ def test_before_after_measures_one_workload_from_a_given_tree() -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout.split()[-1]) > 0
+
+
+def test_deep_convnet_step_memory_counts_the_kept_inputs_not_im2col() -> None:
+    import numpy as np
+
+    import layerwise as lw
+    from benchmarks.deep_convnet import step_memory
+
+    model = lw.DeepConvNet(seed=0, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    x, t = rng.random((4, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 4)
+    kept, peak = step_memory(model, x, t)
+    # inputs of the six convolutions: 1 and 16 channels at 28x28, 16 and 32 at 14x14, 32 and 64
+    # at 8x8 (the fourth pads by 2)
+    assert kept == 4 * 4 * (28 * 28 * (1 + 16) + 14 * 14 * (16 + 32) + 8 * 8 * (32 + 64))
+    assert peak > kept

@@ -1,10 +1,13 @@
-"""Convolution's fast paths: im2col with channels-last columns, and the input gradient.
+"""Convolution's fast paths: im2col with channels-last columns, the products a few images at
+a time, and the input gradient.
 
 Plain expressions (the book's, in ``layerwise.functional``; checked in tests/kernels/):
 ``im2col(x, FH, FW, stride, pad)`` is ``functional.im2col`` with each row's columns in
-(fh, fw, c) order instead of (c, fh, fw) (the same when C == 1), and
+(fh, fw, c) order instead of (c, fh, fw) (the same when C == 1);
+``im2col_dot(x, col_W, b, ...)`` is ``im2col(x, ...) @ col_W + b``;
+``im2col_weight_grad(d, x, ...)`` is ``d.T @ im2col(x, ...)``; and
 ``conv_input_grad(d, W, ...)`` is ``functional.col2im(d @ W.reshape(FN, -1), ...)``, computed
-one of two ways by shape.
+one of two ways by shape. The last three work through the batch in cache-sized chunks.
 
 Images are NCHW. The only Python loops run over the FH×FW kernel offsets (9 or 25
 iterations for the usual kernels); each iteration moves one strided view of the whole

@@ -26,12 +26,17 @@ class Convolution(Layer):
     backward: with d = dout as (N·OH·OW, FN) rows,
               db = Σ_rows d,  dW = dᵀ·col (reshaped to W's shape),  dx = col2im(d·col_Wᵀ)
 
-    ``W``, ``b``, ``dW``, ``db`` are the book's names; ``col`` and ``col_W`` the book's caches.
-    Deliberate difference: their columns/rows are ordered (fh, fw, c), not (c, fh, fw) (the
-    same when C == 1), the order ``kernels.conv`` fills fastest (its docstring says why);
-    the weights and the results are the book's. Set ``needs_input_grad = False`` on a
-    network's first layer to skip dx. The output is a transposed view of the product, as in
-    the book.
+    ``W``, ``b``, ``dW``, ``db`` are the book's names; ``x`` and ``col_W`` the book's caches.
+    Deliberate differences:
+    - col's columns and col_W's rows are ordered (fh, fw, c), not (c, fh, fw) (the same when
+      C == 1), the order ``kernels.conv`` fills fastest (its docstring says why); the weights
+      and the results are the book's.
+    - The products run a few images at a time, and training keeps ``x`` but not ``col``: col
+      is FH·FW times larger than x, and made in cache-sized chunks it never leaves the cache
+      (``kernels.conv.im2col_dot`` has the measurements). Backward makes col again, chunk by
+      chunk, for dW. ``col`` is still there to look at, made on demand.
+    Set ``needs_input_grad = False`` on a network's first layer to skip dx. The output is a
+    transposed view of the product, as in the book.
     """
 
     W = book_attribute("params", "W")
