@@ -12,10 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import require_fixture
 
-from benchmarks.nets import NETS, Gemm, copy_floor, epoch_flops, inference_flops, step_copies, step_gemms
+from benchmarks.nets import NETS, Gemm, copy_floor, epoch_flops, gemm_floor, inference_flops, step_copies, step_gemms
 from benchmarks.run import _paired, choices_table, inference_table, parse_args, training_table
 from layerwise.models import DeepConvNet, SimpleConvNet, TwoLayerNet
 
@@ -43,6 +44,20 @@ def test_the_products_of_a_convnet_step() -> None:
     assert affine == [(100, 4320, 100), (4320, 100, 100), (100, 100, 4320),
                       (100, 100, 10), (100, 100, 10), (100, 10, 100)]
     assert Gemm("x", 2, 3, 4).flops == 48
+
+
+def test_a_convolutions_products_note_the_chunks_kernels_conv_cuts_the_batch_into(monkeypatch) -> None:
+    from layerwise.kernels import tuning
+
+    monkeypatch.setattr(tuning, "conv_chunk_bytes", lambda: 24 * 24 * 25 * 8 * 30)  # 30 float64 images
+    model = SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=0)
+    forward, dW = [g for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Convolution")]
+    assert forward.chunks == dW.chunks == 4  # 100 images, at most 30 a chunk
+    rows = 100 * 24 * 24
+    assert (forward.chunk().M, forward.chunk().K, forward.chunk().N) == (rows // 4, 25, 30)  # rows divided
+    assert (dW.chunk().M, dW.chunk().K, dW.chunk().N) == (30, rows // 4, 25)  # the inner sum divided
+    assert all(g.chunks == 1 for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Affine"))
+    assert gemm_floor([forward, dW], steps=2, reps=1, dtype=np.float32) > 0
 
 
 def _result(lw: list[float], pt: list[float]) -> dict:
