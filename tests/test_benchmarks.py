@@ -17,7 +17,7 @@ import pytest
 from conftest import require_fixture
 
 from benchmarks.nets import NETS, Gemm, copy_floor, epoch_flops, gemm_floor, inference_flops, step_copies, step_gemms
-from benchmarks.run import _paired, choices_table, inference_table, parse_args, training_table
+from benchmarks.run import _paired, choices_table, conv_chunk, inference_table, parse_args, training_table
 from layerwise.models import DeepConvNet, SimpleConvNet, TwoLayerNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +109,19 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         "blas": 0.2, "blas1": 0.15, "owned": 0.21}}, lw_inference_chunk_bytes={
         "bytes": 8 * 2**20, "images": 18, "last_level_cache": [32 * 2**20, 2]})
     assert choices_table([result]).splitlines()[-1] == (
-        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images |")
+        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images "
+        "| - |")  # no convolution
+
+
+def test_the_convolution_chunk_is_the_rule_applied_to_the_cache_the_run_recorded() -> None:
+    # DeepConvNet's largest col: its second layer, 28x28 positions of 3x3x16 float32 values an image
+    per_image = 28 * 28 * 3 * 3 * 16 * 4
+    assert conv_chunk("deep-convnet", [32 * 2**20, 2]) == (
+        f"4 MiB (32 MiB cache / 2 CPUs / 4) = {4 * 2**20 // per_image} of 100 images")
+    assert conv_chunk("deep-convnet", [8 * 2**20, 1]) == "2 MiB (8 MiB cache / 1 CPUs / 4) = 4 of 100 images"
+    assert conv_chunk("deep-convnet", None) == "4 MiB (no cache size: default) = 9 of 100 images"
+    assert conv_chunk("convnet", [32 * 2**20, 2]).endswith("= 72 of 100 images")  # 24x24x25 float32 an image
+    assert conv_chunk("mlp-wide", [32 * 2**20, 2]) == "-"
 
 
 def test_an_unknown_network_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:

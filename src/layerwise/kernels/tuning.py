@@ -374,8 +374,14 @@ def conv_chunk_bytes() -> int:
     ms a step at 1 / 2 threads): 2 MiB 54.7 / 41.8, 4 MiB 54.3 / 43.2, 8 MiB 57.3 / 48.7,
     whole batch 81.0 (SkylakeX kernels); 2 MiB 75.9 / 48.0, 4 MiB 75.7 / 47.5, 8 MiB
     78.1 / 57.3, whole batch 107.5 (Haswell kernels)."""
-    found = last_level_cache()
-    if found is None:
+    return conv_chunk_bytes_for(last_level_cache())
+
+
+def conv_chunk_bytes_for(cache: tuple[int, int] | None) -> int:
+    """``conv_chunk_bytes``'s rule for a last-level cache of (bytes, CPUs sharing it), as
+    ``last_level_cache`` reads it (None: unknown). The benchmark report applies it to the
+    cache a run recorded."""
+    if cache is None:
         return _DEFAULT_CHUNK_BYTES // 2
-    size, shared = found
+    size, shared = cache
     return min(16 * 2**20, max(2**19, size // shared // 4))
