@@ -100,7 +100,7 @@ def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> 
     Everything else (activations, pooling, im2col copies, the optimizer) is not a GEMM. A
     convolution's products note the chunks ``kernels.conv`` would cut the batch into.
     """
-    from layerwise.kernels.conv import images_per_chunk
+    from layerwise.kernels.conv import by_correlation, images_per_chunk
     from layerwise.layers.conv import Convolution
 
     gemms: list[Gemm] = []
@@ -121,7 +121,12 @@ def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> 
             gemms.append(Gemm(f"{layer!r} forward", R, K, FN, b_t=True, chunks=chunks))
             gemms.append(Gemm(f"{layer!r} dW", FN, R, K, a_t=True, chunks=chunks))
             if layer.needs_input_grad:
-                gemms.append(Gemm(f"{layer!r} dx", R, FN, K, chunks=chunks))
+                # conv_input_grad's chunks hold the unfolded dout (correlation) or the per-offset
+                # products, a different size from col
+                per_image = (math.prod(shape[1:]) * FH * FW * FN // C
+                             if by_correlation(layer.params["W"].shape, layer.stride, layer.pad) else R // batch * K)
+                dx_chunks = -(-batch // images_per_chunk(per_image * itemsize, batch))
+                gemms.append(Gemm(f"{layer!r} dx", R, FN, K, chunks=dx_chunks))
         shape = out_shape
     return gemms
 
@@ -197,12 +202,13 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
     """Seconds that ``steps`` training steps would take if they did nothing but their GEMMs.
 
     Each product runs through ``np.matmul(..., out=)`` on preallocated operands of the right
-    shapes and layouts (transposed views where the layer uses one), ``reps`` times, best of 3;
-    a product with ``chunks`` also runs as one of its chunks, and the faster of the whole
-    product and ``chunks`` times a chunk counts (a whole batch's product with few output
-    columns runs slower than the same product in cache-sized chunks: DeepConvNet's 16-channel
-    layer did 100 against 166 GFLOP/s with SkylakeX kernels). The per-step sum is scaled to
-    ``steps``.
+    shapes and layouts (transposed views where the layer uses one), one after the other as in
+    a step, ``reps`` steps, best of 3 rounds per product. A product with ``chunks`` is also
+    timed as one of its chunks, run over and over so that its operands are in cache, as
+    ``kernels.conv`` makes them just before it multiplies; the faster of the whole product and
+    ``chunks`` times a chunk counts (a whole batch's product with few output columns runs
+    slower than the same product in cache-sized chunks: DeepConvNet's 16-channel layer did
+    100 against 166 GFLOP/s with SkylakeX kernels). The sum per step is scaled to ``steps``.
     """
     import time
 
@@ -213,19 +219,23 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
         b = rng.standard_normal((g.N, g.K) if g.b_t else (g.K, g.N)).astype(dtype)
         return a.T if g.a_t else a, b.T if g.b_t else b, np.empty((g.M, g.N), dtype=dtype)
 
-    def best_time(g: Gemm) -> float:
-        a, b, out = operands(g)
-        np.matmul(a, b, out=out)  # warm up: first-touch page faults, BLAS thread start
-        best = math.inf
+    def timed(work: list[tuple[np.ndarray, np.ndarray, np.ndarray]], repeat: int) -> list[float]:
+        """Best seconds of each product over 3 rounds of ``repeat`` passes through ``work``."""
+        for a, b, out in work:  # warm up: first-touch page faults, BLAS thread start
+            np.matmul(a, b, out=out)
+        best = [math.inf] * len(work)
         for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(reps):
-                np.matmul(a, b, out=out)
-            best = min(best, (time.perf_counter() - start) / reps)
+            spent = [0.0] * len(work)
+            for _ in range(repeat):
+                for k, (a, b, out) in enumerate(work):
+                    start = time.perf_counter()
+                    np.matmul(a, b, out=out)
+                    spent[k] += time.perf_counter() - start
+            best = [min(x, t / repeat) for x, t in zip(best, spent, strict=True)]
         return best
 
-    per_step = 0.0
-    for g in gemms:
-        whole = best_time(g)
-        per_step += min(whole, g.chunks * best_time(g.chunk())) if g.chunks > 1 else whole
-    return per_step * steps
+    per_step = timed([operands(g) for g in gemms], reps)
+    for k, g in enumerate(gemms):
+        if g.chunks > 1:
+            per_step[k] = min(per_step[k], g.chunks * timed([operands(g.chunk())], reps)[0])
+    return sum(per_step) * steps

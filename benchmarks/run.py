@@ -355,27 +355,15 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def conv_chunk(net: str, cache: list[int] | None) -> str:
-    """The im2col chunk layerwise's convolutions take on a machine with this last-level cache
-    (``tuning.conv_chunk_bytes_for``), and how many images of the network's largest col it holds
-    at its training batch; "-" for a network without convolutions."""
-    from layerwise.kernels.conv import images_per_chunk
-    from layerwise.kernels.tuning import conv_chunk_bytes_for
-    from layerwise.layers import Convolution
-
-    spec = NETS[net]
-    model = spec.build(0)
-    shape, largest = (1, 784) if spec.flatten else (1, 1, 28, 28), 0
-    for layer in model:
-        if isinstance(layer, Convolution):
-            largest = max(largest, layer.workspace_size(shape) * layer.params["W"].dtype.itemsize)
-        shape = layer.output_shape(shape)
-    if not largest:
+def conv_chunk(recorded: dict | None) -> str:
+    """The convolutions' im2col chunk a run recorded (``worker._conv_chunk``); "-" for a
+    network without convolutions, or a run saved before convolutions ran in chunks."""
+    if not recorded:
         return "-"
-    budget = conv_chunk_bytes_for(tuple(cache) if cache else None)
+    cache = recorded["last_level_cache"]
     source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / 4" if cache else "no cache size: default"
-    images = images_per_chunk(largest, spec.batch_size, budget)
-    return f"{budget / 2**20:g} MiB ({source}) = {images} of {spec.batch_size} images"
+    return (f"{recorded['bytes'] / 2**20:g} MiB ({source}) = {recorded['images']} of {recorded['batch']} "
+            "images of the largest col")
 
 
 def choices_table(results: list[dict]) -> str:
@@ -392,7 +380,7 @@ def choices_table(results: list[dict]) -> str:
         source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / 2" if cache else "no cache size: default"
         out.append(f"| {r['net']} | {r['threads']} | {plan['plan']} ({plan['how']}) | {times} "
                    f"| {chunk['bytes'] / 2**20:g} MiB ({source}) = {chunk['images']} images "
-                   f"| {conv_chunk(r['net'], cache)} |")
+                   f"| {conv_chunk(r.get('lw_conv_chunk'))} |")
     return "\n".join(out)
 
 

@@ -125,6 +125,25 @@ def _chunk_bytes(model, x_test) -> dict:
             "last_level_cache": cache}
 
 
+def _conv_chunk(model, batch: int, sample_shape: tuple[int, ...]) -> dict | None:
+    """The im2col chunk layerwise's convolutions take here (``tuning.conv_chunk_bytes``), and
+    how many images of the network's largest col it holds at its training batch; None for a
+    network without convolutions."""
+    from layerwise.kernels.conv import images_per_chunk
+    from layerwise.kernels.tuning import conv_chunk_bytes, last_level_cache
+    from layerwise.layers import Convolution
+
+    shape, largest = (1, *sample_shape), 0
+    for layer in model:
+        if isinstance(layer, Convolution):
+            largest = max(largest, layer.workspace_size(shape) * layer.params["W"].dtype.itemsize)
+        shape = layer.output_shape(shape)
+    if not largest:
+        return None
+    return {"bytes": conv_chunk_bytes(), "images": images_per_chunk(largest, batch), "batch": batch,
+            "last_level_cache": last_level_cache()}
+
+
 def _layerwise_epoch(trainer) -> float:
     trainer.epochs = trainer.epoch + 1
     _settle()
@@ -195,6 +214,7 @@ def compare(job: dict) -> dict:
         result["lw_thread_plan"] = {"plan": plan.plan, "how": plan.how, "ms_per_step": plan.ms_per_step,
                                     "describe": plan.describe()}
         result["lw_inference_chunk_bytes"] = _chunk_bytes(model, x_test)
+        result["lw_conv_chunk"] = _conv_chunk(model, spec.batch_size, x.shape[1:])
         run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
                                   x, t, spec.batch_size)
         # The Trainer draws each epoch's permutation from default_rng(seed), one

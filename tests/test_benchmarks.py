@@ -57,7 +57,26 @@ def test_a_convolutions_products_note_the_chunks_kernels_conv_cuts_the_batch_int
     assert (forward.chunk().M, forward.chunk().K, forward.chunk().N) == (rows // 4, 25, 30)  # rows divided
     assert (dW.chunk().M, dW.chunk().K, dW.chunk().N) == (30, rows // 4, 25)  # the inner sum divided
     assert all(g.chunks == 1 for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Affine"))
-    assert gemm_floor([forward, dW], steps=2, reps=1, dtype=np.float32) > 0
+
+
+def test_the_gemm_floor_takes_the_faster_of_the_whole_product_and_its_chunks(monkeypatch) -> None:
+    import time
+
+    clock = [0.0]
+    cost = {(400, 8): 1.0, (100, 8): 0.1, (40, 8): 1.0}  # (rows, columns): the chunks of the first are faster
+    real_matmul = np.matmul
+
+    def fake_matmul(a, b, out):
+        clock[0] += cost[out.shape]
+        return real_matmul(a, b, out=out)
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(np, "matmul", fake_matmul)
+    chunked, slow_chunks = Gemm("a forward", 400, 3, 8, chunks=4), Gemm("b forward", 40, 3, 8, chunks=1)
+    # 4 chunks of 0.1 beat the whole 1.0; a product without chunks counts whole
+    assert gemm_floor([chunked, slow_chunks], steps=10, reps=2) == pytest.approx(10 * (4 * 0.1 + 1.0))
+    cost[(100, 8)] = 0.3  # now 4 chunks (1.2) are slower than the whole product
+    assert gemm_floor([chunked], steps=1, reps=1) == pytest.approx(1.0)
 
 
 def _result(lw: list[float], pt: list[float]) -> dict:
@@ -113,15 +132,18 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         "| - |")  # no convolution
 
 
-def test_the_convolution_chunk_is_the_rule_applied_to_the_cache_the_run_recorded() -> None:
-    # DeepConvNet's largest col: its second layer, 28x28 positions of 3x3x16 float32 values an image
-    per_image = 28 * 28 * 3 * 3 * 16 * 4
-    assert conv_chunk("deep-convnet", [32 * 2**20, 2]) == (
-        f"4 MiB (32 MiB cache / 2 CPUs / 4) = {4 * 2**20 // per_image} of 100 images")
-    assert conv_chunk("deep-convnet", [8 * 2**20, 1]) == "2 MiB (8 MiB cache / 1 CPUs / 4) = 4 of 100 images"
-    assert conv_chunk("deep-convnet", None) == "4 MiB (no cache size: default) = 9 of 100 images"
-    assert conv_chunk("convnet", [32 * 2**20, 2]).endswith("= 72 of 100 images")  # 24x24x25 float32 an image
-    assert conv_chunk("mlp-wide", [32 * 2**20, 2]) == "-"
+def test_the_convolution_chunk_is_what_the_worker_recorded() -> None:
+    from benchmarks.worker import _conv_chunk
+    from layerwise.kernels.tuning import conv_chunk_bytes
+
+    recorded = _conv_chunk(DeepConvNet(seed=0, dtype=np.float32), 100, (1, 28, 28))
+    per_image = 28 * 28 * 3 * 3 * 16 * 4  # the largest col: the 2nd layer's, 3x3x16 float32 values a position
+    assert recorded["bytes"] == conv_chunk_bytes()
+    assert recorded["images"] == max(1, min(100, conv_chunk_bytes() // per_image)) and recorded["batch"] == 100
+    recorded.update(bytes=4 * 2**20, images=9, last_level_cache=[32 * 2**20, 2])
+    assert conv_chunk(recorded) == "4 MiB (32 MiB cache / 2 CPUs / 4) = 9 of 100 images of the largest col"
+    assert _conv_chunk(TwoLayerNet(784, 50, 10, seed=0), 100, (784,)) is None
+    assert conv_chunk(None) == "-"  # no convolution, or a run saved before they ran in chunks
 
 
 def test_an_unknown_network_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,7 +152,7 @@ def test_chunked_passes_equal_the_plain_ones_on_owned_threads(owned, C, FN, pad,
     np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_the_chunks_hold_the_budget_and_share_out_the_owned_threads(owned):
+def test_the_chunks_hold_the_budget(owned):
     from layerwise.kernels import tuning
 
     seen = []
@@ -179,3 +179,13 @@ def test_an_empty_batch_gives_empty_products_and_a_zero_gradient():
 def test_im2col_weight_grad_names_a_d_of_the_wrong_shape():
     with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 3\), expected \(50, FN\)"):
         conv_kernels.im2col_weight_grad(np.zeros((5, 3)), np.zeros((2, 2, 5, 5)), 3, 3, 1, 1)
+
+
+def test_the_chunked_kernels_name_wrong_shapes():
+    x = np.zeros((2, 2, 5, 5))
+    with pytest.raises(ShapeError, match=r"im2col_dot: col_W has shape \(9, 3\) and b \(3,\), expected \(18, FN\)"):
+        conv_kernels.im2col_dot(x, np.zeros((9, 3)), np.zeros(3), 3, 3, 1, 1)
+    with pytest.raises(ShapeError, match=r"im2col_dot"):
+        conv_kernels.im2col_dot(np.zeros(5), np.zeros((18, 3)), np.zeros(3), 3, 3, 1, 1)
+    with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(\)"):
+        conv_kernels.im2col_weight_grad(np.zeros(()), x, 3, 3, 1, 1)

@@ -338,3 +338,28 @@ def test_convolution_keeps_x_and_shows_col_on_demand():
     layer.backward(dout)
     d = dout.transpose(0, 2, 3, 1).reshape(-1, 2)  # the book's dW = (colᵀ·dout)ᵀ in its own order
     np.testing.assert_allclose(layer.dW, (book_im2col(x, 3, 3, 1, 1).T @ d).T.reshape(2, 3, 3, 3), rtol=1e-12)
+
+
+def test_convolution_gradients_hold_when_every_image_is_its_own_chunk(monkeypatch):
+    # kernels.conv works through the batch a chunk at a time; one image a chunk is the most
+    # cut up it gets, and the layer's gradients must not notice.
+    from layerwise.kernels import tuning
+
+    monkeypatch.setattr(tuning, "conv_chunk_bytes", lambda: 1)
+    rng = np.random.default_rng(8)
+    for C, FN, stride, pad in ((2, 3, 1, 1), (3, 2, 1, 1), (2, 2, 2, 1)):  # dx by correlation, per offset, stride 2
+        layer = Convolution(rng.standard_normal((FN, C, 3, 3)), rng.standard_normal(FN), stride, pad)
+        errors = check_layer(layer, rng.standard_normal((3, C, 7, 5)))
+        assert max(errors.values()) < 1e-7, errors
+
+
+def test_convolution_makes_col_for_a_reader_once_per_forward():
+    rng = np.random.default_rng(4)
+    layer = Convolution(rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2))
+    layer.forward(rng.standard_normal((1, 1, 5, 5)))
+    assert layer.col is layer.col  # made once, not on every read (the graph views read it per request)
+    first = layer.col
+    x = rng.standard_normal((1, 1, 5, 5))
+    layer.forward(x)
+    assert layer.col is not first
+    np.testing.assert_array_equal(layer.col, im2col(x, 3, 3))

@@ -107,3 +107,17 @@ def test_a_float32_model_keeps_float32_and_is_close_to_float64():
     g64 = Explainer(served).explain(img, 2).input_gradient
     g32 = Explainer(served32).explain(img, 2).input_gradient
     np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4 * float(np.abs(g64).max()))
+
+
+def test_a_convnets_input_gradient_equals_central_differences():
+    # The convolution keeps its input, not col, and makes col again for dW: the saliency backward
+    # after an evaluation-mode forward goes through that path.
+    net = lw.SimpleConvNet((1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 0, "stride": 1}, 6, 10, seed=2)
+    served = ServedModel(net, "test", None, (1, 8, 8), LABELS)
+    img = np.random.default_rng(5).random((8, 8))
+    result = Explainer(served).explain(img, 3)
+
+    def score(v):
+        return float(served.model.predict(v.reshape(1, 1, 8, 8))[0, 3])
+
+    assert relative_error(result.input_gradient, numerical_gradient(score, img.copy())) < 1e-6

@@ -128,7 +128,7 @@ def test_a_network_session_on_a_convnet(convnet):
         for _ in range(n):
             assert client.post(f"/api/sessions/{sid}/backward").status_code == 200
         node = client.get(f"/api/sessions/{sid}/nodes/Convolution1", params={"full": "1"}).json()
-        assert "col" in node["caches"]  # the im2col matrix its backward uses
+        assert "col" in node["caches"]  # the im2col matrix of its input, the book's cache
         dW = node["param_grads"]["dW"]
         grads = copy.deepcopy(convnet.model).astype(np.float64).gradient(images[[0, 1]].reshape(2, 1, 8, 8),
                                                                          labels[[0, 1]])

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 #: The caches a step shows, under the book's names, when a node keeps them: ReLU's mask,
-#: Sigmoid's out, Affine's x, a convolution's col, pooling's arg_max, SoftmaxWithLoss's y and t.
+#: Sigmoid's out, Affine's and a convolution's x, a convolution's col (made for the view: see
+#: Convolution.col), pooling's arg_max, SoftmaxWithLoss's y and t.
 CACHE_NAMES = ("x", "y", "mask", "out", "col", "arg_max", "t")
 
 #: A check row agrees below this relative error (float64 central differences with h = 1e-4

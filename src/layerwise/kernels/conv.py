@@ -10,8 +10,8 @@ Plain expressions (the book's, in ``layerwise.functional``; checked in tests/ker
 one of two ways by shape. The last three work through the batch in cache-sized chunks.
 
 Images are NCHW. The only Python loops run over the FH×FW kernel offsets (9 or 25
-iterations for the usual kernels); each iteration moves one strided view of the whole
-batch, never a single position or a single image.
+iterations for the usual kernels) and over the chunks of a batch; each iteration moves one
+strided view of a whole chunk of images, never a single position.
 """
 
 from __future__ import annotations
@@ -119,10 +119,16 @@ def im2col_dot(
     at batch 100, more than the 32 MB last-level cache here, so im2col wrote it to memory
     and the product read it back. Made in cache-sized chunks (4 MiB) and multiplied at once,
     that layer's forward and backward took 14.0 ms instead of 22.7 (1 thread, SkylakeX
-    kernels, benchmarks/README.md "Any machine"). Chunks share out the threads, too.
+    kernels), and DeepConvNet's training step 56 ms instead of 77 (benchmarks/README.md,
+    "Convolutions a few images at a time"). Chunks share out the owned threads, too.
     """
-    N, C = x.shape[:2]
     OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")
+    N, C = x.shape[:2]
+    if col_W.ndim != 2 or col_W.shape[0] != FH * FW * C or b.shape != (col_W.shape[1],):
+        raise ShapeError(
+            f"im2col_dot: col_W has shape {col_W.shape} and b {b.shape}, expected ({FH * FW * C}, FN) "
+            f"and (FN,) for x {x.shape} and a {FH}x{FW} kernel"
+        )
     rows = OH * OW
     out = np.empty((N * rows, col_W.shape[1]), dtype=np.result_type(x, col_W))
     add = b.reshape(1, -1)
@@ -143,10 +149,10 @@ def im2col_weight_grad(
     FH·FW·C) from ``d`` = dout as rows (N·OH·OW, FN): col made again a few images at a time
     (it was not kept: see ``im2col_dot``), each chunk's product added in chunk order, so the
     sum is the same whichever threads computed the chunks."""
-    N, C = x.shape[:2]
     OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")
+    N, C = x.shape[:2]
     rows = OH * OW
-    if d.shape != (N * rows, d.shape[-1]) or d.ndim != 2:
+    if d.ndim != 2 or d.shape[0] != N * rows:
         raise ShapeError(f"im2col_weight_grad: d has shape {d.shape}, expected ({N * rows}, FN) for x {x.shape}")
     partial: dict[int, np.ndarray] = {}
 

@@ -1,6 +1,7 @@
 """How many threads NumPy's BLAS may use, and layerwise splitting work across them itself.
 
-Plain expressions: ``in_parts(fn, n)`` is ``fn(...)`` (one call over everything), and
+Plain expressions: ``in_parts(fn, n)`` is ``fn(...)`` (one call over everything),
+``in_chunks(fn, n, size)`` is ``fn`` over consecutive chunks of the batch in order, and
 ``matmul(a, b, add)`` is ``a @ b + add``; parts change which core computes what, not the
 numbers (row and column blocks compute each output value as unsplit; inner-sum parts add in a
 fixed order).

@@ -1,6 +1,6 @@
 """Choices that depend on the machine: read off what it is, or measured on it once and kept.
 
-Two choices here, neither a constant tuned on one VM:
+Three choices here, none a constant tuned on one VM:
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), or layerwise owning them and
@@ -22,6 +22,9 @@ Two choices here, neither a constant tuned on one VM:
   VM: 32 MiB of L3 shared by 2 cores). DeepConvNet inference on 2,000 images there, 2 threads:
   304 ms in chunks of 8 MiB against 326 at 4 MiB and 375 at 16 MiB (SkylakeX kernels; at 1
   thread 4 MiB was 6% faster); benchmarks/README.md, "What layerwise chose on each machine".
+- **How many images a convolution works through at a time** (:func:`conv_chunk_bytes`): a
+  quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
+  says why convolutions run in chunks, and the function the measurements behind the size.
 
 ``LAYERWISE_TUNING=0`` turns the measurement off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
@@ -71,7 +74,7 @@ CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
 PLANS = ("blas", "blas1", "owned")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 1
+_FORMAT = 2  # 2: convolutions in chunks (a step's plans compare differently)
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03

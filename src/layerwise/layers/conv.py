@@ -62,6 +62,7 @@ class Convolution(Layer):
         self.needs_input_grad = True
         self.x: np.ndarray | None = None
         self.col_W: np.ndarray | None = None
+        self._shown_col: np.ndarray | None = None  # col, once a reader asked for it
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)
@@ -70,7 +71,7 @@ class Convolution(Layer):
         OH, OW = self._out_hw(x.shape)
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
         out = im2col_dot(x, col_W, b, FH, FW, self.stride, self.pad)  # im2col(x)·col_W + b: kernels.conv
-        self.x, self.col_W = x, col_W
+        self.x, self.col_W, self._shown_col = x, col_W, None
         return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -92,9 +93,14 @@ class Convolution(Layer):
 
     @property
     def col(self) -> np.ndarray | None:
-        """The book's cache, im2col(x), made on demand for a reader: training does not keep it
-        (``kernels.conv.im2col_dot`` says why) but makes it again, in parts, for dW."""
-        return None if self.x is None else im2col(self.x, *self.params["W"].shape[2:], self.stride, self.pad)
+        """The book's cache, im2col(x), made on demand for a reader (once per forward: the
+        graph views read it on every request): training does not keep it
+        (``kernels.conv.im2col_dot`` says why) but makes it again, in chunks, for dW."""
+        if self.x is None:
+            return None
+        if self._shown_col is None:
+            self._shown_col = im2col(self.x, *self.params["W"].shape[2:], self.stride, self.pad)
+        return self._shown_col
 
     def _out_hw(self, x_shape: tuple[int, ...]) -> tuple[int, int]:
         _, C, FH, FW = self.params["W"].shape
@@ -113,7 +119,9 @@ class Convolution(Layer):
 
     def workspace_size(self, input_shape: tuple[int, ...]) -> int:
         OH, OW = self._out_hw(tuple(input_shape))
-        return int(input_shape[0]) * OH * OW * int(np.prod(self.params["W"].shape[1:]))  # im2col's col
+        # im2col's col of the whole input: forward makes it in chunks, but predict sizes its own
+        # chunks by it, so that the layers around the convolution stay in cache as well.
+        return int(input_shape[0]) * OH * OW * int(np.prod(self.params["W"].shape[1:]))
 
     def config(self) -> dict:
         FN, C, FH, FW = self.params["W"].shape
