@@ -373,10 +373,11 @@ def conv_chunk_bytes() -> int:
     the product it feeds and the input and output around them stay in cache while another
     core works on its own chunk. 4 MiB without sysfs.
 
-    Measured (DeepConvNet training steps, batch 100, 2-core AMD VM with 16 MiB of L3 per CPU,
-    ms a step at 1 / 2 threads): 2 MiB 54.7 / 41.8, 4 MiB 54.3 / 43.2, 8 MiB 57.3 / 48.7,
-    whole batch 81.0 (SkylakeX kernels); 2 MiB 75.9 / 48.0, 4 MiB 75.7 / 47.5, 8 MiB
-    78.1 / 57.3, whole batch 107.5 (Haswell kernels)."""
+    Measured (benchmarks/results/2026-12-04-conv-chunks/conv_chunk_sizes.py: DeepConvNet
+    training steps, batch 100, 2-core AMD VM with 16 MiB of L3 per CPU, ms a step at 1 / 2
+    threads): 2 MiB 56.6 / 38.9, 4 MiB 55.3 / 37.0, 8 MiB 57.6 / 42.3, whole batch
+    83.5 / 48.1 (SkylakeX kernels); 2 MiB 78.8 / 47.6, 4 MiB 78.6 / 52.5, 8 MiB 83.1 / 59.1,
+    whole batch 113.7 / 64.2 (Haswell kernels)."""
     return conv_chunk_bytes_for(last_level_cache())
 
 
