@@ -27,20 +27,24 @@ def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
     assert tuning._count_cpus("0-3,8,10-11") == 7
 
 
-@pytest.mark.parametrize(("found", "expected"), [
-    ((32 * 2**20, 2), 8 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
-    ((30 * 2**20, 1), 15 * 2**20),
-    ((512 * 2**20, 2), 32 * 2**20),  # clamped
-    ((2**20, 4), 2**20),
-    (None, 8 * 2**20),  # no sysfs
+@pytest.mark.parametrize(("found", "inference", "conv"), [
+    ((32 * 2**20, 2), 8 * 2**20, 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
+    ((30 * 2**20, 1), 15 * 2**20, 7.5 * 2**20),
+    ((512 * 2**20, 2), 32 * 2**20, 16 * 2**20),  # clamped
+    ((2**20, 4), 2**20, 2**19),
+    (None, 8 * 2**20, 4 * 2**20),  # no sysfs
 ])
-def test_inference_chunk_bytes_is_half_the_cache_share_of_a_cpu(monkeypatch, found, expected):
+def test_chunk_sizes_are_a_half_and_a_quarter_of_the_cache_share_of_a_cpu(monkeypatch, found, inference, conv):
     monkeypatch.setattr(tuning, "last_level_cache", lambda: found)
-    tuning.inference_chunk_bytes.cache_clear()
+    chunk_sizes = (tuning.inference_chunk_bytes, tuning.conv_chunk_bytes)
+    for size in chunk_sizes:
+        size.cache_clear()
     try:
-        assert tuning.inference_chunk_bytes() == expected
+        assert tuning.inference_chunk_bytes() == inference  # predict's chunks
+        assert tuning.conv_chunk_bytes() == conv  # a convolution's im2col chunks
     finally:
-        tuning.inference_chunk_bytes.cache_clear()
+        for size in chunk_sizes:
+            size.cache_clear()
 
 
 def test_a_model_chunks_by_the_machine_unless_told(monkeypatch):
@@ -337,19 +341,3 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
     assert (plan.plan, plan.how) == ("blas1", "kept from the checkpoint")
     # with another number of threads the checkpoint's plan does not apply
     assert resumed._plan_for(3).how == "by shape: LAYERWISE_TUNING=0"
-
-
-@pytest.mark.parametrize(("found", "expected"), [
-    ((32 * 2**20, 2), 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
-    ((30 * 2**20, 1), 7.5 * 2**20),
-    ((512 * 2**20, 2), 16 * 2**20),  # clamped
-    ((2**20, 4), 2**19),
-    (None, 4 * 2**20),  # no sysfs
-])
-def test_conv_chunk_bytes_is_a_quarter_of_the_cache_share_of_a_cpu(monkeypatch, found, expected):
-    monkeypatch.setattr(tuning, "last_level_cache", lambda: found)
-    tuning.conv_chunk_bytes.cache_clear()
-    try:
-        assert tuning.conv_chunk_bytes() == expected
-    finally:
-        tuning.conv_chunk_bytes.cache_clear()

@@ -101,12 +101,11 @@ def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np
     return col.reshape(N * OH * OW, FH * FW * C)
 
 
-def images_per_chunk(bytes_per_image: int, n: int, budget: int | None = None) -> int:
+def images_per_chunk(bytes_per_image: int, n: int) -> int:
     """How many images a convolution works through at a time when each makes
     ``bytes_per_image`` of temporaries (its share of im2col's col): as many as fit in
-    ``budget`` (by default ``tuning.conv_chunk_bytes()``), at least one, at most ``n``."""
-    budget = tuning.conv_chunk_bytes() if budget is None else budget
-    return max(1, min(n, budget // max(1, bytes_per_image)))
+    ``tuning.conv_chunk_bytes()``, at least one, at most ``n``."""
+    return max(1, min(n, tuning.conv_chunk_bytes() // max(1, bytes_per_image)))
 
 
 def im2col_dot(

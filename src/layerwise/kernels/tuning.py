@@ -87,8 +87,8 @@ _ROUNDS = 3
 #: gains less than that from the best plan. One Fashion-MNIST epoch of DeepConvNet is 1.6e12,
 #: of SimpleConvNet 1.6e11, of 784-512-512-10 1.2e11, of 784-50-10 7e9.
 MIN_WORK_TO_MEASURE = 10**12
-#: Without a cache size from the operating system: the value measured best on the AMD VM.
-_DEFAULT_CHUNK_BYTES = 8 * 2**20
+#: Without a cache size from the operating system: the AMD VM's (32 MiB of L3, 2 CPUs).
+_DEFAULT_CACHE = (32 * 2**20, 2)
 
 
 @dataclass(frozen=True)
@@ -359,11 +359,7 @@ def inference_chunk_bytes() -> int:
     """Bytes of the largest temporary per evaluation chunk: half of the last-level cache's
     share per CPU (clamped to 1-32 MiB), so a chunk's im2col matrix and the arrays around it
     stay in cache while another core works on its own chunk. 8 MiB without sysfs."""
-    found = last_level_cache()
-    if found is None:
-        return _DEFAULT_CHUNK_BYTES
-    size, shared = found
-    return min(32 * 2**20, max(2**20, size // shared // 2))
+    return _share_of_cache(2, 2**20, 32 * 2**20)
 
 
 @functools.cache
@@ -378,14 +374,10 @@ def conv_chunk_bytes() -> int:
     threads): 2 MiB 56.6 / 38.9, 4 MiB 55.3 / 37.0, 8 MiB 57.6 / 42.3, whole batch
     83.5 / 48.1 (SkylakeX kernels); 2 MiB 78.8 / 47.6, 4 MiB 78.6 / 52.5, 8 MiB 83.1 / 59.1,
     whole batch 113.7 / 64.2 (Haswell kernels)."""
-    return conv_chunk_bytes_for(last_level_cache())
+    return _share_of_cache(4, 2**19, 16 * 2**20)
 
 
-def conv_chunk_bytes_for(cache: tuple[int, int] | None) -> int:
-    """``conv_chunk_bytes``'s rule for a last-level cache of (bytes, CPUs sharing it), as
-    ``last_level_cache`` reads it (None: unknown). The benchmark report applies it to the
-    cache a run recorded."""
-    if cache is None:
-        return _DEFAULT_CHUNK_BYTES // 2
-    size, shared = cache
-    return min(16 * 2**20, max(2**19, size // shared // 4))
+def _share_of_cache(parts: int, low: int, high: int) -> int:
+    """The last-level cache's share per CPU over ``parts``, clamped to [low, high]."""
+    size, shared = last_level_cache() or _DEFAULT_CACHE
+    return min(high, max(low, size // shared // parts))
