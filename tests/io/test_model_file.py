@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +279,53 @@ def test_missing_file_is_file_not_found(tmp_path):
         load(tmp_path / "nope.safetensors")
     with pytest.raises(IsADirectoryError):
         load(tmp_path)
+
+
+# Configs a few bytes long that ask for networks of gigabytes, beside the 43 numbers of the
+# saved TwoLayerNet(4, 5, 3); a config may ask for 10 M more, the tensors a file may lack.
+# Hypothesis found the first: building it drew 3e9 random numbers (24 GB) before the
+# tensors' shapes were compared.
+HUGE = 10**8
+HUGE_CONFIGS = {
+    "two-layer": {"class": "TwoLayerNet", "kwargs": {"input_size": 10**9, "hidden_size": 3, "output_size": 3}},
+    "multi-layer": {"class": "MultiLayerNet",
+                    "kwargs": {"input_size": 4, "hidden_size_list": [HUGE], "output_size": 3, "use_batchnorm": True}},
+    "simple-convnet": {"class": "SimpleConvNet", "kwargs": {"input_dim": [1, 10**5, 10**5]}},
+    "deep-convnet": {"class": "DeepConvNet", "kwargs": {"hidden_size": HUGE}},
+    "affine": {"class": "Sequential", "layers": [
+        {"type": "Affine", "config": {"in_features": HUGE, "out_features": 4}}]},
+    "convolution": {"class": "Sequential", "layers": [
+        {"type": "Convolution", "config": {"in_channels": 1, "out_channels": HUGE, "kernel_size": [2, 2]}}]},
+    "batchnorm": {"class": "Sequential", "layers": [{"type": "BatchNormalization", "config": {"num_features": HUGE}}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_CONFIGS))
+def test_a_config_asking_for_more_parameters_than_the_file_holds_is_refused(saved, name):
+    _, rewrite = saved
+    path = rewrite(f"{name}.safetensors", doc=lambda d: {**d, "model": HUGE_CONFIGS[name]})
+    expect_format_error(path, "cannot be rebuilt", f"asks for more than {43 + 10_000_000} parameters")
+
+
+def test_refusing_a_huge_config_costs_no_memory(saved, tmp_path):
+    """Refused before anything is drawn or written: the loading process stays small (its
+    peak RSS, in a process of its own), though each config asks for 0.4 to 24 GB."""
+    _, rewrite = saved
+    paths = [str(rewrite(f"{name}.safetensors", doc=lambda d, c=config: {**d, "model": c}))
+             for name, config in HUGE_CONFIGS.items()]
+    script = (
+        "import json, resource, sys\n"
+        "from layerwise.errors import FormatError\n"
+        "from layerwise.io import load_checkpoint\n"
+        "refused = []\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        load_checkpoint(path)\n"
+        "    except FormatError as exc:\n"
+        "        refused.append('asks for more than' in str(exc))\n"
+        "print(json.dumps([refused, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, check=True)
+    refused, peak_kib = json.loads(out.stdout)
+    assert refused == [True] * len(paths)
+    assert peak_kib < 300 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB while refusing"

@@ -29,10 +29,16 @@ def test_dropout_is_deterministic_with_a_seed():
     )
 
 
-def test_dropout_does_not_touch_numpys_global_random_state():
-    before = np.random.get_state()[1].copy()  # noqa: NPY002  (the book's global generator)
-    Dropout(0.5).forward(np.ones((10, 10)))
-    np.testing.assert_array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+def test_dropout_masks_do_not_draw_from_numpys_global_random_state():
+    """Only the seed is drawn from it, once, when the layer is built (so np.random.seed
+    makes a net repeatable, as in the book); the masks come from the layer's own generator.
+    The whole state is compared: its key array alone changes only every 624 draws."""
+    layer = Dropout(0.5)
+    _, key, pos, *_ = np.random.get_state()  # noqa: NPY002  (the book's global generator)
+    layer.forward(np.ones((10, 10)))
+    _, key_after, pos_after, *_ = np.random.get_state()  # noqa: NPY002
+    np.testing.assert_array_equal(key_after, key)
+    assert pos_after == pos
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -220,8 +226,9 @@ def test_batchnorm_book_attributes_and_config():
     assert config == {"num_features": 4, "momentum": 0.95, "eps": 1e-6, "per_feature": True}
     clone = BatchNormalization.from_config(config, dtype=np.float64)
     assert clone.config() == config and clone.gamma.dtype == np.float64
-    np.testing.assert_array_equal(clone.gamma, np.ones(4))
-    np.testing.assert_array_equal(clone.running_var, np.ones(4))
+    # Placeholders of the right shapes (zeros, free until written), which a file's tensors replace.
+    assert {k: v.shape for k, v in {**clone.params, **clone.buffers}.items()} == dict.fromkeys(
+        ["gamma", "beta", "running_mean", "running_var"], (4,))
     assert layer.output_shape((7, 4)) == (7, 4)
 
 

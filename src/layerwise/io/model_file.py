@@ -171,6 +171,12 @@ def _check_tensor(path: Path, name: str, got: np.ndarray, want: np.ndarray, dtyp
         raise FormatError(f"{path}: tensor {name!r} is {got.dtype}, but the file says the model is {dtype}")
 
 
+#: Parameters a config may ask for beyond those the file holds, so that a file missing a
+#: tensor still has it named below; drawing them costs at most ~0.3 s. A config asking for
+#: more is refused before its net is built (a few bytes of JSON can ask for gigabytes).
+_MISSING_ALLOWANCE = 10_000_000
+
+
 def load_checkpoint(path: PathLike) -> Checkpoint:
     """Load a file written by ``save``: the model, the optimizer (or None), the training state
     and the metadata. Any inconsistency raises ``FormatError`` naming the file and the problem."""
@@ -181,8 +187,9 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     meta, tensors = _open_tensors(path, with_tensors=True)
     doc = _parse_metadata(path, meta)
     dtype = np.dtype(doc["dtype"])
+    held = sum(int(v.size) for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX))
     try:
-        model = build_model(doc["model"], dtype=dtype)
+        model = build_model(doc["model"], dtype=dtype, max_parameters=held + _MISSING_ALLOWANCE)
     except (LayerwiseError, LookupError, TypeError, ValueError, AttributeError, OverflowError,
             MemoryError, RecursionError) as exc:
         # MemoryError: a few bytes of JSON can ask for a network of terabytes.

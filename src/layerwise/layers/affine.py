@@ -40,7 +40,7 @@ class Affine(Layer):
         if b.shape != (W.shape[1],):
             raise ShapeError(f"Affine: b has shape {b.shape}, expected ({W.shape[1]},) for W {W.shape}")
         self.params = {"W": W, "b": b}
-        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.grads = {"W": np.zeros(W.shape, W.dtype), "b": np.zeros(b.shape, b.dtype)}
         self.needs_input_grad = True
         self.x: np.ndarray | None = None
         self.original_x_shape: tuple[int, ...] | None = None

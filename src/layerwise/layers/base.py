@@ -77,7 +77,11 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict, dtype: np.dtype | str = np.float32) -> Layer:
-        """Build a layer of the right shapes from ``config()``; parameters are loaded after."""
+        """Build a layer of the right shapes from ``config()``; parameters are loaded after.
+
+        Its arrays, and those its constructor makes, are ``np.zeros``, which costs no memory
+        until written: ``build_model`` can then refuse a file's config asking for a layer of
+        gigabytes before the layer costs anything."""
         return cls(**config)
 
     def __repr__(self) -> str:

@@ -58,7 +58,7 @@ class Convolution(Layer):
         check_window(W.shape[2], W.shape[3], stride, pad, "Convolution")
         self.stride, self.pad = int(stride), int(pad)
         self.params = {"W": W, "b": b}
-        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.grads = {"W": np.zeros(W.shape, W.dtype), "b": np.zeros(b.shape, b.dtype)}
         self.needs_input_grad = True
         self.x: np.ndarray | None = None
         self.col_W: np.ndarray | None = None

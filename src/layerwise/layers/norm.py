@@ -151,7 +151,7 @@ class BatchNormalization(Layer):
         self.eps = float(eps)
         self.per_feature = bool(per_feature)
         self.params = {"gamma": gamma, "beta": beta}
-        self.grads = {"gamma": np.zeros_like(gamma), "beta": np.zeros_like(beta)}
+        self.grads = {"gamma": np.zeros(gamma.shape, gamma.dtype), "beta": np.zeros(beta.shape, beta.dtype)}
         dtype = gamma.dtype if gamma.dtype.kind == "f" else np.float64
         starts = (("running_mean", running_mean, 0.0), ("running_var", running_var, 1.0))
         for key, given, start in starts:
@@ -271,4 +271,5 @@ class BatchNormalization(Layer):
     def from_config(cls, config: dict, dtype: np.dtype | str = np.float32) -> BatchNormalization:
         config = dict(config)
         D = config.pop("num_features")
-        return cls(np.ones(D, dtype=dtype), np.zeros(D, dtype=dtype), **config)
+        zeros = [np.zeros(D, dtype=dtype) for _ in range(4)]  # the loaded tensors replace all four
+        return cls(*zeros[:2], running_mean=zeros[2], running_var=zeros[3], **config)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import layers
 from ..errors import InputError
+from ..init import generator
 from ..layers import Layer, Relu
 from .book import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from .sequential import Sequential
@@ -32,20 +35,67 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
-def build_model(config: dict, dtype: np.dtype | str = np.float32) -> Sequential:
-    """Rebuild a model from ``model.config()`` in ``dtype``; its tensors are loaded separately."""
+class _LimitedDraws(np.random.Generator):
+    """A generator that refuses to draw more than ``limit`` numbers.
+
+    A book net draws every weight from its generator while it is built, so a config asking
+    for a billion inputs would spend minutes and gigabytes before its shapes could be
+    compared with anything. Counting the draws stops it at the first weight too big.
+    """
+
+    def __init__(self, limit: int) -> None:
+        # Seeded as seed=None would be: the nets' Dropout seeds still follow np.random.seed.
+        super().__init__(generator(None).bit_generator)
+        self.limit, self.drawn = limit, 0
+
+    def _take(self, size: object) -> None:
+        sizes = () if size is None else size if isinstance(size, tuple) else (size,)
+        self.drawn += math.prod(int(n) for n in sizes)  # type: ignore[union-attr]
+        if self.drawn > self.limit:
+            raise InputError(f"the model config asks for more than {self.limit} parameters")
+
+    def standard_normal(self, size=None, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        self._take(size)
+        return super().standard_normal(size, *args, **kwargs)
+
+    def uniform(self, low=0.0, high=1.0, size=None):  # type: ignore[no-untyped-def, override]
+        self._take(size)
+        return super().uniform(low, high, size)
+
+
+def _parameter_count(layer: Layer) -> int:
+    return sum(int(p.size) for p in layer.params.values())
+
+
+def build_model(
+    config: dict, dtype: np.dtype | str = np.float32, max_parameters: int | None = None
+) -> Sequential:
+    """Rebuild a model from ``model.config()`` in ``dtype``; its tensors are loaded separately.
+
+    ``max_parameters``: refuse (``InputError``) a config asking for more parameters than
+    this, before drawing or writing them. ``load_checkpoint`` passes the number its file
+    holds, so that a few bytes of JSON cannot ask for a network of gigabytes.
+    """
     cls_name = config.get("class")
     if cls_name == "Sequential":
         layers = []
+        count = 0
         for spec in config["layers"]:
             cls = LAYER_TYPES.get(spec["type"])
             if cls is None:
                 raise InputError(f"unknown layer type {spec['type']!r} in model config")
+            # from_config allocates zeros, which cost no memory until written.
             layers.append(cls.from_config(spec.get("config", {}), dtype=dtype))
+            count += _parameter_count(layers[-1])
+            if max_parameters is not None and count > max_parameters:
+                raise InputError(f"the model config asks for more than {max_parameters} parameters")
         loss_cls = LAYER_TYPES.get(config.get("loss", "SoftmaxWithLoss"))
         if loss_cls is None:
             raise InputError(f"unknown loss layer {config.get('loss')!r} in model config")
         return Sequential(layers, loss_cls(), config.get("weight_decay_lambda", 0.0))
     if cls_name not in _BOOK_NETS:
         raise InputError(f"unknown model class {cls_name!r}; known: Sequential, {', '.join(_BOOK_NETS)}")
-    return _BOOK_NETS[cls_name](**config["kwargs"], dtype=dtype)
+    kwargs = dict(config["kwargs"])
+    if max_parameters is not None:
+        kwargs["seed"] = _LimitedDraws(max_parameters)
+    return _BOOK_NETS[cls_name](**kwargs, dtype=dtype)
