@@ -64,8 +64,10 @@ def test_in_parts_covers_the_range_once_on_several_threads(two_threads):
     (100, 36, False, [33, 33, 34]),  # equal chunks of at most 36, in order
     (100, 1000, False, [100]),
     (100, 1000, True, [50, 50]),  # at least one chunk per owned thread
+    (100, 36, True, [25, 25, 25, 25]),  # as many for each of the 2 owned threads
+    (3, 2, True, [1, 2]),  # 2 chunks (of at most 2) are already one each
     (1, 1000, True, [1]),
-    (5, 1, True, [1] * 5),
+    (5, 1, True, [1] * 5),  # no more chunks than images
     (0, 4, True, []),
 ])
 def test_in_chunks_covers_the_batch_once_in_equal_chunks(two_threads, n, size, owned, expected):
