@@ -271,9 +271,10 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     """Run ``fn(chunk)`` over consecutive, equal chunks of at most ``size`` that cover
     ``range(n)`` (a batch axis): in order on the calling thread, or, while layerwise owns
     several threads, each chunk taken by whichever of them is free (``_Parts``), as many
-    chunks for each thread (while ``n`` allows). The chunks depend on ``n``, ``size`` and the
-    owned threads, never on the load. ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's results, into
-    arrays allocated beforehand.
+    chunks for each thread (while ``n`` allows). The chunks depend on ``n``, ``size``, the
+    owned threads and whether the call runs inside another part (then it splits no further),
+    never on the load. ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's
+    results, into arrays allocated beforehand.
 
     Why: a convolution works through its batch a few images at a time so that each chunk's
     im2col matrix stays in cache (see ``kernels.conv``); spread over the threads, every core
@@ -284,20 +285,20 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     if n <= 0:
         return
     count = -(-n // max(1, size))
-    if _owned > 1:
-        count = -(-count // _owned) * _owned
-    count = min(n, count)
-    bounds = [n * k // count for k in range(count + 1)]
-    chunks = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    workers = min(_owned, count)
-    if workers <= 1 or not _busy.acquire(blocking=False):
-        for chunk in chunks:
+    if _owned <= 1 or n == 1 or not _busy.acquire(blocking=False):  # one thread, or inside a part
+        for chunk in _equal_chunks(n, min(n, count)):
             fn(chunk)
         return
     try:
-        _Parts(fn, chunks).run_all(helpers=workers - 1)
+        chunks = _equal_chunks(n, min(n, -(-count // _owned) * _owned))
+        _Parts(fn, chunks).run_all(helpers=min(_owned, len(chunks)) - 1)
     finally:
         _busy.release()
+
+
+def _equal_chunks(n: int, count: int) -> list[slice]:
+    bounds = [n * k // count for k in range(count + 1)]
+    return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
 def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
