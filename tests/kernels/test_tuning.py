@@ -97,19 +97,24 @@ def fake_plans(monkeypatch):
 
 
 def test_measure_plans_times_each_plan_in_turns(fake_plans):
-    clock, entered = fake_plans({"blas": 0.002, "blas1": 0.001, "owned": 0.004})
+    step_s = {"blas": 0.002, "blas1": 0.001, "owned": 0.004, "split": 0.003}
+    clock, entered = fake_plans(step_s)
     times = tuning.measure_plans(clock.step, 2, clock=clock)
-    for plan, seconds in {"blas": 0.002, "blas1": 0.001, "owned": 0.004}.items():
+    for plan, seconds in step_s.items():
         assert times[plan] == pytest.approx([seconds] * len(times[plan]))
     assert all(len(values) == tuning._ROUNDS == 3 for values in times.values())
     # every plan once per round, and a different plan first in each round
-    assert entered == ["blas", "blas1", "owned", "blas1", "owned", "blas", "owned", "blas", "blas1"]
+    assert entered == ["blas", "blas1", "owned", "split", "blas1", "owned", "split", "blas",
+                       "owned", "split", "blas", "blas1"]
+    entered.clear()
+    assert set(tuning.measure_plans(clock.step, 2, ("blas", "owned"), clock=clock)) == {"blas", "owned"}
+    assert set(entered) == {"blas", "owned"}  # only the plans asked for
 
 
 def _plan(monkeypatch, step_s, by_shape="blas", key="net", probes=None, work=1e12):
     probes = [] if probes is None else probes
     clock = FakeClock(step_s)
-    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads: {
+    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads, plans=tuning.PLANS: {
         plan: [seconds] * 3 for plan, seconds in step_s.items()})
     return tuning.training_plan(key, 2, by_shape, lambda: probes.append(1) or clock.step, work)
 
@@ -207,7 +212,8 @@ def test_processes_measure_one_at_a_time_and_the_second_keeps_the_firsts_plan(ca
         "import sys, time\n"
         "from layerwise.kernels import tuning\n"
         "seconds = {'blas': 1.0, 'blas1': 0.5, 'owned': 2.0}\n"
-        "tuning.measure_plans = lambda step, threads: (time.sleep(1.0), {p: [seconds[p]] * 3 for p in seconds})[1]\n"
+        "tuning.measure_plans = lambda step, threads, plans: (time.sleep(1.0),\n"
+        "                                                    {p: [seconds[p]] * 3 for p in seconds})[1]\n"
         "plan = tuning.training_plan('net', 2, 'owned', lambda: None, 1e15)\n"
         "print(plan.plan, plan.how)\n"
     )
@@ -224,8 +230,10 @@ def test_enter_plan_sets_blas_or_owns_the_threads_and_restores(monkeypatch):
     seen = {}
     for plan in tuning.PLANS:
         with tuning.enter_plan(plan, 2):
-            seen[plan] = ({lib.num_threads for lib in _threads._blas().lib_controllers}, _threads._owned)
-    assert seen == {"blas": ({2}, 0), "blas1": ({1}, 0), "owned": ({1}, 2)}
+            seen[plan] = ({lib.num_threads for lib in _threads._blas().lib_controllers}, _threads._owned,
+                          _threads.batch_parts())
+        assert _threads.batch_parts() == 1
+    assert seen == {"blas": ({2}, 0, 1), "blas1": ({1}, 0, 1), "owned": ({1}, 2, 1), "split": ({1}, 2, 2)}
     assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
 
 
@@ -265,7 +273,7 @@ def test_the_trainer_measures_once_follows_the_plan_and_trains_as_unmeasured(mon
     monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
     measured = []
 
-    def measure(step, threads):
+    def measure(step, threads, plans):
         step()
         measured.append(threads)
         return {"blas": [2.0] * 3, "blas1": [1.0] * 3, "owned": [3.0] * 3}
@@ -309,9 +317,9 @@ def test_the_trainer_counts_a_runs_multiply_adds_to_decide_whether_to_measure(mo
     # conv 30x1x5x5 at 24x24 positions, Affine 4320x100, Affine 100x10
     assert trainer._macs_per_sample() == 30 * 25 * 24 * 24 + 4320 * 100 + 100 * 10
     works = []
-    monkeypatch.setattr(layerwise.train, "training_plan", lambda key, threads, by_shape, probe, work: works.append(
-        work) or tuning.ThreadPlan(by_shape, threads, "by shape"))
-    assert trainer._plan_for(2).plan == "owned"  # SimpleConvNet's activations are worth splitting
+    monkeypatch.setattr(layerwise.train, "training_plan", lambda key, threads, by_shape, probe, work, plans:
+                        works.append(work) or tuning.ThreadPlan(by_shape, threads, "by shape"))
+    assert trainer._plan_for(2).plan == "split"  # SimpleConvNet's activations are worth splitting, by batch parts
     assert works == [3 * 2 * 600 * trainer._macs_per_sample()]
     # a one-epoch run of 784-50-10 on Fashion-MNIST is far below the bar; a DeepConvNet epoch above it
     assert 3 * 60_000 * (784 * 50 + 50 * 10) < tuning.MIN_WORK_TO_MEASURE
@@ -325,7 +333,7 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
 
     monkeypatch.setattr(layerwise.train, "run_threads", lambda: (2, True))
     monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
-    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads: {
+    monkeypatch.setattr(tuning, "measure_plans", lambda step, threads, plans=tuning.PLANS: {
         "blas": [2.0] * 3, "blas1": [1.0] * 3, "owned": [3.0] * 3})
     first = _mlp_trainer(epochs=2, log=None, run_dir=tmp_path / "run")
     first.epochs = 1  # stop after one epoch, as an interrupted run would

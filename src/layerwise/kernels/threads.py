@@ -112,6 +112,31 @@ def owned_threads() -> Iterator[int]:
         _ownership.release()
 
 
+_split = False  # whether training steps cut their batch into parts (owned threads, "split" plan)
+
+
+@contextlib.contextmanager
+def split_batches() -> Iterator[int]:
+    """``owned_threads``, and inside the block a training step's batch is cut into one part
+    per owned thread, each part through the whole network on its own (``batch_parts``;
+    ``models.batch_parts`` does it). Yields the number of parts."""
+    global _split
+    with owned_threads() as workers:
+        if workers <= 1 or _split:
+            yield workers
+            return
+        _split = True
+        try:
+            yield workers
+        finally:
+            _split = False
+
+
+def batch_parts() -> int:
+    """How many parts a training step cuts its batch into now (1: not cut)."""
+    return _owned if _split else 1
+
+
 class CoreShare:
     """BLAS's thread count during an MLP's training when the user left it to layerwise
     (``cpu.is_fixed``): all ``threads`` while the CPUs are otherwise idle, only the cores other

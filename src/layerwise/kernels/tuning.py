@@ -3,8 +3,10 @@
 Three choices here, none a constant tuned on one VM:
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
-  (``"blas"``), BLAS on one and nothing split (``"blas1"``), or layerwise owning them and
-  splitting passes and large products itself (``"owned"``, see ``threads.owned_threads``).
+  (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and
+  splitting passes and large products itself (``"owned"``, see ``threads.owned_threads``),
+  or each batch cut into one part per thread, each part through the whole network
+  (``"split"``, see ``models.batch_parts``; offered for the networks it can cut).
   Which is fastest depends on the CPU, its BLAS kernels and the network. Measured by the
   benchmark runner on the 2-core AMD VM (SkylakeX kernels, 2 threads, ms a step as blas /
   blas1 / owned; benchmarks/README.md, "Any machine"): 784-50-10 0.26 / 0.21 / 0.23,
@@ -52,7 +54,7 @@ import numpy as np
 
 from .. import cpu
 from .._version import __version__
-from .threads import _blas, blas_limit, owned_threads
+from .threads import _blas, blas_limit, owned_threads, split_batches
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -72,9 +74,9 @@ __all__ = [
 TUNING_ENV_VAR = "LAYERWISE_TUNING"
 CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
-PLANS = ("blas", "blas1", "owned")
+PLANS = ("blas", "blas1", "owned", "split")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 2  # 2: convolutions in chunks (a step's plans compare differently)
+_FORMAT = 3  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -103,7 +105,8 @@ class ThreadPlan:
     def describe(self) -> str:
         """One line for logs and the benchmark's report."""
         names = {"blas": f"BLAS on {self.threads} threads", "blas1": "BLAS on 1 thread",
-                 "owned": f"layerwise splits work across {self.threads} threads (BLAS on 1)"}
+                 "owned": f"layerwise splits work across {self.threads} threads (BLAS on 1)",
+                 "split": f"each batch in {self.threads} parts, one per thread (BLAS on 1)"}
         text = f"{names[self.plan]} ({self.how}"
         if self.ms_per_step:
             text += "; ms a step: " + ", ".join(f"{p} {ms:.3g}" for p, ms in self.ms_per_step.items())
@@ -233,6 +236,9 @@ def enter_plan(plan: str, threads: int) -> Iterator[None]:
     if plan == "owned":
         with owned_threads():
             yield
+    elif plan == "split":
+        with split_batches():
+            yield
     else:
         with blas_limit(1 if plan == "blas1" else threads):
             yield
@@ -267,6 +273,7 @@ def measure_plans(
 
 def training_plan(
     key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]], work: float = math.inf,
+    plans: tuple[str, ...] = PLANS,
 ) -> ThreadPlan:
     """The plan a training run of the network ``key`` (its layers, batch, dtype, optimizer)
     takes on ``threads`` threads: kept from an earlier measurement on this machine, else
@@ -275,7 +282,8 @@ def training_plan(
     rule's plan, taken with one thread, with ``LAYERWISE_TUNING=0``, and unless another plan
     is faster by ``MARGIN``. ``work`` is the multiply-adds of the run's products: a run with
     less than ``MIN_WORK_TO_MEASURE`` takes a kept plan if there is one, else the shape rule's
-    without measuring (and without touching the cache folder)."""
+    without measuring (and without touching the cache folder). ``plans``: those to measure
+    (the run's network may not allow them all)."""
     if threads <= 1:
         return ThreadPlan("blas", threads, "one thread")
     if not tuning_enabled():
@@ -288,7 +296,8 @@ def training_plan(
         return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
     with _machine_lock():
         # Another process may have measured while this one waited for the lock.
-        return _kept(signature, full_key, threads) or _measured(signature, full_key, threads, by_shape, probe)
+        return _kept(signature, full_key, threads) or _measured(
+            signature, full_key, threads, by_shape, probe, plans)
 
 
 def _kept(signature: str, full_key: str, threads: int) -> ThreadPlan | None:
@@ -300,10 +309,11 @@ def _kept(signature: str, full_key: str, threads: int) -> ThreadPlan | None:
 
 def _measured(
     signature: str, full_key: str, threads: int, by_shape: str, probe: Callable[[], Callable[[], object]],
+    plans: tuple[str, ...] = PLANS,
 ) -> ThreadPlan:
     try:
         with np.errstate(all="ignore"):  # a copy whose loss blows up must not print warnings
-            seconds = measure_plans(probe(), threads)
+            seconds = measure_plans(probe(), threads, plans)
     except Exception:  # any: the run itself then reports what is wrong with its own step
         return ThreadPlan(by_shape, threads, "by shape: the measurement failed")
     # Medians over the rounds, the figures the log line shows (a choice that contradicted

@@ -1,0 +1,135 @@
+"""A training step's batch in parts, one per owned thread (models.batch_parts): the same
+gradient, loss and Dropout masks as the whole batch, to float rounding."""
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import layerwise as lw
+from layerwise.gradcheck import relative_error
+from layerwise.kernels import threads
+from layerwise.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
+from layerwise.models import Sequential
+from layerwise.models.batch_parts import gradient, splittable
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two threads for layerwise, whatever the number of CPUs (only the speed differs)."""
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+
+
+def convnet(seed=0, dropout="inverted", decay=0.0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return Sequential([
+        Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), pad=1), Relu(),
+        Pooling(2, 2, stride=2), Affine(rng.standard_normal((3 * 3 * 3, 5)), rng.standard_normal(5)), Relu(),
+        Dropout(0.4, mode=dropout, seed=seed), Affine(rng.standard_normal((5, 4)), rng.standard_normal(4)),
+    ], weight_decay_lambda=decay).astype(dtype)
+
+
+def batch(n, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2, 6, 6)), rng.integers(0, 4, n)
+
+
+def rng_states(model):
+    return [la.rng.bit_generator.state for la in model if isinstance(la, Dropout)]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(2, 9), seed=st.integers(0, 2**16), dropout=st.sampled_from(["inverted", "book"]),
+       decay=st.sampled_from([0.0, 0.1]))
+def test_the_batch_in_parts_gives_the_whole_batchs_gradient_loss_and_masks(two_threads, n, seed, dropout, decay):
+    whole, parts = convnet(seed, dropout, decay), convnet(seed, dropout, decay)
+    x, t = batch(n, seed)
+    expected = whole.gradient(x, t)
+    with threads.split_batches() as count:
+        got = gradient(parts, x, t)
+    assert count == 2 and splittable(parts)
+    assert parts.loss_layer.loss == pytest.approx(whole.loss_layer.loss, rel=1e-13)
+    for name, g in expected.items():
+        np.testing.assert_allclose(got[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+        assert parts.grads[name] is got[name]  # the model's own grads, as model.gradient leaves them
+    assert rng_states(parts) == rng_states(whole)  # the same draws: the same masks, and the same next ones
+    dropped = next(la for la in parts if isinstance(la, Dropout))
+    np.testing.assert_array_equal(dropped.mask, next(la for la in whole if isinstance(la, Dropout)).mask[: n // 2])
+
+
+def test_the_split_gradient_passes_the_gradient_check(two_threads):
+    model = convnet(3, decay=0.05)
+    model._layers = [la for la in model if not isinstance(la, Dropout)]  # a fixed function to differentiate
+    model._index_tensors()
+    x, t = batch(5, 3)
+    numerical = model.numerical_gradient(x, t)
+    with threads.split_batches():
+        analytic = gradient(model, x, t)
+    for name, g in numerical.items():
+        assert relative_error(analytic[name], g) < 1e-7, name
+
+
+def test_replicas_share_the_weights_an_optimizer_updates(two_threads):
+    whole, parts = convnet(4), convnet(4)
+    sgd_whole, sgd_parts = lw.Adam(lr=0.01), lw.Adam(lr=0.01)
+    for step in range(4):
+        x, t = batch(8, step)
+        sgd_whole.update(whole.params, whole.gradient(x, t))
+        with threads.split_batches():
+            sgd_parts.update(parts.params, gradient(parts, x, t))
+    for name, w in whole.params.items():
+        np.testing.assert_allclose(parts.params[name], w, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_what_cannot_be_cut_runs_whole(two_threads):
+    rng = np.random.default_rng(0)
+    norm = Sequential([Affine(rng.standard_normal((4, 3)), np.zeros(3)), BatchNormalization(np.ones(3), np.zeros(3))])
+    x, t = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+
+    class Custom(Relu):  # a layer layerwise knows nothing about may look at the whole batch
+        pass
+
+    custom = Sequential([Affine(rng.standard_normal((4, 3)), np.zeros(3)), Custom()])
+    other_generator = convnet()
+    next(la for la in other_generator if isinstance(la, Dropout)).rng = np.random.Generator(np.random.MT19937(0))
+    for model in (norm, custom, other_generator):
+        assert not splittable(model)
+    for model, data in ((norm, (x, t)), (custom, (x, t)), (convnet(), batch(1))):  # one sample: nothing to cut
+        reference = copy.deepcopy(model).gradient(*data)
+        with threads.split_batches():
+            got = gradient(model, *data)
+        for name, g in reference.items():
+            np.testing.assert_array_equal(got[name], g)  # model.gradient itself: bit for bit
+
+
+def test_without_the_split_plan_the_batch_is_whole(two_threads):
+    model = convnet()
+    with threads.owned_threads():
+        assert threads.batch_parts() == 1
+        reference = copy.deepcopy(model).gradient(*batch(6))
+        got = gradient(model, *batch(6))
+    for name, g in reference.items():
+        np.testing.assert_array_equal(got[name], g)
+
+
+def test_a_trainer_on_the_split_plan_trains_as_on_one_thread(monkeypatch, tmp_path):
+    import layerwise.train
+
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((100, 1, 20, 20)), rng.integers(0, 10, 100)  # activations worth splitting
+
+    def run(threads_):
+        monkeypatch.setattr(layerwise.train, "run_threads", lambda: (threads_, True))
+        model = lw.SimpleConvNet((1, 20, 20), {"filter_num": 8, "filter_size": 3, "pad": 0, "stride": 1}, 20, 10,
+                                 seed=0, dtype=np.float64)
+        trainer = lw.Trainer(model, lw.Adam(lr=1e-3), x, t, epochs=2, batch_size=50, progress=False, log=None)
+        trainer.fit()
+        return trainer
+
+    one, two = run(1), run(2)
+    assert (one.thread_plan.plan, two.thread_plan.plan) == ("blas", "split")
+    np.testing.assert_allclose(two.history.step_loss, one.history.step_loss, rtol=1e-10)
