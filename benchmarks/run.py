@@ -366,8 +366,11 @@ def conv_chunk(recorded: dict | None) -> str:
             "images of the largest col")
 
 
+PLAN_NAMES = ("blas", "blas1", "owned", "split")  # kernels.tuning.PLANS, whatever the tree under test has
+
+
 def choices_table(results: list[dict]) -> str:
-    out = ["| network | threads | training plan | ms a step: blas / blas1 / owned | inference chunk "
+    out = ["| network | threads | training plan | ms a step: blas / blas1 / owned / split | inference chunk "
            "| convolution chunk |",
            "|---|--:|---|--:|---|---|"]
     for r in results:
@@ -375,7 +378,8 @@ def choices_table(results: list[dict]) -> str:
         if plan is None:
             continue
         ms = plan["ms_per_step"]
-        times = " / ".join(f"{ms[p]:.3g}" for p in ("blas", "blas1", "owned")) if ms else "-"
+        # "-": a plan not measured (split: not offered for the network, or a run before it existed)
+        times = " / ".join(f"{ms[p]:.3g}" if p in ms else "-" for p in PLAN_NAMES) if ms else "-"
         cache = chunk["last_level_cache"]
         source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / 2" if cache else "no cache size: default"
         out.append(f"| {r['net']} | {r['threads']} | {plan['plan']} ({plan['how']}) | {times} "

@@ -313,8 +313,11 @@ def test_refusing_a_huge_config_costs_no_memory(saved, tmp_path):
     _, rewrite = saved
     paths = [str(rewrite(f"{name}.safetensors", doc=lambda d, c=config: {**d, "model": c}))
              for name, config in HUGE_CONFIGS.items()]
+    # The peak of this process's own memory: Linux's VmHWM (ru_maxrss would start from the
+    # parent's, which the child inherits across fork and exec), else ru_maxrss (macOS: bytes).
     script = (
-        "import json, resource, sys\n"
+        "import json, re, resource, sys\n"
+        "from pathlib import Path\n"
         "from layerwise.errors import FormatError\n"
         "from layerwise.io import load_checkpoint\n"
         "refused = []\n"
@@ -323,7 +326,12 @@ def test_refusing_a_huge_config_costs_no_memory(saved, tmp_path):
         "        load_checkpoint(path)\n"
         "    except FormatError as exc:\n"
         "        refused.append('asks for more than' in str(exc))\n"
-        "print(json.dumps([refused, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
+        "status = Path('/proc/self/status')\n"
+        "if status.exists():\n"
+        "    peak = int(re.search(r'VmHWM:\\s+(\\d+) kB', status.read_text()).group(1))\n"
+        "else:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == 'darwin' else 1)\n"
+        "print(json.dumps([refused, peak]))\n"
     )
     out = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, check=True)
     refused, peak_kib = json.loads(out.stdout)
