@@ -563,7 +563,7 @@ def test_model_file_asking_for_a_gigantic_network_is_refused(tmp_path):
         doc["model"]["kwargs"].update(kwargs)
         path = tmp_path / "huge.safetensors"
         save_file({"W1": np.zeros((4, 5), np.float32)}, path, metadata={"layerwise": json.dumps(doc)})
-        with pytest.raises(FormatError, match=r"cannot be rebuilt.*MemoryError"):
+        with pytest.raises(FormatError, match=r"cannot be rebuilt.*asks for more than"):
             lw.load(path)
 
 

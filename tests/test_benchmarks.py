@@ -128,7 +128,7 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         "blas": 0.2, "blas1": 0.15, "owned": 0.21}}, lw_inference_chunk_bytes={
         "bytes": 8 * 2**20, "images": 18, "last_level_cache": [32 * 2**20, 2]})
     assert choices_table([result]).splitlines()[-1] == (
-        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images "
+        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 / - | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images "
         "| - |")  # no convolution
 
 

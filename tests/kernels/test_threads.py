@@ -13,6 +13,7 @@ import layerwise as lw
 from layerwise.kernels import threads as _threads
 from layerwise.kernels.conv import im2col
 from layerwise.kernels.pool import max_pool, max_pool_backward
+from layerwise.kernels.tuning import ThreadPlan
 from layerwise.layers import ReLU
 from layerwise.optim import Adam
 
@@ -222,20 +223,24 @@ def test_optimizer_updates_a_large_parameter_in_slices_with_the_same_numbers(two
     assert not np.array_equal(serial["W"], p0)
 
 
-def _train_convnet(steps: int) -> tuple[list[float], dict]:
+def _train_convnet(steps: int, plan: str | None = None) -> tuple[list[float], dict]:
     rng = np.random.default_rng(3)
     x = rng.random((steps * 40, 1, 28, 28))
     t = rng.integers(0, 10, len(x))
     model = lw.SimpleConvNet(seed=4).astype(np.float64)
     trainer = lw.Trainer(model, Adam(lr=1e-3), x, t, epochs=1, batch_size=40, seed=5,
                          train_eval_samples=1, progress=False, log=None)
+    if plan is not None:
+        trainer.thread_plan = ThreadPlan(plan, 2, "the test's")
     history = trainer.fit()
     return history.step_loss, {k: v.copy() for k, v in model.params.items()}
 
 
-def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch):
+@pytest.mark.parametrize(("plan", "handoffs_per_step"), [("owned", 8), ("split", 1)])
+def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch, plan, handoffs_per_step):
     # SimpleConvNet's steps make arrays of 40 x 30 x 24 x 24 values: the Trainer owns the
-    # threads and splits ReLU, pooling, im2col, the products and Adam.
+    # threads and either splits ReLU, pooling, im2col, the products and Adam ("owned"), or
+    # runs each half of the batch through the whole network on a thread ("split").
     monkeypatch.setattr(_threads, "run_threads", lambda: (1, True))
     losses_serial, params_serial = _train_convnet(3)
     monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
@@ -244,8 +249,8 @@ def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch):
     original_submit = pool.submit
     monkeypatch.setattr(pool, "submit", lambda fn, *a: submitted.append(fn) or original_submit(fn, *a))
     before = _blas_limits()
-    losses_split, params_split = _train_convnet(3)
-    assert len(submitted) >= 3 * 8  # parts really ran on the pool, several per step
+    losses_split, params_split = _train_convnet(3, plan)
+    assert len(submitted) >= 3 * handoffs_per_step  # parts really ran on the pool
     assert _blas_limits() == before and _threads._owned == 0
     np.testing.assert_allclose(losses_split, losses_serial, rtol=1e-12)
     for name, value in params_serial.items():
