@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import layerwise as lw
+import layerwise.train
 from layerwise.kernels import threads as _threads
 from layerwise.kernels.conv import im2col
 from layerwise.kernels.pool import max_pool, max_pool_backward
@@ -224,6 +225,8 @@ def test_optimizer_updates_a_large_parameter_in_slices_with_the_same_numbers(two
 
 
 def _train_convnet(steps: int, plan: str | None = None) -> tuple[list[float], dict]:
+    """(Patch both ``threads.run_threads`` and the Trainer's, or a machine with another number
+    of CPUs replaces the plan given here by the shape rule's.)"""
     rng = np.random.default_rng(3)
     x = rng.random((steps * 40, 1, 28, 28))
     t = rng.integers(0, 10, len(x))
@@ -233,6 +236,7 @@ def _train_convnet(steps: int, plan: str | None = None) -> tuple[list[float], di
     if plan is not None:
         trainer.thread_plan = ThreadPlan(plan, 2, "the test's")
     history = trainer.fit()
+    assert plan is None or trainer.thread_plan.plan == plan
     return history.step_loss, {k: v.copy() for k, v in model.params.items()}
 
 
@@ -241,9 +245,11 @@ def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch, plan
     # SimpleConvNet's steps make arrays of 40 x 30 x 24 x 24 values: the Trainer owns the
     # threads and either splits ReLU, pooling, im2col, the products and Adam ("owned"), or
     # runs each half of the batch through the whole network on a thread ("split").
-    monkeypatch.setattr(_threads, "run_threads", lambda: (1, True))
+    for module in (_threads, layerwise.train):
+        monkeypatch.setattr(module, "run_threads", lambda: (1, True))
     losses_serial, params_serial = _train_convnet(3)
-    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
+    for module in (_threads, layerwise.train):
+        monkeypatch.setattr(module, "run_threads", lambda: (2, True))
     submitted = []
     pool = _threads._pool()
     original_submit = pool.submit
@@ -271,8 +277,6 @@ def test_the_trainer_gives_the_threads_back_when_training_fails(two_threads):
 def _fit_mlp_recording(monkeypatch, run_threads):
     """Train a 784-50-10 MLP one epoch under ``run_threads``; the BLAS limits and the Trainer's
     CoreShare seen at each step."""
-    import layerwise.train
-
     monkeypatch.setattr(layerwise.train, "run_threads", lambda: run_threads)
     model = lw.TwoLayerNet(784, 50, 10, seed=0)
     x, t = np.zeros((200, 784), np.float32), np.zeros(200, np.int64)

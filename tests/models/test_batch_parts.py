@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import layerwise as lw
+import layerwise.train
 from layerwise.gradcheck import relative_error
 from layerwise.kernels import threads
-from layerwise.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
+from layerwise.layers import Affine, BatchNormalization, Convolution, Dropout, MeanSquaredError, Pooling, Relu
 from layerwise.models import Sequential
 from layerwise.models.batch_parts import gradient, splittable
 
@@ -59,6 +60,33 @@ def test_the_batch_in_parts_gives_the_whole_batchs_gradient_loss_and_masks(two_t
     np.testing.assert_array_equal(dropped.mask, next(la for la in whole if isinstance(la, Dropout)).mask[: n // 2])
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_one_hot_labels_squared_error_float32_two_dropouts_and_more_parts(monkeypatch, parts):
+    monkeypatch.setattr(threads, "run_threads", lambda: (parts, True))
+    rng = np.random.default_rng(parts)
+
+    def build():
+        r = np.random.default_rng(7)
+        return Sequential([
+            Affine(r.standard_normal((6, 8)), r.standard_normal(8)), Relu(), Dropout(0.3, seed=1),
+            Affine(r.standard_normal((8, 8)), r.standard_normal(8)), Relu(), Dropout(0.5, mode="book", seed=2),
+            Affine(r.standard_normal((8, 3)), r.standard_normal(3)),
+        ], loss=MeanSquaredError(), weight_decay_lambda=0.01).astype(np.float32)
+
+    x = rng.standard_normal((11, 6)).astype(np.float32)
+    t = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 11)]  # one-hot rows
+    whole, cut = build(), build()
+    expected = whole.gradient(x, t)
+    with threads.split_batches() as count:
+        got = gradient(cut, x, t)
+    assert count == parts
+    assert cut.loss_layer.loss == pytest.approx(whole.loss_layer.loss, rel=1e-5)
+    for name, g in expected.items():
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], g, rtol=1e-4, atol=1e-6, err_msg=name)
+    assert rng_states(cut) == rng_states(whole)
+
+
 def test_the_split_gradient_passes_the_gradient_check(two_threads):
     model = convnet(3, decay=0.05)
     model._layers = [la for la in model if not isinstance(la, Dropout)]  # a fixed function to differentiate
@@ -94,7 +122,14 @@ def test_what_cannot_be_cut_runs_whole(two_threads):
     custom = Sequential([Affine(rng.standard_normal((4, 3)), np.zeros(3)), Custom()])
     other_generator = convnet()
     next(la for la in other_generator if isinstance(la, Dropout)).rng = np.random.Generator(np.random.MT19937(0))
-    for model in (norm, custom, other_generator):
+    philox = convnet()  # advance() moves Philox by blocks of 4 draws, not by draws
+    next(la for la in philox if isinstance(la, Dropout)).rng = np.random.Generator(np.random.Philox(0))
+    shared = np.random.default_rng(0)  # two layers drawing from one stream: parts cannot start mid-stream
+    one_stream = Sequential([Affine(rng.standard_normal((4, 3)), np.zeros(3)), Dropout(0.5, seed=shared),
+                             Dropout(0.5, seed=shared)])
+    patched = convnet()
+    patched.gradient = lambda x, t: Sequential.gradient(patched, x, t)  # a wrapper the replicas would not run
+    for model in (norm, custom, other_generator, philox, one_stream, patched):
         assert not splittable(model)
     for model, data in ((norm, (x, t)), (custom, (x, t)), (convnet(), batch(1))):  # one sample: nothing to cut
         reference = copy.deepcopy(model).gradient(*data)
@@ -115,21 +150,28 @@ def test_without_the_split_plan_the_batch_is_whole(two_threads):
 
 
 def test_a_trainer_on_the_split_plan_trains_as_on_one_thread(monkeypatch, tmp_path):
-    import layerwise.train
-
     monkeypatch.setenv("LAYERWISE_TUNING", "0")
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
     rng = np.random.default_rng(0)
     x, t = rng.random((100, 1, 20, 20)), rng.integers(0, 10, 100)  # activations worth splitting
 
+    submitted = []
+    pool = threads._pool()
+    submit = pool.submit
+    monkeypatch.setattr(pool, "submit", lambda fn, *a: submitted.append(fn) or submit(fn, *a))
+
     def run(threads_):
-        monkeypatch.setattr(layerwise.train, "run_threads", lambda: (threads_, True))
+        for module in (threads, layerwise.train):
+            monkeypatch.setattr(module, "run_threads", lambda: (threads_, True))
         model = lw.SimpleConvNet((1, 20, 20), {"filter_num": 8, "filter_size": 3, "pad": 0, "stride": 1}, 20, 10,
                                  seed=0, dtype=np.float64)
         trainer = lw.Trainer(model, lw.Adam(lr=1e-3), x, t, epochs=2, batch_size=50, progress=False, log=None)
         trainer.fit()
         return trainer
 
-    one, two = run(1), run(2)
+    one = run(1)
+    assert not submitted
+    two = run(2)
     assert (one.thread_plan.plan, two.thread_plan.plan) == ("blas", "split")
+    assert len(submitted) >= 4  # a part on the pool in each of the 4 steps
     np.testing.assert_allclose(two.history.step_loss, one.history.step_loss, rtol=1e-10)

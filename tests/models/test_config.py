@@ -1,9 +1,12 @@
 """Rebuilding networks from their config."""
 
 import numpy as np
+import pytest
 
 from layerwise import Affine, Sigmoid
-from layerwise.models import MultiLayerNet, Sequential, build_model
+from layerwise.errors import InputError
+from layerwise.models import MultiLayerNet, Sequential, TwoLayerNet, build_model
+from layerwise.models.config import _LimitedDraws
 
 
 def data(n=7, d=5, c=3, seed=0):
@@ -34,3 +37,20 @@ def test_deep_convnet_book_layout_and_final_dropout_option():
     assert type(lean.layers[-1]).__name__ == "Affine"
     rebuilt = build_model(lean.config())
     assert [type(la).__name__ for la in rebuilt.layers] == [type(la).__name__ for la in lean.layers]
+
+
+def test_build_model_refuses_more_parameters_than_allowed_before_drawing_them():
+    config = TwoLayerNet(4, 5, 3, seed=0).config()  # draws W1 (20) and W2 (15); biases are zeros
+    assert set(build_model(config, max_parameters=35).params) == {"W1", "b1", "W2", "b2"}
+    with pytest.raises(InputError, match="more than 34 parameters"):
+        build_model(config, max_parameters=34)
+    seq = Sequential([Affine(np.ones((5, 2)), np.zeros(2)), Sigmoid()]).config()
+    with pytest.raises(InputError, match="more than 11 parameters"):
+        build_model(seq, max_parameters=11)  # 12 of them
+    draws = _LimitedDraws(10)  # any sized draw counts, whatever spells its size
+    draws.standard_normal([2, 2])
+    draws.integers(5, size=np.int64(2))
+    draws.normal(size=(2,))
+    draws.random()  # one value: no size
+    with pytest.raises(InputError, match="more than 10"):
+        draws.uniform(size=np.array([3]))

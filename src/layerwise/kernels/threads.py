@@ -112,29 +112,30 @@ def owned_threads() -> Iterator[int]:
         _ownership.release()
 
 
-_split = False  # whether training steps cut their batch into parts (owned threads, "split" plan)
+_splitter: int | None = None  # the thread whose training steps cut their batch ("split" plan)
 
 
 @contextlib.contextmanager
 def split_batches() -> Iterator[int]:
-    """``owned_threads``, and inside the block a training step's batch is cut into one part
-    per owned thread, each part through the whole network on its own (``batch_parts``;
-    ``models.batch_parts`` does it). Yields the number of parts."""
-    global _split
+    """``owned_threads``, and inside the block the calling thread's training steps cut their
+    batch into one part per owned thread, each part through the whole network on its own
+    (``batch_parts``; ``models.batch_parts`` does it). Yields the number of parts."""
+    global _splitter
     with owned_threads() as workers:
-        if workers <= 1 or _split:
+        if workers <= 1 or _splitter is not None:
             yield workers
             return
-        _split = True
+        _splitter = threading.get_ident()
         try:
             yield workers
         finally:
-            _split = False
+            _splitter = None
 
 
 def batch_parts() -> int:
-    """How many parts a training step cuts its batch into now (1: not cut)."""
-    return _owned if _split else 1
+    """How many parts a training step on this thread cuts its batch into now (1: not cut;
+    always 1 on a thread other than the one that entered ``split_batches``)."""
+    return _owned if _splitter == threading.get_ident() else 1
 
 
 class CoreShare:
@@ -296,10 +297,10 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     """Run ``fn(chunk)`` over consecutive, equal chunks of at most ``size`` that cover
     ``range(n)`` (a batch axis): in order on the calling thread, or, while layerwise owns
     several threads, each chunk taken by whichever of them is free (``_Parts``), as many
-    chunks for each thread (while ``n`` allows). The chunks depend on ``n``, ``size``, the
-    owned threads and whether the call runs inside another part (then it splits no further),
-    never on the load. ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's
-    results, into arrays allocated beforehand.
+    chunks for each thread (while ``n`` allows); inside another part the same chunks run in
+    order. The chunks depend on ``n``, ``size`` and the owned threads, never on the load.
+    ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's results, into arrays
+    allocated beforehand.
 
     Why: a convolution works through its batch a few images at a time so that each chunk's
     im2col matrix stays in cache (see ``kernels.conv``); spread over the threads, every core
@@ -310,12 +311,14 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     if n <= 0:
         return
     count = -(-n // max(1, size))
-    if _owned <= 1 or n == 1 or not _busy.acquire(blocking=False):  # one thread, or inside a part
-        for chunk in _equal_chunks(n, min(n, count)):
+    if _owned > 1:  # also inside another part: the chunks (and dW's sum) must not depend on the load
+        count = -(-count // _owned) * _owned
+    chunks = _equal_chunks(n, min(n, count))
+    if len(chunks) == 1 or _owned <= 1 or not _busy.acquire(blocking=False):  # one thread, or inside a part
+        for chunk in chunks:
             fn(chunk)
         return
     try:
-        chunks = _equal_chunks(n, min(n, -(-count // _owned) * _owned))
         _Parts(fn, chunks).run_all(helpers=min(_owned, len(chunks)) - 1)
     finally:
         _busy.release()

@@ -17,7 +17,8 @@ the step, and runs every layer on its own half of the images. Measured on the 2-
 
 Only networks whose layers treat each sample on its own can be cut (``splittable``): not
 BatchNormalization (its statistics are the batch's), nor a layer class layerwise does not
-know.
+know. After a step in parts the layers' caches (``x``, ``mask``, ...) hold the first part's
+rows; the loss layer's ``loss`` is the whole batch's.
 """
 
 from __future__ import annotations
@@ -56,14 +57,26 @@ PER_SAMPLE = (Affine, AvgPooling, Convolution, Dropout, Flatten, Identity, Leaky
               Softmax, Tanh, SoftmaxWithLoss, MeanSquaredError)
 
 
+#: Bit generators whose ``advance(k)`` skips exactly k draws of a Dropout mask (Philox's skips
+#: blocks of four).
+ADVANCEABLE = (np.random.PCG64, np.random.PCG64DXSM)
+
+
 def splittable(model: object) -> bool:
-    """Whether ``gradient`` can cut ``model``'s batch: a Sequential of ``PER_SAMPLE`` layers
-    whose Dropout generators can be advanced (NumPy's PCG64, the default, can)."""
+    """Whether ``gradient`` can cut ``model``'s batch: a Sequential of distinct ``PER_SAMPLE``
+    layers, each Dropout drawing from a generator of its own that can be advanced (NumPy's
+    default PCG64 can), and no method of the step replaced on the model object itself (the
+    parts' replicas would not run it)."""
     if not isinstance(model, Sequential):
         return False
     layers = [*model._layers, model.loss_layer]
-    return all(type(layer) in PER_SAMPLE for layer in layers) and all(
-        hasattr(layer.rng.bit_generator, "advance") for layer in layers if isinstance(layer, Dropout)
+    generators = [layer.rng for layer in layers if isinstance(layer, Dropout)]
+    return (
+        all(type(layer) in PER_SAMPLE for layer in layers)
+        and len({id(layer) for layer in layers}) == len(layers)
+        and all(isinstance(rng.bit_generator, ADVANCEABLE) for rng in generators)
+        and len({id(rng) for rng in generators}) == len(generators)
+        and not {"gradient", "loss", "predict", "_forward"} & set(vars(model))
     )
 
 
@@ -128,8 +141,9 @@ def _advanced(bit_generator: np.random.BitGenerator, draws: int) -> np.random.Ge
 
 
 def _replica(model: Sequential, rngs: dict[Dropout, np.random.Generator]) -> Sequential:
-    """The model's layers again, sharing its parameters (the same dicts: an optimizer's update
-    reaches every replica) with caches and gradients of their own."""
+    """The model again (its class: the same ``loss`` and ``gradient``), its layers sharing the
+    model's parameters (the same dicts: an optimizer's update reaches every replica) with
+    caches and gradients of their own."""
     def twin(layer: Layer) -> Layer:
         other = copy.copy(layer)
         other.grads = dict(layer.grads)  # backward assigns each entry anew
@@ -137,4 +151,9 @@ def _replica(model: Sequential, rngs: dict[Dropout, np.random.Generator]) -> Seq
             other.rng = rngs[layer]
         return other
 
-    return Sequential([twin(layer) for layer in model._layers], twin(model.loss_layer), model.weight_decay_lambda)
+    replica = copy.copy(model)
+    replica._layers = [twin(layer) for layer in model._layers]
+    replica.loss_layer = twin(model.loss_layer)
+    vars(replica).pop("_named", None)  # a book net's OrderedDict of the model's own layers
+    replica._index_tensors()
+    return replica

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -49,18 +50,31 @@ class _LimitedDraws(np.random.Generator):
         self.limit, self.drawn = limit, 0
 
     def _take(self, size: object) -> None:
-        sizes = () if size is None else size if isinstance(size, tuple) else (size,)
-        self.drawn += math.prod(int(n) for n in sizes)  # type: ignore[union-attr]
+        if size is not None:
+            self.drawn += math.prod(int(n) for n in np.atleast_1d(np.asarray(size, dtype=object)))
         if self.drawn > self.limit:
             raise InputError(f"the model config asks for more than {self.limit} parameters")
 
-    def standard_normal(self, size=None, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+    # Every sized draw an initialiser makes (init.py, models/book.py) goes through _take.
+    def standard_normal(self, size: object = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         self._take(size)
         return super().standard_normal(size, *args, **kwargs)
 
-    def uniform(self, low=0.0, high=1.0, size=None):  # type: ignore[no-untyped-def, override]
+    def normal(self, loc: Any = 0.0, scale: Any = 1.0, size: object = None) -> Any:  # type: ignore[override]
+        self._take(size)
+        return super().normal(loc, scale, size)
+
+    def uniform(self, low: Any = 0.0, high: Any = 1.0, size: object = None) -> Any:  # type: ignore[override]
         self._take(size)
         return super().uniform(low, high, size)
+
+    def random(self, size: object = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self._take(size)
+        return super().random(size, *args, **kwargs)
+
+    def integers(self, low: Any, high: Any = None, size: object = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self._take(size)
+        return super().integers(low, high, size, *args, **kwargs)
 
 
 def _parameter_count(layer: Layer) -> int:
