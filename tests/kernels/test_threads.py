@@ -88,6 +88,25 @@ def test_in_chunks_covers_the_batch_once_in_equal_chunks(two_threads, n, size, o
         assert threads == {threading.get_ident()}
 
 
+def test_in_chunks_inside_a_part_takes_the_sizes_chunks_in_order_whatever_the_load(two_threads):
+    seen = {}
+
+    def part(rows):
+        chunks = []
+        _threads.in_chunks(chunks.append, 100, 36)
+        seen[rows.start] = ([c.stop - c.start for c in chunks], threading.get_ident())
+
+    with _threads.owned_threads():
+        _threads.in_parts(part, 2)
+        assert {start: sizes for start, (sizes, _) in seen.items()} == {0: [33, 33, 34], 1: [33, 33, 34]}
+        # at the top, another thread holding the pool (a prediction beside a training) changes
+        # which thread runs the chunks, not the chunks
+        with _threads._busy:
+            order = []
+            _threads.in_chunks(order.append, 100, 36)
+        assert [c.stop - c.start for c in order] == [25, 25, 25, 25]
+
+
 def test_in_chunks_runs_the_chunks_on_the_owned_threads(two_threads):
     threads = set()
     both_started = threading.Barrier(2, timeout=10)

@@ -223,6 +223,9 @@ SPLIT_MIN_ELEMENTS = 1 << 17
 SPLIT_MIN_MACS = 1 << 24
 
 
+_part = threading.local()  # .inside: this thread is running a part of _Parts (its fn)
+
+
 class _Parts:
     """``fn`` over ``items``, each item taken by whichever thread is free: the calling thread
     runs items until none is left, then waits only for those a pool thread has started.
@@ -242,19 +245,23 @@ class _Parts:
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        while True:
-            try:
-                index, item = self.todo.popleft()
-            except IndexError:
-                return
-            try:
-                self.results[index] = self.fn(item)
-            except BaseException as exc:  # re-raised in the calling thread by wait()
-                self.error = self.error or exc
-            with self.finished:
-                self.left -= 1
-                if not self.left:
-                    self.finished.notify_all()
+        outer, _part.inside = getattr(_part, "inside", False), True
+        try:
+            while True:
+                try:
+                    index, item = self.todo.popleft()
+                except IndexError:
+                    return
+                try:
+                    self.results[index] = self.fn(item)
+                except BaseException as exc:  # re-raised in the calling thread by wait()
+                    self.error = self.error or exc
+                with self.finished:
+                    self.left -= 1
+                    if not self.left:
+                        self.finished.notify_all()
+        finally:
+            _part.inside = outer
 
     def run_all(self, helpers: int) -> list:
         """Run every item with up to ``helpers`` pool threads helping; the results in order."""
@@ -297,8 +304,10 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     """Run ``fn(chunk)`` over consecutive, equal chunks of at most ``size`` that cover
     ``range(n)`` (a batch axis): in order on the calling thread, or, while layerwise owns
     several threads, each chunk taken by whichever of them is free (``_Parts``), as many
-    chunks for each thread (while ``n`` allows); inside another part the same chunks run in
-    order. The chunks depend on ``n``, ``size`` and the owned threads, never on the load.
+    chunks for each thread (while ``n`` allows); inside a part of another split (predict's
+    chunks, the split plan's parts) as many as ``size`` needs, in order. The chunks depend on
+    ``n``, ``size``, the owned threads and whether the call runs inside a part, never on the
+    load (dW sums its chunks in order: the numbers depend on the chunks).
     ``fn`` follows ``in_parts``'s rule: it writes only its own chunk's results, into arrays
     allocated beforehand.
 
@@ -311,10 +320,12 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     if n <= 0:
         return
     count = -(-n // max(1, size))
-    if _owned > 1:  # also inside another part: the chunks (and dW's sum) must not depend on the load
+    inside = getattr(_part, "inside", False)  # inside a part: the chunks run in order, unsplit
+    if _owned > 1 and not inside:
         count = -(-count // _owned) * _owned
     chunks = _equal_chunks(n, min(n, count))
-    if len(chunks) == 1 or _owned <= 1 or not _busy.acquire(blocking=False):  # one thread, or inside a part
+    # Another thread may hold _busy (a prediction beside the training): the same chunks, in order.
+    if len(chunks) == 1 or _owned <= 1 or inside or not _busy.acquire(blocking=False):
         for chunk in chunks:
             fn(chunk)
         return
