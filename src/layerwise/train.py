@@ -329,6 +329,10 @@ class Trainer:
                 self.log(f"threads: {self.thread_plan.describe()}; kept for later runs in {cache_file()}")
             elif self.thread_plan.how == "measured, not kept":
                 self.log(f"threads: {self.thread_plan.describe()}")
+        if self.thread_plan.plan == "split" and not splittable(self.model):
+            # Kept for another network of the same description (a Dropout given a generator of
+            # another kind, say), or in a checkpoint: this one runs its batch whole.
+            self.thread_plan = ThreadPlan("owned", threads, f"{self.thread_plan.how}; this model cannot be split")
         return self.thread_plan
 
     def _macs_per_sample(self) -> int:

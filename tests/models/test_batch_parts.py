@@ -175,3 +175,14 @@ def test_a_trainer_on_the_split_plan_trains_as_on_one_thread(monkeypatch, tmp_pa
     assert (one.thread_plan.plan, two.thread_plan.plan) == ("blas", "split")
     assert len(submitted) >= 4  # a part on the pool in each of the 4 steps
     np.testing.assert_allclose(two.history.step_loss, one.history.step_loss, rtol=1e-10)
+
+
+def test_a_kept_split_plan_for_a_model_that_cannot_be_cut_runs_owned(monkeypatch):
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: (2, True))
+    model = convnet(dtype=np.float32)
+    next(la for la in model if isinstance(la, Dropout)).rng = np.random.Generator(np.random.MT19937(0))
+    x, t = batch(8)
+    trainer = lw.Trainer(model, lw.SGD(), x, t, epochs=1, batch_size=4, progress=False, log=None)
+    trainer.thread_plan = lw.kernels.tuning.ThreadPlan("split", 2, "kept from the checkpoint")
+    plan = trainer.plan_threads()
+    assert plan.plan == "owned" and plan.how == "kept from the checkpoint; this model cannot be split"
