@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, settings
+
+from layerwise import cpu
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
@@ -42,6 +45,15 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = config.getoption("--hypothesis-profile", None)
     if profile:
         settings.load_profile(profile)
+
+
+@pytest.fixture(autouse=True)
+def _thread_setting_reset() -> Iterator[None]:
+    """No test leaves a thread count behind: ``set_num_threads`` (and the CLI's ``--threads``)
+    limits BLAS for the whole process, and a test's LAYERWISE_THREADS (monkeypatched, so put
+    back before this teardown runs) would keep that limit on for the tests after it."""
+    yield
+    cpu.set_num_threads(None)
 
 
 def _missing(message: str) -> NoReturn:

@@ -10,6 +10,10 @@ The number, first found wins:
 4. the usable cores: the CPUs this process may run on (``os.sched_getaffinity``), capped by
    a cgroup CPU quota (a container given 2 CPUs of a 64-core host gets 2 threads, not 64).
 
+A number set in one of the first two ways also limits NumPy's BLAS for the whole process,
+as ``torch.set_num_threads`` limits PyTorch's (``kernels.threads`` follows the setting once
+NumPy is loaded); BLAS reads the third way's variables itself.
+
 A number set in one of the first three ways is *fixed*: layerwise computes on that many
 threads, the way measured fastest for the network on this machine and kept
 (``kernels.tuning``), whatever else runs. Otherwise layerwise also watches what other
@@ -23,6 +27,7 @@ import functools
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import InputError
@@ -32,6 +37,7 @@ __all__ = [
     "CpuShare",
     "cgroup_cpu_limit",
     "describe",
+    "follow_thread_setting",
     "get_num_threads",
     "is_fixed",
     "set_num_threads",
@@ -44,6 +50,7 @@ ENV_VAR = "LAYERWISE_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 _chosen: int | None = None  # set_num_threads's number, or None: decided by the environment
+_followers: list[Callable[[], None]] = []  # called on every set_num_threads (follow_thread_setting)
 
 
 def _parse_quota(max_text: str) -> float | None:
@@ -148,11 +155,22 @@ def threads_from(environ: dict[str, str] | os._Environ) -> tuple[int, str]:
 
 def set_num_threads(n: int | None) -> None:
     """Compute on ``n`` threads from now on (None: back to what the environment says).
-    Like ``torch.set_num_threads``; 1 keeps everything on the calling thread."""
+    Like ``torch.set_num_threads``: NumPy's BLAS too is limited to ``n`` threads in the whole
+    process (None restores the limits it had before); 1 keeps everything on the calling thread."""
     global _chosen
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise InputError(f"set_num_threads takes a whole number of threads, at least 1; got {n!r}")
     _chosen = n
+    for follow in _followers:
+        follow()
+
+
+def follow_thread_setting(follow: Callable[[], None]) -> None:
+    """Call ``follow`` now and after every ``set_num_threads``: how a library that loads after
+    this module (BLAS, through ``kernels.threads``) keeps to the number without this module
+    importing it."""
+    _followers.append(follow)
+    follow()
 
 
 def thread_setting() -> tuple[int, str]:

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from threadpoolctl import threadpool_limits
 
 import layerwise as lw
 import layerwise.train
@@ -117,3 +118,23 @@ def test_nothing_is_set_for_blas_before_numpy_loads():
     result = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[None, None, None, None]"
+
+
+def test_evaluate_keeps_blas_to_the_threads_option(tmp_path, monkeypatch):
+    """Regression: --threads 1 did not reach BLAS where predict runs a batch whole."""
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    seen = []
+    forward = lw.Affine.forward
+
+    def probe(self, x, *args, **kwargs):
+        seen.append(blas_threads())
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(lw.Affine, "forward", probe)
+    with threadpool_limits(limits=2):
+        if blas_threads() < 2:
+            pytest.skip("BLAS runs on one thread on this machine: nothing to limit")
+        assert main(["evaluate", str(tmp_path / "run" / "model.safetensors"), "--threads", "1"]) == 0
+        assert seen and set(seen) == {1}

@@ -1,6 +1,9 @@
 """layerwise owning the threads: passes and products split across them give the same numbers."""
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 from conftest import assert_close_for_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 import layerwise as lw
 import layerwise.train
@@ -382,3 +386,70 @@ def test_affine_forward_equals_matmul_plus_bias(n, d, o, dtype, seed):
     # Affine multiplies with np.dot, the plain expression with np.matmul: NumPy may hand the same
     # product to another BLAS routine (gemv for one row, gemm for several), equal to rounding.
     assert_close_for_dtype(out, x @ W + b, dtype, terms=d + 1)
+
+
+
+def _blas_inside_affine(monkeypatch) -> list[int]:
+    """Where an Affine layer's product runs, the BLAS limit it sees, call by call."""
+    seen: list[int] = []
+    forward = lw.Affine.forward
+
+    def probe(self, x, *args, **kwargs):
+        seen.append(_threads.blas_threads())
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(lw.Affine, "forward", probe)
+    return seen
+
+
+@pytest.mark.parametrize("batch", [1, 5, 100])
+def test_set_num_threads_limits_blas_in_a_whole_batch_prediction_until_unset(monkeypatch, batch):
+    """Regression: predict of a batch run whole (no chunks) ran its products on every BLAS
+    thread after set_num_threads(1); only the Trainer's plans and predict's chunks limited BLAS."""
+    net = lw.TwoLayerNet(784, 50, 10, seed=0)
+    x = np.random.default_rng(0).random((batch, 784), dtype=np.float32)
+    seen = _blas_inside_affine(monkeypatch)
+    with threadpool_limits(limits=2):
+        before = _threads.blas_threads()
+        if before < 2:
+            pytest.skip("BLAS runs on one thread on this machine: nothing to limit")
+        lw.set_num_threads(1)
+        net.predict(x)
+        assert seen == [1, 1] and _blas_limits() == [1] * len(_blas_limits())
+        lw.set_num_threads(2)
+        net.predict(x)
+        assert seen[2:] == [2, 2]
+        lw.set_num_threads(None)  # the limits before the first number come back
+        assert _threads.blas_threads() == before
+        net.predict(x)
+        assert seen[4:] == [before, before]
+
+
+def test_the_variable_limits_blas_from_the_start(tmp_path):
+    """LAYERWISE_THREADS=1 holds for BLAS from import on, in a process of its own."""
+    code = (
+        "import numpy as np, layerwise as lw\n"
+        "from threadpoolctl import threadpool_info\n"
+        "forward = lw.Affine.forward\n"
+        "seen = []\n"
+        "def probe(self, x, *a, **k):\n"
+        "    seen.append(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))\n"
+        "    return forward(self, x, *a, **k)\n"
+        "lw.Affine.forward = probe\n"
+        "lw.TwoLayerNet(784, 50, 10, seed=0).predict(np.ones((5, 784), np.float32))\n"
+        "print(seen)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", code], env={**env, "LAYERWISE_THREADS": "1"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[1, 1]"
+
+
+def test_a_bad_variable_does_not_stop_the_import():
+    """A bad LAYERWISE_THREADS is named where the number is asked for, not at import."""
+    code = "import layerwise as lw\ntry:\n    lw.get_num_threads()\nexcept ValueError as e:\n    print(e)\n"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "LAYERWISE_THREADS": "lots"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LAYERWISE_THREADS must be a whole number of threads" in result.stdout

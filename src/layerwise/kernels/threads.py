@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import cpu
 from ..cpu import CpuShare
+from ..errors import InputError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -65,6 +66,34 @@ def run_threads() -> tuple[int, bool]:
         return threads, True
     allowed = blas_threads()
     return (allowed, True) if allowed < threads else (threads, False)
+
+
+_user_limit = None  # threadpoolctl's limiter of the user's number: it holds the limits before
+
+
+def _follow_thread_setting() -> None:
+    """BLAS on the user's number of threads (``set_num_threads``, ``--threads``,
+    ``LAYERWISE_THREADS``) everywhere in the process, as ``torch.set_num_threads`` does; back to
+    the limits before once the number is unset. Why: without it a ``predict`` of one batch ran
+    its products on every BLAS thread after ``set_num_threads(1)``; only the Trainer's plans and
+    predict's chunks limited BLAS. (``OPENBLAS_NUM_THREADS`` and ``OMP_NUM_THREADS`` BLAS reads
+    itself.) A bad ``LAYERWISE_THREADS`` is left for ``cpu.get_num_threads`` to name."""
+    global _user_limit
+    try:
+        threads, source = cpu.thread_setting()
+    except InputError:
+        return
+    if source in ("set_num_threads", cpu.ENV_VAR):
+        if _user_limit is None:
+            _user_limit = _blas().limit(limits=threads)
+        else:  # the first limiter keeps the limits from before any number was set
+            _blas().limit(limits=threads)
+    elif _user_limit is not None:
+        _user_limit.restore_original_limits()
+        _user_limit = None
+
+
+cpu.follow_thread_setting(_follow_thread_setting)
 
 
 def blas_limit(threads: int) -> contextlib.AbstractContextManager:
