@@ -119,7 +119,7 @@ def step_gemms(model: Sequential, batch: int, sample_shape: tuple[int, ...]) -> 
             itemsize = layer.params["W"].dtype.itemsize
             chunks = -(-batch // images_per_chunk(R // batch * K * itemsize, batch))
             gemms.append(Gemm(f"{layer!r} forward", R, K, FN, b_t=True, chunks=chunks))
-            gemms.append(Gemm(f"{layer!r} dW", FN, R, K, a_t=True, chunks=chunks))
+            gemms.append(Gemm(f"{layer!r} dW", K, R, FN, a_t=True, chunks=chunks))  # colᵀ·d, as kernels.conv
             if layer.needs_input_grad:
                 # conv_input_grad's chunks hold the unfolded dout (correlation) or the per-offset
                 # products, a different size from col

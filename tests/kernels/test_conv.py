@@ -189,3 +189,37 @@ def test_the_chunked_kernels_name_wrong_shapes():
         conv_kernels.im2col_dot(np.zeros(5), np.zeros((18, 3)), np.zeros(3), 3, 3, 1, 1)
     with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(\)"):
         conv_kernels.im2col_weight_grad(np.zeros(()), x, 3, 3, 1, 1)
+
+
+@given(st.integers(0, 3000), st.integers(1, 80), st.sampled_from([np.float32, np.float64]), SEEDS)
+def test_add_to_rows_adds_the_row_to_every_row_exactly(rows, width, dtype, seed):
+    rng = np.random.default_rng(seed)
+    out = rng.standard_normal((rows, width)).astype(dtype)
+    row = rng.standard_normal(width).astype(dtype)
+    expected = out + row
+    conv_kernels.add_to_rows(out, row)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_add_to_rows_takes_the_wide_path_for_a_convolutions_chunk():
+    """The wide view (rows of 1,024 values and the rows left over) on a chunk of DeepConvNet's
+    second layer, 7,061 rows of 16: equal to the broadcast add, bit for bit."""
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((7061, 16)).astype(np.float32)
+    row = rng.standard_normal(16).astype(np.float32)
+    assert out.size >= conv_kernels.WIDE_ADD_MIN_ELEMENTS and 7061 % 64
+    expected = out + row
+    conv_kernels.add_to_rows(out, row)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_the_window_view_is_read_only_and_equals_the_sliding_window_view():
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 6))
+    for stride, pad in [(1, 0), (1, 1), (2, 1), (3, 1)]:
+        OH, OW = conv_output_shape(x.shape, 3, 2, stride, pad)
+        windows = conv_kernels._channels_last_windows(x, 3, 2, stride, pad, OH, OW)
+        img = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))).transpose(0, 2, 3, 1)
+        plain = np.lib.stride_tricks.sliding_window_view(img, (3, 2), axis=(1, 2))
+        plain = plain[:, ::stride, ::stride][:, :OH, :OW].transpose(0, 1, 2, 4, 5, 3)
+        np.testing.assert_array_equal(windows, plain)
+        assert not windows.flags.writeable
