@@ -84,17 +84,22 @@ def test_fast_path_equals_general_path(n, c, oh, ow, k, levels, dtype, seed):
 
 
 @pytest.mark.parametrize("stride, pad", [(2, 0), (1, 1)])
-def test_pooling_dx_takes_the_inputs_memory_layout(stride, pad):
+def test_pooling_out_and_dx_take_the_inputs_memory_layout(stride, pad):
     rng = np.random.default_rng(8)
     nchw = rng.standard_normal((2, 3, 6, 6))
     nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # as after a conv
-    results = []
+    dout = rng.standard_normal(Pooling(2, 2, stride, pad).output_shape(nchw.shape))
+    outs, arg_maxes, results = [], [], []
     for x in (nchw, nhwc):
         layer = Pooling(2, 2, stride, pad)
-        out = layer.forward(x)
-        results.append(layer.backward(np.ones(out.shape)))
-    assert results[0].strides[1] > results[0].strides[2] > results[0].strides[3]  # NCHW
-    assert results[1].strides[2] > results[1].strides[3] > results[1].strides[1]  # NHWC
+        outs.append(layer.forward(x))
+        arg_maxes.append(layer.arg_max)
+        results.append(layer.backward(dout))
+    for pair in (outs, arg_maxes, results):
+        assert pair[0].strides[1] > pair[0].strides[2] > pair[0].strides[3]  # NCHW
+        assert pair[1].strides[2] > pair[1].strides[3] > pair[1].strides[1]  # NHWC
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(arg_maxes[0], arg_maxes[1])
     np.testing.assert_array_equal(results[0], results[1])
 
 

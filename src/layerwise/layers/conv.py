@@ -198,8 +198,8 @@ class Pooling(_Pool):
     window; the book's Pooling forgets ``pad`` when it sizes its output and crashes with
     pad > 0. Windows that tile the input (stride == pool_h == pool_w, pad == 0) take a fast
     path in backward (see ``kernels.pool.max_pool_backward``). Caches: ``arg_max`` and the
-    input's shape (not the input itself). dx has the input's memory layout (channels-last
-    after a Convolution), which saves the layers below a transpose.
+    input's shape (not the input itself). out, arg_max and dx have the input's memory layout
+    (channels-last after a Convolution), which saves every pass a transpose.
 
     Evaluation mode (``train=False``) computes the max alone, a quarter of the work, and keeps
     a reference to x instead: a backward after it (a saliency map, say) finds ``arg_max``
