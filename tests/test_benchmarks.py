@@ -39,7 +39,7 @@ def test_the_products_of_a_convnet_step() -> None:
     gemms = step_gemms(model, 100, (1, 28, 28))
     conv = [g for g in gemms if g.what.startswith("Convolution")]
     rows = 100 * 24 * 24  # output positions of a 5x5 filter on 28x28, no padding
-    assert [(g.M, g.K, g.N) for g in conv] == [(rows, 25, 30), (30, rows, 25)]  # no dx: first layer
+    assert [(g.M, g.K, g.N) for g in conv] == [(rows, 25, 30), (25, rows, 30)]  # dW as colᵀ·d; no dx
     affine = [(g.M, g.K, g.N) for g in gemms if g.what.startswith("Affine")]
     assert affine == [(100, 4320, 100), (4320, 100, 100), (100, 100, 4320),
                       (100, 100, 10), (100, 100, 10), (100, 10, 100)]
@@ -55,7 +55,7 @@ def test_a_convolutions_products_note_the_chunks_kernels_conv_cuts_the_batch_int
     assert forward.chunks == dW.chunks == 4  # 100 images, at most 30 a chunk
     rows = 100 * 24 * 24
     assert (forward.chunk().M, forward.chunk().K, forward.chunk().N) == (rows // 4, 25, 30)  # rows divided
-    assert (dW.chunk().M, dW.chunk().K, dW.chunk().N) == (30, rows // 4, 25)  # the inner sum divided
+    assert (dW.chunk().M, dW.chunk().K, dW.chunk().N) == (25, rows // 4, 30)  # the inner sum divided
     assert all(g.chunks == 1 for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Affine"))
 
 

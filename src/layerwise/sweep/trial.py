@@ -28,7 +28,6 @@ from ..datasets import load_dataset
 from ..datasets.digits import MAX_PIXEL
 from ..datasets.mnist import prepare_images
 from ..errors import InputError, TrainingDiverged
-from ..kernels.threads import blas_limit
 from ..optim import make_optimizer
 from ..recipes import build_network
 from ..train import Trainer
@@ -189,7 +188,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     is a result too: ``status`` "diverged", with the step."""
     started = time.perf_counter()
     threads = int(config.get("threads") or 1)
-    set_num_threads(threads)  # layerwise's own threads (a convnet's split passes)
+    set_num_threads(threads)  # for the process: layerwise's own (a convnet's split passes) and BLAS's
     (x_train, t_train), (x_val, t_val), classes = _data(
         config["dataset"], config["model"], config["dtype"], config["validation"], config["split_seed"],
         config.get("data_dir"))
@@ -202,12 +201,11 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     recorded = {k: v for k, v in config.items() if k != "data_dir"}
     result: dict[str, Any] = {"trial": config["trial"], "config": recorded, "seed": config["seed"],
                               "worker": f"{socket.gethostname()}:{os.getpid()}", "threads": threads}
-    with blas_limit(threads):
-        try:
-            trainer.fit()
-            result["status"] = "done"
-        except TrainingDiverged as exc:
-            result.update(status="diverged", diverged_step=exc.step, diverged_loss=_json_number(exc.loss))
+    try:
+        trainer.fit()
+        result["status"] = "done"
+    except TrainingDiverged as exc:
+        result.update(status="diverged", diverged_step=exc.step, diverged_loss=_json_number(exc.loss))
     rows = trainer.history.epochs
     result["val_acc"] = [row["test_acc"] for row in rows]
     result["train_acc"] = [row["train_acc"] for row in rows]
