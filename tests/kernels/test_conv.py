@@ -46,7 +46,7 @@ def test_one_channel_im2col_equals_the_window_copy(stride, pad):
     OH, OW = conv_output_shape(x.shape, 5, 5, stride, pad, "test")
     windows = _channels_last_windows(x, 5, 5, stride, pad, OH, OW)  # the general path's view
     col = im2col(x, 5, 5, stride, pad)
-    _same(col, np.ascontiguousarray(windows).reshape(3 * OH * OW, 25))
+    _same(col, np.ascontiguousarray(windows).view(x.dtype).reshape(3 * OH * OW, 25))
     assert col.flags.f_contiguous
     assert col.shape == (3 * OH * OW, 25)
 
@@ -214,6 +214,7 @@ def test_add_to_rows_takes_the_wide_path_for_a_convolutions_chunk():
 
 
 def test_the_window_view_is_read_only_and_equals_the_sliding_window_view():
+    """Each element of the view is one window row (FW pixels' channels) as a single value."""
     x = np.random.default_rng(1).standard_normal((2, 3, 7, 6))
     for stride, pad in [(1, 0), (1, 1), (2, 1), (3, 1)]:
         OH, OW = conv_output_shape(x.shape, 3, 2, stride, pad)
@@ -221,5 +222,6 @@ def test_the_window_view_is_read_only_and_equals_the_sliding_window_view():
         img = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))).transpose(0, 2, 3, 1)
         plain = np.lib.stride_tricks.sliding_window_view(img, (3, 2), axis=(1, 2))
         plain = plain[:, ::stride, ::stride][:, :OH, :OW].transpose(0, 1, 2, 4, 5, 3)
-        np.testing.assert_array_equal(windows, plain)
+        assert windows.shape == (2, OH, OW, 3) and windows.dtype.itemsize == 2 * 3 * x.itemsize
+        np.testing.assert_array_equal(np.ascontiguousarray(windows).view(x.dtype).reshape(plain.shape), plain)
         assert not windows.flags.writeable
