@@ -113,8 +113,9 @@ def test_the_copy_floor_counts_each_array_a_step_must_write() -> None:
     assert conv == [("out", 100 * 30 * 24 * 24), ("col", 100 * 24 * 24 * 25)]  # no dx: the first layer
     assert copies[2] == ("Relu() out", 100 * 30 * 24 * 24) and copies[3] == ("Relu() dx", 100 * 30 * 24 * 24)
     deep = [(what, n) for what, n in step_copies(DeepConvNet(seed=0), 100, (1, 28, 28)) if what.endswith("dx col")]
-    # only the convolutions with FN <= C take dx by correlation (16 -> 16, 32 -> 32, 64 -> 64 at 8x8): dout unfolded 3x3
-    assert [n for _, n in deep] == [100 * 16 * 28 * 28 * 9, 100 * 32 * 14 * 14 * 9, 100 * 64 * 8 * 8 * 9]
+    # every convolution but the first (no dx) takes dx by correlation, FN <= 2·C: dout unfolded 3x3
+    assert [n for _, n in deep] == [100 * 16 * 28 * 28 * 9, 100 * 16 * 14 * 14 * 9 * 2, 100 * 32 * 14 * 14 * 9,
+                                    100 * 32 * 8 * 8 * 9 * 2, 100 * 64 * 8 * 8 * 9]
     assert copy_floor([("a", 1000), ("b", 10)], steps=10, reps=2, threads=2) > 0
 
 

@@ -59,7 +59,8 @@ def test_one_channel_im2col_equals_the_window_copy(stride, pad):
         (3, 3, 3, 0, 1, True),
         (2, 2, 5, 4, 1, True),
         (4, 1, 3, 1, 1, True),  # FN = 1: dout has one channel (im2col's one-channel path)
-        (2, 3, 3, 1, 1, False),  # FN > C: per offset
+        (2, 4, 3, 1, 1, True),  # FN = 2·C: still by correlation
+        (2, 5, 3, 1, 1, False),  # FN > 2·C: per offset
         (3, 3, 3, 3, 1, False),  # pad > F - 1
         (3, 3, 3, 1, 2, False),  # stride 2
     ],

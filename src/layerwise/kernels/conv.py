@@ -230,14 +230,18 @@ def conv_input_grad(
     a timing:
 
     - by correlation (:func:`_input_grad_by_correlation`), for stride 1, square kernels with
-      pad <= FH - 1, and FN <= C: one im2col of dout and one product with K = FH·FW·FN;
+      pad <= FH - 1, and FN <= 2·C: one im2col of dout and one product with K = FH·FW·FN;
     - per kernel offset (:func:`_input_grad_per_offset`) otherwise: FH·FW products with K = FN,
       each scattered back.
 
-    Measured on the 2-core AMD VM (SkylakeX kernels, 1 thread, batch 100, DeepConvNet's
-    layers), per offset / by correlation: C16 FN16 28×28 10.5 / 7.9 ms, C32 FN32 pad 2
-    6.8 / 3.6 ms, C64 FN64 8×8 3.4 / 2.8 ms; but with FN > C the product's K = FN of the
-    per-offset way is the better trade: C16 FN32 14×14 1.9 / 2.7 ms, C32 FN64 8×8 1.8 / 1.9 ms.
+    Measured on the 2-core AMD VM (1 thread, batch 100, 3×3 kernels, pad 1 unless said), per
+    offset / by correlation in ms, SkylakeX kernels (Haswell's in brackets), with im2col
+    copying window rows whole: C16 FN16 28×28 5.57 / 3.24 (6.80 / 4.64), C32 FN32 14×14 pad 2
+    4.60 / 2.12, C64 FN64 7×7 2.43 / 1.80; with FN = 2·C still by correlation: C16 FN32
+    14×14 1.89 / 1.52 (2.54 / 2.26), C32 FN64 7×7 1.31 / 1.11 (2.10 / 1.81); at FN = 4·C
+    even (C8 FN32 1.49 / 1.51, C16 FN64 2.82 / 2.89); beyond, the per-offset way's product
+    with K = FN is the better trade (C4 FN32 1.15 / 1.26, C3 FN32 28×28 5.32 / 6.60, C1 FN16
+    1.13 / 1.64). (Before im2col copied window rows whole, FN = 2·C went per offset.)
     """
     N = x_shape[0]
     FN, _, FH, FW = W.shape
@@ -255,7 +259,7 @@ def conv_input_grad(
 def by_correlation(W_shape: tuple[int, ...], stride: int, pad: int) -> bool:
     """Whether :func:`conv_input_grad` takes the correlation way for these weights (see there)."""
     FN, C, FH, FW = W_shape
-    return stride == 1 and FH == FW and pad <= FH - 1 and FN <= C
+    return stride == 1 and FH == FW and pad <= FH - 1 and FN <= 2 * C
 
 
 def _input_grad_by_correlation(
