@@ -122,9 +122,6 @@ def check_window(FH: int, FW: int, stride: int, pad: int, where: str) -> None:
             raise InputError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
 
 
-# Every window of a given size as a read-only strided view (no copy).
-
-
 def check_dout(where: str, dout: np.ndarray, expected: tuple[int, ...]) -> None:
     """backward's upstream gradient must have the shape forward returned."""
     if dout.shape != expected:

@@ -124,3 +124,16 @@ def test_multi_layer_net_extend_has_the_books_chapter6_defaults():
     assert max(check_model(ext, x, t).values()) < 1e-7  # numerical gradient in training mode
     rebuilt = build_model(ext.config(), dtype=np.float64)
     assert type(rebuilt) is lw.MultiLayerNetExtend and rebuilt[2].mode == "book"
+
+
+@pytest.mark.parametrize("key, value", [("stride", False), ("stride", 0), ("stride", 1.5), ("pad", -1),
+                                        ("filter_size", 0)])
+def test_a_bad_conv_param_is_named_before_any_arithmetic(key, value):
+    """Regression (found by the model-file fuzz test): a SimpleConvNet whose conv_param said
+    "stride": false divided by zero while sizing its Affine layer."""
+    conv_param = {"filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1, key: value}
+    named = {"stride": "stride", "pad": "pad", "filter_size": "kernel height"}[key]
+    with pytest.raises(lw.InputError, match=rf"SimpleConvNet conv_param: {named} must be an integer"):
+        lw.SimpleConvNet((1, 6, 6), conv_param, 4, 3)
+    with pytest.raises(lw.InputError, match=r"DeepConvNet conv_param_2: "):
+        lw.DeepConvNet(conv_param_2={"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1, key: value})

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_window
 from ..errors import InputError, ShapeError
 from ..init import generator, init_weight
 from ..layers import (
@@ -194,7 +195,8 @@ class MultiLayerNetExtend(MultiLayerNet):
         return super().loss(x, t, train_flg)
 
 
-def _conv_output(size: int, filter_size: int, pad: int, stride: int) -> int:
+def _conv_output(size: int, filter_size: int, pad: int, stride: int, where: str) -> int:
+    check_window(filter_size, filter_size, stride, pad, where)  # a stride of 0 (or False) named, not divided by
     return (size + 2 * pad - filter_size) // stride + 1
 
 
@@ -220,8 +222,8 @@ class SimpleConvNet(_BookNet):
         channels, height, width = input_dim
         fn, fs = conv_param["filter_num"], conv_param["filter_size"]
         pad, stride = conv_param["pad"], conv_param["stride"]
-        oh = _conv_output(height, fs, pad, stride)
-        ow = _conv_output(width, fs, pad, stride)
+        oh = _conv_output(height, fs, pad, stride, "SimpleConvNet conv_param")
+        ow = _conv_output(width, fs, pad, stride, "SimpleConvNet conv_param")
         pooled = fn * (oh // 2) * (ow // 2)
         rng = generator(seed)
 
@@ -284,13 +286,13 @@ class DeepConvNet(_BookNet):
         channels, height, width = input_dim
         layers: list[Layer] = []
         for i, p in enumerate(conv_params):
+            height = _conv_output(height, p["filter_size"], p["pad"], p["stride"], f"DeepConvNet conv_param_{i + 1}")
+            width = _conv_output(width, p["filter_size"], p["pad"], p["stride"], f"DeepConvNet conv_param_{i + 1}")
             fan_in = channels * p["filter_size"] ** 2
             W = rng.standard_normal((p["filter_num"], channels, p["filter_size"], p["filter_size"]))
             W = (np.sqrt(2.0 / fan_in) * W).astype(dtype)
             layers += [Convolution(W, np.zeros(p["filter_num"], dtype=dtype), p["stride"], p["pad"]), ReLU()]
             channels = p["filter_num"]
-            height = _conv_output(height, p["filter_size"], p["pad"], p["stride"])
-            width = _conv_output(width, p["filter_size"], p["pad"], p["stride"])
             if i % 2 == 1:
                 layers.append(Pooling(2, 2, stride=2))
                 height, width = height // 2, width // 2
