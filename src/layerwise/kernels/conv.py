@@ -72,9 +72,10 @@ def _channels_last_windows(
     transposed to (N, OH, OW, FH, FW, C) and its last two axes taken as one value. Why: NumPy
     copies a float array run by run, paying per run, and a window row is only FW·C values long
     (48 for DeepConvNet's 16-channel layers); as one value each row is one memcpy. im2col of a
-    chunk of DeepConvNet's second layer took 0.155 ms as floats, 0.104 ms as window rows (32
-    channels: 0.114 / 0.080; 1 thread). Made directly, not by sliding_window_view, whose checks
-    cost 6 us a call against 0.3 us (a DeepConvNet step makes ~80 of these views)."""
+    chunk of DeepConvNet's second layer took 0.118 ms as floats, 0.093 ms as window rows (32
+    channels: 0.083 / 0.074; benchmarks/results/2026-12-05-conv-rows/window_rows.txt). Made
+    directly, not by sliding_window_view, whose checks cost 6 us a call against 0.3 us (a
+    DeepConvNet step makes ~80 of these views)."""
     N, C, H, W = x.shape
     if pad == 0:
         img = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
@@ -236,12 +237,13 @@ def conv_input_grad(
 
     Measured on the 2-core AMD VM (1 thread, batch 100, 3×3 kernels, pad 1 unless said), per
     offset / by correlation in ms, SkylakeX kernels (Haswell's in brackets), with im2col
-    copying window rows whole: C16 FN16 28×28 5.57 / 3.24 (6.80 / 4.64), C32 FN32 14×14 pad 2
-    4.60 / 2.12, C64 FN64 7×7 2.43 / 1.80; with FN = 2·C still by correlation: C16 FN32
-    14×14 1.89 / 1.52 (2.54 / 2.26), C32 FN64 7×7 1.31 / 1.11 (2.10 / 1.81); at FN = 4·C
-    even (C8 FN32 1.49 / 1.51, C16 FN64 2.82 / 2.89); beyond, the per-offset way's product
-    with K = FN is the better trade (C4 FN32 1.15 / 1.26, C3 FN32 28×28 5.32 / 6.60, C1 FN16
-    1.13 / 1.64). (Before im2col copied window rows whole, FN = 2·C went per offset.)
+    copying window rows whole (benchmarks/results/2026-12-05-conv-rows/input_grad_ways-*.txt):
+    C16 FN16 28×28 5.26 / 3.03 (6.54 / 4.51), C32 FN32 14×14 pad 2 4.14 / 2.06, C64 FN64 8×8
+    2.95 / 2.18; with FN = 2·C still by correlation: C16 FN32 14×14 1.74 / 1.41 (2.40 / 2.14),
+    C32 FN64 8×8 1.57 / 1.33 (2.43 / 2.20); at FN = 4·C the two tie (C8 FN32 1.44 / 1.40,
+    C16 FN64 2.68 / 2.72); beyond, the per-offset way's product with K = FN is the better
+    trade (C4 FN32 1.09 / 1.18, C3 FN32 28×28 5.13 / 6.49, C1 FN16 1.11 / 1.45).
+    (Before im2col copied window rows whole, FN = 2·C went per offset.)
     """
     N = x_shape[0]
     FN, _, FH, FW = W.shape

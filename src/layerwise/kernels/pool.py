@@ -40,10 +40,11 @@ def max_pool(
     reshape-and-reduce ``x.reshape(N, C, OH, ph, OW, pw).max(axis=(3, 5))`` for tiling windows
     ~30× slower (NumPy reduces two tiny non-adjacent axes element by element); the running
     argmax this replaced (move arg_max to k where the value is strictly greater: four passes
-    per offset) took 1.21 ms on DeepConvNet's first pooling, against 0.8 ms this way (1 thread,
-    batch 100). A window holding NaN outputs NaN (np.maximum propagates it); which of its
-    positions gets the gradient is then unspecified. ``with_arg_max=False`` returns ``(out,
-    None)``, the same ``out`` for a quarter of the work.
+    per offset) with NCHW results took 0.86 ms on DeepConvNet's first pooling, against 0.65 ms
+    this way (0.52 / 0.15 on its last; 1 thread, batch 100: benchmarks/results/
+    2026-12-05-conv-rows/max_pool_layouts.txt). A window holding NaN outputs NaN (np.maximum
+    propagates it); which of its positions gets the gradient is then unspecified.
+    ``with_arg_max=False`` returns ``(out, None)``, the same ``out`` for a quarter of the work.
     """
     OH, OW = conv_output_shape(x.shape, ph, pw, stride, pad, "max_pool")
     xp = pad_hw(x, pad, -np.inf)
@@ -51,7 +52,7 @@ def max_pool(
                for i, j in np.ndindex(ph, pw)]  # window position k's value, for every window
     # out and arg_max in x's memory layout: a Convolution's output (after ReLU) is channels-last,
     # and every pass then reads and writes along the same axes (NCHW results from channels-last
-    # views were transposing copies: 0.89 against 0.6 ms on DeepConvNet's first pooling).
+    # views were transposing copies; measured in the docstring).
     channels_last = _channels_last(x)
     out = _empty(offsets[0].shape, x.dtype, channels_last)
     arg_max = _empty(out.shape, np.min_scalar_type(ph * pw - 1), channels_last) if with_arg_max else None
@@ -117,7 +118,8 @@ def max_pool_backward(
     dout = np.asarray(dout)
     if _channels_last(arg_max) and not _channels_last(dout):
         # dout in arg_max's layout first, one copy: the passes below mixing the two layouts took
-        # 1.26 against 0.35 ms on DeepConvNet's last pooling, whose dout comes from an Affine.
+        # 1.44 against 0.15 ms on DeepConvNet's last pooling, whose dout comes from an Affine
+        # (benchmarks/results/2026-12-05-conv-rows/max_pool_layouts.txt).
         dout_nchw, dout = dout, _empty(dout.shape, dout.dtype, True)
         np.copyto(dout, dout_nchw)
 
