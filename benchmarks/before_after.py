@@ -26,10 +26,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from .timing import median_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,16 +39,6 @@ DEFAULT_WORKLOADS = [
     *(f"infer:{net}:{n}:{b}" for n in (1, 2) for net in ("mlp-small", "mlp-wide", "convnet") for b in (1, 100, 1000)),
     *(f"deep-infer:{n}:{b}" for n in (1, 2) for b in (100, 1000)),
 ]
-
-
-def _median_time(fn, reps: int) -> float:
-    fn()  # warm: threads started, caches filled
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(workload: str) -> float:
@@ -72,12 +63,12 @@ def measure(workload: str) -> float:
                 trainer.epochs = trainer.epoch + 1
                 trainer.fit()
 
-            return _median_time(one_pass, 5)
+            return median_seconds(one_pass, 5)
         if kind == "infer":
             spec, batch = NETS[fields[0]], int(fields[2])
             _, _, x, _ = _load(spec.flatten)
             model = spec.build(0)
-            return _median_time(lambda: [model.predict(x[s : s + batch]) for s in range(0, len(x), batch)], 5)
+            return median_seconds(lambda: [model.predict(x[s : s + batch]) for s in range(0, len(x), batch)], 5)
         if kind == "deep-infer":
             from layerwise.models import DeepConvNet
 
@@ -85,7 +76,7 @@ def measure(workload: str) -> float:
             _, _, x, _ = _load(False)
             x = x[:2000]
             model = DeepConvNet(seed=0).astype(np.float32)
-            return _median_time(lambda: [model.predict(x[s : s + batch]) for s in range(0, len(x), batch)], 3)
+            return median_seconds(lambda: [model.predict(x[s : s + batch]) for s in range(0, len(x), batch)], 3)
     raise ValueError(f"unknown workload {workload!r}")
 
 

@@ -8,7 +8,8 @@ channel, batch 100, 1 thread, median of 25 calls; ``by_correlation``'s choice be
 Outputs: input_grad_ways-skylakex.txt, input_grad_ways-haswell.txt.
 """
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,14 +17,13 @@ import layerwise as lw
 from layerwise.kernels import conv
 from layerwise.kernels.memory import keep_freed_memory
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for benchmarks.timing
+from benchmarks.timing import median_seconds
 
-def med(f, n=30):
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return np.median(ts[5:]) * 1e3
+
+def med(f):
+    """Milliseconds a call takes: the median of 25 after 5 warm-up calls."""
+    return median_seconds(f, reps=25, warmup=5) * 1e3
 
 
 def measure(C, FN, H, pad, rng):

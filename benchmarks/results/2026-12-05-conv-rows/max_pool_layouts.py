@@ -9,20 +9,20 @@ with a channels-last arg_max, against the same dout copied into arg_max's layout
 Batch 100, 1 thread, median of 35 calls. Output: max_pool_layouts.txt.
 """
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from layerwise.kernels.pool import max_pool, max_pool_backward
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for benchmarks.timing
+from benchmarks.timing import median_seconds
 
-def med(f, n=40):
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return np.median(ts[5:]) * 1e3
+
+def med(f):
+    """Milliseconds a call takes: the median of 35 after 5 warm-up calls."""
+    return median_seconds(f, reps=35, warmup=5) * 1e3
 
 
 def previous_max_pool(x):

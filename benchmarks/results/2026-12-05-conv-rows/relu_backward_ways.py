@@ -8,20 +8,20 @@ two passes for scale. None was faster, so relu_grad stayed. 1 thread, median of 
 Output: relu_backward_ways.txt.
 """
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from layerwise.kernels.activations import relu, relu_grad
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for benchmarks.timing
+from benchmarks.timing import median_seconds
 
-def med(f, n=60):
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return np.median(ts[5:]) * 1e3
+
+def med(f):
+    """Milliseconds a call takes: the median of 55 after 5 warm-up calls."""
+    return median_seconds(f, reps=55, warmup=5) * 1e3
 
 
 rng = np.random.default_rng(0)

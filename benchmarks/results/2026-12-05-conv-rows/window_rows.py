@@ -7,20 +7,20 @@ pixels' channels, contiguous in the channels-last input) as one ``np.void`` valu
 Median of 55 calls, 1 thread (a copy: no BLAS). Output: window_rows.txt.
 """
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from layerwise.kernels.conv import im2col
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for benchmarks.timing
+from benchmarks.timing import median_seconds
 
-def med(f, n=60):
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return np.median(ts[5:]) * 1e3
+
+def med(f):
+    """Milliseconds a call takes: the median of 55 after 5 warm-up calls."""
+    return median_seconds(f, reps=55, warmup=5) * 1e3
 
 
 def im2col_by_values(x, FH, FW, pad):

@@ -19,7 +19,7 @@ from ..checks import conv_output_shape
 from .conv import add_windows, offset_slices, pad_hw
 from .threads import SPLIT_MIN_ELEMENTS, in_parts
 
-__all__ = ["avg_pool", "avg_pool_backward", "max_pool", "max_pool_backward"]
+__all__ = ["avg_pool", "avg_pool_backward", "is_channels_last", "max_pool", "max_pool_backward"]
 
 
 def max_pool(
@@ -53,9 +53,11 @@ def max_pool(
     # out and arg_max in x's memory layout: a Convolution's output (after ReLU) is channels-last,
     # and every pass then reads and writes along the same axes (NCHW results from channels-last
     # views were transposing copies; measured in the docstring).
-    channels_last = _channels_last(x)
-    out = _empty(offsets[0].shape, x.dtype, channels_last)
-    arg_max = _empty(out.shape, np.min_scalar_type(ph * pw - 1), channels_last) if with_arg_max else None
+    if is_channels_last(x):
+        out = np.empty((x.shape[0], OH, OW, x.shape[1]), dtype=x.dtype).transpose(0, 3, 1, 2)
+    else:
+        out = np.empty(offsets[0].shape, dtype=x.dtype)
+    arg_max = np.empty_like(out, dtype=np.min_scalar_type(ph * pw - 1)) if with_arg_max else None  # out's layout
 
     def pool(b: slice | EllipsisType) -> None:  # samples b (see threads.in_parts)
         np.copyto(out[b], offsets[0][b])
@@ -80,18 +82,10 @@ def max_pool(
     return out, arg_max
 
 
-def _channels_last(a: np.ndarray) -> bool:
+def is_channels_last(a: np.ndarray) -> bool:
     """Whether a 4-D (N, C, H, W) array lies in memory as (N, H, W, C), one block (and not also
     as NCHW, as an array with one channel or one pixel does)."""
     return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous and not a.flags.c_contiguous
-
-
-def _empty(shape: tuple[int, ...], dtype: np.dtype, channels_last: bool) -> np.ndarray:
-    """An uninitialised (N, C, H, W) array, laid out (N, H, W, C) in memory if ``channels_last``."""
-    if not channels_last:
-        return np.empty(shape, dtype=dtype)
-    N, C, H, W = shape
-    return np.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)
 
 
 def max_pool_backward(
@@ -116,11 +110,11 @@ def max_pool_backward(
     N, C, H, W = x_shape
     OH, OW = arg_max.shape[2:]
     dout = np.asarray(dout)
-    if _channels_last(arg_max) and not _channels_last(dout):
+    if is_channels_last(arg_max) and not is_channels_last(dout):
         # dout in arg_max's layout first, one copy: the passes below mixing the two layouts took
         # 1.44 against 0.15 ms on DeepConvNet's last pooling, whose dout comes from an Affine
         # (benchmarks/results/2026-12-05-conv-rows/max_pool_layouts.txt).
-        dout_nchw, dout = dout, _empty(dout.shape, dout.dtype, True)
+        dout_nchw, dout = dout, np.empty_like(arg_max, dtype=dout.dtype)
         np.copyto(dout, dout_nchw)
 
     def buffer(fill: object, h: int, w: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from ..checks import check_dout, check_window, conv_output_shape
 from ..errors import InputError, ShapeError
 from ..kernels.caches import ones
 from ..kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
-from ..kernels.pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from ..kernels.pool import avg_pool, avg_pool_backward, is_channels_last, max_pool, max_pool_backward
 from .base import Layer, book_attribute
 
 __all__ = ["AvgPooling", "Convolution", "Pooling"]
@@ -219,7 +219,7 @@ class Pooling(_Pool):
         self._x = None if train else x
         self.x_shape = x.shape
         # dx will take x's memory layout: channels-last after a Convolution (see backward).
-        self._channels_last = x.strides[1] < x.strides[3]
+        self._channels_last = is_channels_last(x)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
