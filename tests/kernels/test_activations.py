@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 import layerwise as lw
+from layerwise.kernels.activations import SMALL, ZERO_ROW, max_zero, relu
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38]
 
@@ -39,6 +40,41 @@ def test_relu_backward_equals_where_for_finite_dout(data, dtype):
     # the select would keep -0.0 (equal in value; + 0 normalises both).
     _same(dx, np.where(x <= 0, np.zeros((), dtype), dout) + 0)
     _same(dout, kept)  # dout untouched
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64, np.int32]),
+       layout=st.sampled_from(["C", "channels-last view", "every other column", "reversed"]))
+def test_max_zero_equals_np_maximum_bit_for_bit(data, dtype, layout):
+    # Sizes around the zero row's length: a body of whole rows, a tail, a tail alone.
+    size = data.draw(st.sampled_from([1, 7, ZERO_ROW - 1, ZERO_ROW, ZERO_ROW + 5, 3 * ZERO_ROW + 17]))
+    integer = np.issubdtype(dtype, np.integer)
+    values = data.draw(arrays(dtype, 64, elements=st.integers(-(2**31), 2**31 - 1) if integer else floats))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    flat = np.random.default_rng(seed).choice(values, size=2 * size + 8)
+    x = {
+        "C": flat[:size].reshape(size, 1),
+        "channels-last view": flat[: size // 4 * 4 or 4].reshape(-1, 2, 2).transpose(0, 2, 1),
+        "every other column": flat[: 2 * size].reshape(size, 2)[:, 0],  # not dense: the scalar loop
+        "reversed": flat[:size][::-1],
+    }[layout]
+    assert layout != "channels-last view" or not x.flags.c_contiguous
+    out = np.empty_like(x)
+    max_zero(x, out)
+    _same(out, np.maximum(x, 0))
+    assert out.strides == np.empty_like(x).strides
+
+
+def test_relu_of_large_arrays_equals_np_maximum_in_every_layout():
+    rng = np.random.default_rng(1)
+    values = np.array([*SPECIAL, np.nan, -np.nan], np.float32)
+    for shape in [(SMALL + 3,), (100, 16, 28, 28), (7, 3, 40, 41)]:
+        x = rng.choice(values, size=shape)
+        for view in (x, x.transpose(0, *range(x.ndim - 1, 0, -1)) if x.ndim > 1 else x[::-1]):
+            out, mask = relu(view, keep_mask=True)
+            _same(out, np.maximum(view, 0))
+            _same(mask, view <= 0)
+            assert out.strides == np.empty_like(view).strides
 
 
 def test_relu_keeps_the_memory_layout_of_a_conv_output():

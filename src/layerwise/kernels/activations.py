@@ -1,10 +1,16 @@
-"""ReLU's fast path: branch-free arithmetic, and large arrays in parts on the owned threads.
+"""ReLU's fast paths: the maximum against an array of zeros, branch-free arithmetic for the
+gradient, and large arrays in parts on the owned threads.
 
 Plain expressions (checked in tests/kernels/): ``relu(x, keep_mask)`` is
 ``(np.maximum(x, 0), x <= 0)`` (the mask None when not kept), and ``relu_grad(dout, mask)``
 is ``np.where(mask, 0, dout)``, a new array.
 
-Why: ``np.where(mask, 0, dout)`` branches per element and mispredicts on ReLU's half-random
+Why the zeros: NumPy 2.4 runs ``np.maximum(x, 0)`` with a scalar operand through a loop that is
+not vectorised: 0.35 ms on a (100, 16, 28, 28) float32 conv output, where a copy takes 0.08;
+against a row of zeros, element for element, it takes 0.10 ms, with the same bits (NaN stays
+NaN, -0.0 becomes 0.0; see ``max_zero``).
+
+Why the gradient's arithmetic: ``np.where(mask, 0, dout)`` branches per element and mispredicts on ReLU's half-random
 mask, 10x slower than arithmetic (10 ms vs 1 ms on a (100, 30, 24, 24) conv output). So the
 gradient multiplies dout by the 0/1 mask ``~mask`` and adds 0, which turns the -0.0 of
 ``negative · 0`` into 0.0 (IEEE: -0 + 0 = +0) and changes no other value: for finite dout
@@ -20,20 +26,57 @@ from types import EllipsisType
 
 import numpy as np
 
+from .caches import zeros
 from .threads import SPLIT_MIN_ELEMENTS, in_parts
 
-__all__ = ["relu", "relu_grad"]
+__all__ = ["max_zero", "relu", "relu_grad"]
+
+#: Length of the row of zeros ``max_zero`` compares against: 64 KiB of float32, which stays in
+#: the core's own cache while the rows of x stream past it.
+ZERO_ROW = 1 << 14
+
+#: Sizes below which ``relu`` calls ``np.maximum(x, 0)`` as it is: the zero row's views cost
+#: ~1 us, what the scalar loop takes over ~4,000 values (one image through a 784-50-10 net:
+#: 1.1 us plain, 2.2 with the views; at (100, 50) the two tie, at (100, 512) 17.5 / 7.3 us).
+SMALL = 4096
+
+
+def _flat_in_memory_order(a: np.ndarray, order: tuple[int, ...] | None) -> np.ndarray | None:
+    """A 1-D view of ``a``'s elements as they lie in memory, its axes taken in ``order``
+    (None: as they are), or None when ``a`` is not one dense block in that order."""
+    view = a if order is None else a.transpose(order)
+    return view.reshape(-1) if view.flags.c_contiguous else None
+
+
+def max_zero(x: np.ndarray, out: np.ndarray) -> None:
+    """``np.maximum(x, 0, out=out)``, bit for bit, for ``out`` laid out in memory like ``x``
+    (``np.empty_like(x)``): the maximum of x's memory, row by row of ``ZERO_ROW`` values,
+    against a cached row of zeros (the module docstring says why). Anything else (a strided
+    view, layouts that differ) takes the scalar loop."""
+    order = None if x.flags.c_contiguous else tuple(np.argsort(x.strides, kind="stable")[::-1])
+    flat_x, flat_out = _flat_in_memory_order(x, order), _flat_in_memory_order(out, order)
+    if flat_x is None or flat_out is None or x.dtype.kind not in "fiu":
+        np.maximum(x, 0, out=out)
+        return
+    zero = zeros(ZERO_ROW, x.dtype)
+    body = flat_x.size // ZERO_ROW * ZERO_ROW
+    if body:
+        np.maximum(flat_x[:body].reshape(-1, ZERO_ROW), zero, out=flat_out[:body].reshape(-1, ZERO_ROW))
+    np.maximum(flat_x[body:], zero[: flat_x.size - body], out=flat_out[body:])
 
 
 def relu(x: np.ndarray, keep_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(max(x, 0), x <= 0)``; the mask is None unless ``keep_mask``."""
-    if x.size < SPLIT_MIN_ELEMENTS:
+    if x.size < SMALL:
         return np.maximum(x, 0), (x <= 0 if keep_mask else None)  # a Python 0 keeps x's dtype
     out = np.empty_like(x)
+    if x.size < SPLIT_MIN_ELEMENTS:
+        max_zero(x, out)
+        return out, (x <= 0 if keep_mask else None)
     mask = np.empty_like(x, dtype=bool) if keep_mask else None
 
     def part(b: slice | EllipsisType) -> None:
-        np.maximum(x[b], 0, out=out[b])
+        max_zero(x[b], out[b])
         if mask is not None:
             np.less_equal(x[b], 0, out=mask[b])
 

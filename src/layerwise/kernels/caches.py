@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CACHED_SHAPES", "ones", "row_starts"]
+__all__ = ["CACHED_SHAPES", "ones", "row_starts", "zeros"]
 
 #: Entries kept by each cache below.
 CACHED_SHAPES = 32
 
 _row_starts: dict[tuple[int, int], np.ndarray] = {}
 _ones: dict[tuple[int, np.dtype], np.ndarray] = {}
+_zeros: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
 def _keep(cache: dict, key: object, value: np.ndarray) -> np.ndarray:
@@ -46,3 +47,11 @@ def ones(n: int, dtype: np.dtype) -> np.ndarray:
     key = (n, np.dtype(dtype))
     found = _ones.get(key)
     return found if found is not None else _keep(_ones, key, np.ones(n, dtype=dtype))
+
+
+def zeros(n: int, dtype: np.dtype) -> np.ndarray:
+    """``np.zeros(n, dtype)``, read-only: the zero operand of ``kernels.activations.relu``'s
+    ``np.maximum`` (it says why an array and not the scalar 0)."""
+    key = (n, np.dtype(dtype))
+    found = _zeros.get(key)
+    return found if found is not None else _keep(_zeros, key, np.zeros(n, dtype=dtype))
