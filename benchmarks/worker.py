@@ -136,7 +136,9 @@ def _conv_chunk(model, batch: int, sample_shape: tuple[int, ...]) -> dict | None
     shape, largest = (1, *sample_shape), 0
     for layer in model:
         if isinstance(layer, Convolution):
-            largest = max(largest, layer.workspace_size(shape) * layer.params["W"].dtype.itemsize)
+            _, C, FH, FW = layer.params["W"].shape
+            col_values = int(np.prod(layer.output_shape(shape)[2:])) * C * FH * FW  # one image's im2col
+            largest = max(largest, col_values * layer.params["W"].dtype.itemsize)
         shape = layer.output_shape(shape)
     if not largest:
         return None

@@ -49,7 +49,7 @@ def test_chunk_sizes_are_a_half_and_a_quarter_of_the_cache_share_of_a_cpu(monkey
 
 def test_a_model_chunks_by_the_machine_unless_told(monkeypatch):
     model = lw.DeepConvNet(seed=0, dtype=np.float32)
-    per_image = 28 * 28 * 16 * 9 * 4  # the first convolution's im2col rows of one image
+    per_image = 2 * 16 * 28 * 28 * 4  # the second convolution's input and output, one image
     import layerwise.models.sequential
 
     monkeypatch.setattr(layerwise.models.sequential, "inference_chunk_bytes", lambda: 4 * 2**20)

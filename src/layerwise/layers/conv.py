@@ -118,10 +118,11 @@ class Convolution(Layer):
         return (input_shape[0], self.params["W"].shape[0], OH, OW)
 
     def workspace_size(self, input_shape: tuple[int, ...]) -> int:
-        OH, OW = self._out_hw(tuple(input_shape))
-        # im2col's col of the whole input: forward makes it in chunks, but predict sizes its own
-        # chunks by it, so that the layers around the convolution stay in cache as well.
-        return int(input_shape[0]) * OH * OW * int(np.prod(self.params["W"].shape[1:]))
+        # The input and the output, which a predict chunk keeps in cache across the layer. Not
+        # col: forward makes it a few images at a time whatever the batch (kernels.conv). Sized
+        # by col, DeepConvNet's chunks were 18 images; by input and output, 83, and the test
+        # set at batch 1000 on 2 threads took 0.85 s instead of 1.20 (kernels.tuning, inference).
+        return int(np.prod(input_shape)) + int(np.prod(self.output_shape(input_shape)))
 
     def config(self) -> dict:
         FN, C, FH, FW = self.params["W"].shape
