@@ -115,13 +115,14 @@ def _layerwise_trainer(spec, model, x, t, seed):
                    train_eval_samples=1, progress=False, log=None)
 
 
-def _chunk_bytes(model, x_test) -> dict:
-    """The evaluation chunk layerwise's predict takes here, and where its size came from."""
+def _chunk_bytes(model, x_test, threads: int) -> dict:
+    """The evaluation chunk layerwise's predict takes here on ``threads`` threads, and where
+    its size came from."""
     from layerwise.kernels.tuning import inference_chunk_bytes, last_level_cache
 
     cache = last_level_cache()
-    return {"bytes": model.inference_chunk_bytes or inference_chunk_bytes(),
-            "images": model.inference_batch_size(x_test.shape[1:], x_test.dtype.itemsize),
+    return {"bytes": model.inference_chunk_bytes or inference_chunk_bytes(threads),
+            "images": model.inference_batch_size(x_test.shape[1:], x_test.dtype.itemsize, threads),
             "last_level_cache": cache}
 
 
@@ -215,7 +216,7 @@ def compare(job: dict) -> dict:
         plan = trainer.plan_threads()
         result["lw_thread_plan"] = {"plan": plan.plan, "how": plan.how, "ms_per_step": plan.ms_per_step,
                                     "describe": plan.describe()}
-        result["lw_inference_chunk_bytes"] = _chunk_bytes(model, x_test)
+        result["lw_inference_chunk_bytes"] = _chunk_bytes(model, x_test, threads)
         result["lw_conv_chunk"] = _conv_chunk(model, spec.batch_size, x.shape[1:])
         run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
                                   x, t, spec.batch_size)

@@ -27,20 +27,23 @@ def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
     assert tuning._count_cpus("0-3,8,10-11") == 7
 
 
-@pytest.mark.parametrize(("found", "inference", "conv"), [
-    ((32 * 2**20, 2), 8 * 2**20, 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
-    ((30 * 2**20, 1), 15 * 2**20, 7.5 * 2**20),
-    ((512 * 2**20, 2), 32 * 2**20, 16 * 2**20),  # clamped
-    ((2**20, 4), 2**20, 2**19),
-    (None, 8 * 2**20, 4 * 2**20),  # no sysfs
+@pytest.mark.parametrize(("found", "inference", "inference_one", "conv"), [
+    ((32 * 2**20, 2), 8 * 2**20, 4 * 2**20, 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
+    ((30 * 2**20, 1), 15 * 2**20, 7.5 * 2**20, 7.5 * 2**20),
+    ((512 * 2**20, 2), 32 * 2**20, 32 * 2**20, 16 * 2**20),  # clamped
+    ((2**20, 4), 2**20, 2**20, 2**19),
+    (None, 8 * 2**20, 4 * 2**20, 4 * 2**20),  # no sysfs
 ])
-def test_chunk_sizes_are_a_half_and_a_quarter_of_the_cache_share_of_a_cpu(monkeypatch, found, inference, conv):
+def test_chunk_sizes_are_a_half_and_a_quarter_of_the_cache_share_of_a_cpu(
+    monkeypatch, found, inference, inference_one, conv
+):
     monkeypatch.setattr(tuning, "last_level_cache", lambda: found)
     chunk_sizes = (tuning.inference_chunk_bytes, tuning.conv_chunk_bytes)
     for size in chunk_sizes:
         size.cache_clear()
     try:
-        assert tuning.inference_chunk_bytes() == inference  # predict's chunks
+        assert tuning.inference_chunk_bytes(2) == inference  # predict's chunks on several threads
+        assert tuning.inference_chunk_bytes(1) == inference_one  # on one
         assert tuning.conv_chunk_bytes() == conv  # a convolution's im2col chunks
     finally:
         for size in chunk_sizes:
@@ -52,8 +55,9 @@ def test_a_model_chunks_by_the_machine_unless_told(monkeypatch):
     per_image = 2 * 16 * 28 * 28 * 4  # the second convolution's input and output, one image
     import layerwise.models.sequential
 
-    monkeypatch.setattr(layerwise.models.sequential, "inference_chunk_bytes", lambda: 4 * 2**20)
+    monkeypatch.setattr(layerwise.models.sequential, "inference_chunk_bytes", lambda threads: threads * 4 * 2**20)
     assert model.inference_batch_size((1, 28, 28), 4) == 4 * 2**20 // per_image
+    assert model.inference_batch_size((1, 28, 28), 4, threads=2) == 8 * 2**20 // per_image
     model.inference_chunk_bytes = 2**20
     assert model.inference_batch_size((1, 28, 28), 4) == 2**20 // per_image
 

@@ -139,12 +139,17 @@ def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkey
     model = lw.SimpleConvNet(seed=1, dtype=np.float32)
     x = np.random.default_rng(1).random((700, 1, 28, 28), dtype=np.float32)
     chunk = model.inference_batch_size((1, 28, 28), 4)
-    assert len(x) > 4 * chunk
+    on_threads = model.inference_batch_size((1, 28, 28), 4, threads=2)
+    assert len(x) > 4 * chunk and 700 // 3 > on_threads > chunk  # several threads: longer chunks
     monkeypatch.setattr(_threads, "run_threads", lambda: (1, True))
+    sizes = []
+    original = model._forward
+    monkeypatch.setattr(model, "_forward", lambda xb, *a: sizes.append(len(xb)) or original(xb, *a))
     sequential = model.predict(x)
+    assert max(sizes) == chunk and sum(sizes) == len(x)
+    sizes.clear()
     threads_seen = set()
     two_threads_seen = threading.Event()
-    original = model._forward
 
     def spy(xb, train_flg, layers=None):
         threads_seen.add(threading.get_ident())
@@ -155,14 +160,16 @@ def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkey
         assert layers[0].params is model[0].params  # ... and the same weights
         # BLAS on one thread while the chunks run in parallel.
         assert all(lib.num_threads == 1 for lib in _threads._blas().lib_controllers)
+        sizes.append(len(xb))
         return original(xb, train_flg, layers)
 
     monkeypatch.setattr(_threads, "run_threads", lambda: (3, True))
     monkeypatch.setattr(model, "_forward", spy)
     parallel = model.predict(x)
-    # Three equal parts of 233-234 images, each in chunks of at most `chunk`, taken by the
-    # calling thread and the shared pool's threads (on any number of CPUs).
+    # Three equal parts of 233-234 images, each in chunks of at most `on_threads`, taken by
+    # the calling thread and the shared pool's threads (on any number of CPUs).
     assert len(threads_seen) >= 2
+    assert max(sizes) == on_threads and sum(sizes) == len(x)
     np.testing.assert_allclose(parallel, sequential, rtol=1e-5, atol=1e-6)  # other chunk boundaries
 
 

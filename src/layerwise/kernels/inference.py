@@ -1,7 +1,7 @@
 """Evaluation-mode ``predict``'s fast paths: the finiteness check and large batches in chunks.
 
 Plain expressions (checked in tests/kernels/): ``all_finite(x)`` is
-``bool(np.isfinite(x).all())``, and ``forward_in_chunks(forward, layers, x, chunk)`` is
+``bool(np.isfinite(x).all())``, and ``forward_in_chunks(forward, layers, x, chunk, ...)`` is
 ``forward(x, layers)``, up to float rounding (the products see other batch shapes).
 """
 
@@ -35,9 +35,13 @@ def all_finite(x: np.ndarray) -> bool:
 
 
 def forward_in_chunks(
-    forward: Callable[[np.ndarray, Sequence[Any]], np.ndarray], layers: Sequence[Any], x: np.ndarray, chunk: int
+    forward: Callable[[np.ndarray, Sequence[Any]], np.ndarray], layers: Sequence[Any], x: np.ndarray, chunk: int,
+    chunk_on_threads: int | None = None,
 ) -> np.ndarray:
-    """``forward(x, layers)`` (evaluation mode) run on at most ``chunk`` samples at a time.
+    """``forward(x, layers)`` (evaluation mode) run on at most ``chunk`` samples at a time,
+    or, when it runs on several threads, at most ``chunk_on_threads`` (default ``chunk``) at a
+    time on each: there, fewer and longer passes keep the threads from waiting on each other
+    for the GIL (``kernels.tuning.inference_chunk_bytes`` has the measurements).
 
     Why chunks: memory stays bounded (DeepConvNet's first layer alone outputs 0.5 GB for
     10,000 images at once) and the work stays in cache (DeepConvNet on the test set: 2-3x
@@ -62,7 +66,8 @@ def forward_in_chunks(
         def run(part: int) -> np.ndarray:
             own = [copy.copy(layer) for layer in layers]
             lo, hi = bounds[part], bounds[part + 1]
-            return np.concatenate([forward(x[i : min(i + chunk, hi)], own) for i in range(lo, hi, chunk)])
+            step = chunk_on_threads or chunk
+            return np.concatenate([forward(x[i : min(i + step, hi)], own) for i in range(lo, hi, step)])
 
         parts = run_in_threads(run, range(workers))
         return in_order() if parts is None else np.concatenate(parts)

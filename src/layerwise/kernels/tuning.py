@@ -20,11 +20,14 @@ Three choices here, none a constant tuned on one VM:
   runs start at once and make the same choice. The choice decides which kernels compute a
   product, so it is kept rather than measured again: a run's numbers then repeat bit for bit
   on this machine.
-- **The chunk size of evaluation-mode ``predict``** (:func:`inference_chunk_bytes`): half the
-  last-level cache one core has to itself, read from the operating system (8 MiB on that AMD
-  VM: 32 MiB of L3 shared by 2 cores). DeepConvNet inference on 2,000 images there, 2 threads:
-  304 ms in chunks of 8 MiB against 326 at 4 MiB and 375 at 16 MiB (SkylakeX kernels; at 1
-  thread 4 MiB was 6% faster); benchmarks/README.md, "What layerwise chose on each machine".
+- **The chunk size of evaluation-mode ``predict``** (:func:`inference_chunk_bytes`): a share
+  of the last-level cache one core has to itself, read from the operating system (16 MiB on
+  that AMD VM: 32 MiB of L3 shared by 2 cores), a quarter of it when predict runs on one
+  thread and half on several, where fewer, longer passes keep the Python threads from waiting
+  on each other for the GIL. DeepConvNet's chunks (its second convolution's input and output,
+  100 KB an image) on the 10,000 test images there, batch 1000, SkylakeX kernels: at 1 thread
+  1.39-1.44 s in chunks of 18-42 images, 1.48 at 83; at 2 threads 0.85 s at 83-100 against
+  1.20 at 18 and 1.26 at 125 (benchmarks/results/2026-12-05-relu-chunks/predict_chunks-*.txt).
 - **How many images a convolution works through at a time** (:func:`conv_chunk_bytes`): a
   quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
   says why convolutions run in chunks, and the function the measurements behind the size.
@@ -366,11 +369,12 @@ def _count_cpus(text: str) -> int:
 
 
 @functools.cache
-def inference_chunk_bytes() -> int:
-    """Bytes of the largest temporary per evaluation chunk: half of the last-level cache's
-    share per CPU (clamped to 1-32 MiB), so a chunk's im2col matrix and the arrays around it
-    stay in cache while another core works on its own chunk. 8 MiB without sysfs."""
-    return _share_of_cache(2, 2**20, 32 * 2**20)
+def inference_chunk_bytes(threads: int = 1) -> int:
+    """Bytes of the largest layer's input and output per evaluation chunk, for a predict on
+    ``threads`` threads: a quarter of the last-level cache's share per CPU at one thread, half
+    at several (clamped to 1-32 MiB; the module docstring has the measurements). 4 and 8 MiB
+    without sysfs."""
+    return _share_of_cache(4 if threads <= 1 else 2, 2**20, 32 * 2**20)
 
 
 @functools.cache

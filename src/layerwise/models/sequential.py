@@ -225,7 +225,7 @@ class Sequential:
         if not train_flg and x.ndim > 1 and len(x) > 1:
             chunk = self.inference_batch_size(x.shape[1:], x.dtype.itemsize)
             if len(x) > chunk:
-                return self._predict_in_chunks(x, chunk)
+                return self._predict_in_chunks(x, chunk, self.inference_batch_size(x.shape[1:], x.dtype.itemsize, 2))
         return self._forward(x, train_flg)
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
@@ -233,15 +233,17 @@ class Sequential:
             x = layer.forward(x, train=train_flg)
         return x
 
-    def _predict_in_chunks(self, x: np.ndarray, chunk: int) -> np.ndarray:
-        """Evaluation-mode scores of ``x``, ``chunk`` samples at a time (kernels.inference)."""
-        return forward_in_chunks(lambda part, layers: self._forward(part, False, layers), self._layers, x, chunk)
+    def _predict_in_chunks(self, x: np.ndarray, chunk: int, chunk_on_threads: int) -> np.ndarray:
+        """Evaluation-mode scores of ``x``, ``chunk`` samples at a time on one thread,
+        ``chunk_on_threads`` on each of several (kernels.inference)."""
+        forward = lambda part, layers: self._forward(part, False, layers)  # noqa: E731
+        return forward_in_chunks(forward, self._layers, x, chunk, chunk_on_threads)
 
-    def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4) -> int:
-        """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape):
-        ``inference_chunk_bytes`` (by default this machine's: ``kernels.tuning``) over the
-        largest per-sample temporary of any layer."""
-        budget = self.inference_chunk_bytes or inference_chunk_bytes()
+    def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4, threads: int = 1) -> int:
+        """Samples per evaluation-mode chunk for inputs of ``sample_shape`` (one sample's shape)
+        when predict runs on ``threads`` threads: ``inference_chunk_bytes`` (by default this
+        machine's: ``kernels.tuning``) over the largest per-sample temporary of any layer."""
+        budget = self.inference_chunk_bytes or inference_chunk_bytes(threads)
         key = (tuple(sample_shape), itemsize, budget)
         cache = self._chunk_cache
         if key not in cache:
