@@ -21,14 +21,22 @@ from .threads import owned_threads, run_in_threads
 __all__ = ["all_finite", "forward_in_chunks"]
 
 
+#: Row lengths above which ``all_finite`` sums without BLAS (its vector of ones is cached).
+LONGEST_ROW = 1 << 16
+
+
 def all_finite(x: np.ndarray) -> bool:
     """``np.isfinite(x).all()``, usually without the array of flags: NaN and inf propagate into
     a sum, so a finite sum proves every value finite; only a non-finite (or overflowing) sum
-    needs the flags. For a small contiguous input (one image) the sum is a BLAS dot with a
-    vector of ones: 0.9 us on 784 pixels where NumPy's sum takes 1.4 us, a twentieth of a whole
-    784-50-10 prediction."""
-    if x.size <= 4096 and x.flags.c_contiguous:
+    needs the flags. The sum is a BLAS product with a vector of ones: for one image (784
+    pixels) a dot product, 0.9 us where NumPy's sum takes 1.4; for a batch the samples' sums
+    and then theirs, 4.5 us on (100, 784) float32 where NumPy's sum takes 11.4 and
+    ``np.isfinite(x).all()`` 5.9 (NumPy's sum was a seventh of a whole 784-50-10 prediction at
+    batch 100 with Haswell kernels on 2 threads), 0.4 ms on 10,000 images against 1.3."""
+    if x.size <= 4096 and x.flags.c_contiguous:  # one image: one dot product
         total = np.dot(x.reshape(-1), ones(x.size, x.dtype))
+    elif x.dtype.kind == "f" and x.flags.c_contiguous and x.ndim > 1 and x.size // len(x) <= LONGEST_ROW:
+        total = np.add.reduce(np.dot(x.reshape(len(x), -1), ones(x.size // len(x), x.dtype)))
     else:
         total = np.add.reduce(x, axis=None)
     return math.isfinite(total) or bool(np.isfinite(x).all())
