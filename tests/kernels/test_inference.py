@@ -6,14 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import layerwise as lw
-from layerwise.kernels.inference import LONGEST_ROW, all_finite
+from layerwise.kernels.inference import all_finite
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 3e38, -3e38, 1e-45, np.nan, np.inf, -np.inf]
 
 
 @settings(max_examples=80, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
-       shape=st.sampled_from([(0, 3), (7,), (1, 784), (100, 784), (5000,), (3, 1, 28, 28), (2, LONGEST_ROW + 1)]),
+       shape=st.sampled_from([(0, 3), (7,), (1, 784), (100, 784), (5000,), (3, 1, 28, 28), (2, 70000)]),
        layout=st.sampled_from(["C", "F", "strided"]))
 def test_all_finite_equals_np_isfinite_all(data, dtype, shape, layout):
     x = np.ones(shape, dtype) * data.draw(st.sampled_from([1.0, 3e38]))  # huge: every sum overflows
