@@ -26,12 +26,13 @@ def all_finite(x: np.ndarray) -> bool:
     a sum, so a finite sum proves every value finite; only a non-finite (or overflowing) sum
     needs the flags. One image (784 pixels) is summed as a BLAS dot product with a vector of
     ones, 0.9 us where NumPy's sum takes 1.4; a batch sample by sample, ``np.add.reduce`` over
-    the first axis (NumPy adds whole rows, vectorised) and then the one row of sums: 6.0 us on
-    (100, 784) float32 where NumPy's sum of everything takes 11.2 (a seventh of a 784-50-10
-    prediction at batch 100, Haswell kernels, 2 threads) and 0.74 ms on 10,000 images against
-    1.22. Not BLAS for a batch: its product with ones ran 3.8 us, but woke OpenBLAS's threads,
-    which then spun on the core a chunked predict's second thread needed (DeepConvNet at batch
-    1000 on 2 threads 1.24x slower; benchmarks/results/2026-12-05-relu-chunks/)."""
+    the first axis (NumPy adds whole rows, vectorised) and then the one row of sums: 6.1 us on
+    (100, 784) float32 where NumPy's sum of everything takes 11.0 (a seventh of a 784-50-10
+    prediction at batch 100, Haswell kernels, 2 threads) and the flags 5.4, and 0.70 ms on
+    10,000 images against 1.13 and 1.03. Not BLAS for a batch: its product with ones ran 4.2 us,
+    but woke OpenBLAS's threads, which then spun on the core a chunked predict's second thread
+    needed (DeepConvNet at batch 1000 on 2 threads 1.24x slower; benchmarks/results/
+    2026-12-05-relu-chunks/before_after-blas-check-haswell.txt, all_finite_ways-*.txt)."""
     if x.size <= 4096 and x.flags.c_contiguous:
         total = np.dot(x.reshape(-1), ones(x.size, x.dtype))
     elif x.flags.c_contiguous and x.ndim > 1 and x.dtype.kind == "f":

@@ -22,12 +22,15 @@ Three choices here, none a constant tuned on one VM:
   on this machine.
 - **The chunk size of evaluation-mode ``predict``** (:func:`inference_chunk_bytes`): a share
   of the last-level cache one core has to itself, read from the operating system (16 MiB on
-  that AMD VM: 32 MiB of L3 shared by 2 cores), a quarter of it when predict runs on one
-  thread and half on several, where fewer, longer passes keep the Python threads from waiting
-  on each other for the GIL. DeepConvNet's chunks (its second convolution's input and output,
-  100 KB an image) on the 10,000 test images there, batch 1000, SkylakeX kernels: at 1 thread
-  1.39-1.44 s in chunks of 18-42 images, 1.48 at 83; at 2 threads 0.85 s at 83-100 against
-  1.20 at 18 and 1.26 at 125 (benchmarks/results/2026-12-05-relu-chunks/predict_chunks-*.txt).
+  that AMD VM: 32 MiB of L3 shared by 2 cores), half of it when predict runs on several
+  threads, where fewer and longer passes keep the Python threads from waiting on each other
+  for the GIL, a quarter on one. DeepConvNet's chunks (its second convolution's input and
+  output, 100 KB an image) on 10,000 images there, 2 threads, batch 100 / 1000: 0.90 / 0.85 s
+  in chunks of 83 images (the rule's) against 1.04 / 0.97 in chunks of 18 and 1.17 at 125
+  (SkylakeX kernels; Haswell's 1.29 / 1.22 against 1.47 / 1.34). At 1 thread the size
+  matters less: 18 to 125 images within 4 %, and a before/after of 18 against 83 images
+  measured 83 2-5 % slower, so one thread takes 41
+  (benchmarks/results/2026-12-05-relu-chunks/predict_chunks-*.txt, before_after-*.txt).
 - **How many images a convolution works through at a time** (:func:`conv_chunk_bytes`): a
   quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
   says why convolutions run in chunks, and the function the measurements behind the size.

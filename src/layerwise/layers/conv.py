@@ -120,8 +120,8 @@ class Convolution(Layer):
     def workspace_size(self, input_shape: tuple[int, ...]) -> int:
         # The input and the output, which a predict chunk keeps in cache across the layer. Not
         # col: forward makes it a few images at a time whatever the batch (kernels.conv). Sized
-        # by col, DeepConvNet's chunks were 18 images; by input and output, 83, and the test
-        # set at batch 1000 on 2 threads took 0.85 s instead of 1.20 (kernels.tuning, inference).
+        # by col, DeepConvNet's chunks on 2 threads were 18 images; by input and output, 83,
+        # and 10,000 images at batch 1000 took 0.85 s instead of 0.97 (kernels.tuning).
         return int(np.prod(input_shape)) + int(np.prod(self.output_shape(input_shape)))
 
     def config(self) -> dict:
