@@ -381,7 +381,7 @@ def choices_table(results: list[dict]) -> str:
         # "-": a plan not measured (split: not offered for the network, or a run before it existed)
         times = " / ".join(f"{ms[p]:.3g}" if p in ms else "-" for p in PLAN_NAMES) if ms else "-"
         cache = chunk["last_level_cache"]
-        share = 4 if r["threads"] <= 1 else 2  # kernels.tuning.inference_chunk_bytes: a quarter on one thread
+        share = chunk.get("share_parts", 2)  # as the worker recorded it; runs before it recorded none took half
         source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / {share}" if cache else "no cache size: default"
         out.append(f"| {r['net']} | {r['threads']} | {plan['plan']} ({plan['how']}) | {times} "
                    f"| {chunk['bytes'] / 2**20:g} MiB ({source}) = {chunk['images']} images "

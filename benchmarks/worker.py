@@ -118,12 +118,12 @@ def _layerwise_trainer(spec, model, x, t, seed):
 def _chunk_bytes(model, x_test, threads: int) -> dict:
     """The evaluation chunk layerwise's predict takes here on ``threads`` threads, and where
     its size came from."""
-    from layerwise.kernels.tuning import inference_chunk_bytes, last_level_cache
+    from layerwise.kernels.tuning import inference_chunk_bytes, inference_share_parts, last_level_cache
 
     cache = last_level_cache()
     return {"bytes": model.inference_chunk_bytes or inference_chunk_bytes(threads),
             "images": model.inference_batch_size(x_test.shape[1:], x_test.dtype.itemsize, threads),
-            "last_level_cache": cache}
+            "last_level_cache": cache, "share_parts": inference_share_parts(threads)}
 
 
 def _conv_chunk(model, batch: int, sample_shape: tuple[int, ...]) -> dict | None:

@@ -132,7 +132,7 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 / - | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images "
         "| - |")  # no convolution
     one_thread = {**result, "threads": 1, "lw_inference_chunk_bytes": {
-        "bytes": 4 * 2**20, "images": 9, "last_level_cache": [32 * 2**20, 2]}}
+        "bytes": 4 * 2**20, "images": 9, "last_level_cache": [32 * 2**20, 2], "share_parts": 4}}
     assert "| 4 MiB (32 MiB cache / 2 CPUs / 4) = 9 images |" in choices_table([one_thread])  # a quarter on one
 
 

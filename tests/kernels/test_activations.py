@@ -1,13 +1,14 @@
 """kernels.activations equals the plain ReLU expressions (np.maximum, np.where)."""
 
 import numpy as np
+import pytest
 from book_reference import same as _same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 import layerwise as lw
-from layerwise.kernels.activations import SMALL, ZERO_ROW, max_zero, relu
+from layerwise.kernels.activations import ZERO_ROW, ZERO_ROW_MIN_SIZE, max_zero, relu
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38]
 
@@ -42,39 +43,85 @@ def test_relu_backward_equals_where_for_finite_dout(data, dtype):
     _same(dout, kept)  # dout untouched
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64, np.int32]),
-       layout=st.sampled_from(["C", "channels-last view", "every other column", "reversed"]))
+def _bits(a: np.ndarray) -> np.ndarray:
+    """a's values as unsigned integers of its width: NaN payloads and signs compared too."""
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+
+
+MAX_ZERO_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.uint64]
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(MAX_ZERO_DTYPES),
+       layout=st.sampled_from(["C", "channels-last view", "shifted start", "in place"]))
 def test_max_zero_equals_np_maximum_bit_for_bit(data, dtype, layout):
-    # Sizes around the zero row's length: a body of whole rows, a tail, a tail alone.
-    size = data.draw(st.sampled_from([1, 7, ZERO_ROW - 1, ZERO_ROW, ZERO_ROW + 5, 3 * ZERO_ROW + 17]))
-    integer = np.issubdtype(dtype, np.integer)
-    values = data.draw(arrays(dtype, 64, elements=st.integers(-(2**31), 2**31 - 1) if integer else floats))
-    seed = data.draw(st.integers(0, 2**32 - 1))
-    flat = np.random.default_rng(seed).choice(values, size=2 * size + 8)
+    # Sizes around the zero row's length: a body of whole rows, a tail, a tail alone. Every
+    # layout here is dense, so max_zero compares against its row of zeros.
+    size = data.draw(st.sampled_from([4, 8, ZERO_ROW - 4, ZERO_ROW, ZERO_ROW + 8, 3 * ZERO_ROW + 20]))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        values = data.draw(arrays(dtype, 64, elements=st.integers(int(info.min), int(info.max))))
+    else:
+        payloads = np.array([0x7FC00001, 0xFFC00002, 0x7F800001, 0x80000000], np.uint32).view(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # float16 turns 3e38 into inf
+            values = np.concatenate([data.draw(arrays(np.float32, 60, elements=floats)), payloads]).astype(dtype)
+    flat = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).choice(values, size=size + 1)
     x = {
-        "C": flat[:size].reshape(size, 1),
-        "channels-last view": flat[: size // 4 * 4 or 4].reshape(-1, 2, 2).transpose(0, 2, 1),
-        "every other column": flat[: 2 * size].reshape(size, 2)[:, 0],  # not dense: the scalar loop
-        "reversed": flat[:size][::-1],
+        "C": flat[:size].reshape(-1, 4),
+        "channels-last view": flat[:size].reshape(-1, 2, 2).transpose(0, 2, 1),  # dense, not C order
+        "shifted start": flat[1:],  # not aligned to the row of zeros
+        "in place": flat[:size].copy(),
     }[layout]
-    assert layout != "channels-last view" or not x.flags.c_contiguous
-    out = np.empty_like(x)
+    expected = np.maximum(x, 0)
+    out = x if layout == "in place" else np.empty_like(x)
     max_zero(x, out)
-    _same(out, np.maximum(x, 0))
-    assert out.strides == np.empty_like(x).strides
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_array_equal(_bits(out), _bits(expected))
+
+
+@pytest.mark.parametrize("case", ["strided", "reversed", "other shape", "overlapping", "complex", "bool out"])
+def test_max_zero_gives_np_maximums_result_or_error_where_it_cannot_take_the_row(case):
+    n = ZERO_ROW + 9
+    buf = np.random.default_rng(2).standard_normal(2 * n).astype(np.float32)
+    x, out = {
+        "strided": (buf[::2], np.empty(n, np.float32)),
+        "reversed": (buf[:n][::-1], np.empty(n, np.float32)),
+        "other shape": (buf[:n - 1].reshape(1, -1), np.empty((3, n - 1), np.float32)),  # broadcast into out
+        "overlapping": (buf[:n], buf[1 : n + 1]),  # out one element ahead of x in the same buffer
+        "complex": (buf[:n].astype(np.complex64), np.empty(n, np.complex64)),
+        "bool out": (buf[:n], np.empty(n, bool)),
+    }[case]
+    expected_in, expected_out = x.copy(), out.copy()
+    try:
+        np.maximum(expected_in, 0, out=expected_out)
+    except TypeError as error:  # NumPy refuses: max_zero must refuse the same way
+        with pytest.raises(type(error)):
+            max_zero(x, out)
+        return
+    max_zero(x, out)
+    np.testing.assert_array_equal(out, expected_out)
 
 
 def test_relu_of_large_arrays_equals_np_maximum_in_every_layout():
     rng = np.random.default_rng(1)
     values = np.array([*SPECIAL, np.nan, -np.nan], np.float32)
-    for shape in [(SMALL + 3,), (100, 16, 28, 28), (7, 3, 40, 41)]:
+    for shape in [(ZERO_ROW_MIN_SIZE + 3,), (100, 16, 28, 28), (7, 3, 40, 41)]:
         x = rng.choice(values, size=shape)
         for view in (x, x.transpose(0, *range(x.ndim - 1, 0, -1)) if x.ndim > 1 else x[::-1]):
             out, mask = relu(view, keep_mask=True)
-            _same(out, np.maximum(view, 0))
+            np.testing.assert_array_equal(_bits(out), _bits(np.maximum(view, 0)))
             _same(mask, view <= 0)
-            assert out.strides == np.empty_like(view).strides
+            assert view.ndim == 1 or out.strides == view.strides  # a channels-last view stays channels-last
+
+
+def test_relu_of_a_bool_array_is_np_maximums_at_every_size():
+    # Regression: between ZERO_ROW_MIN_SIZE and SPLIT_MIN_ELEMENTS values relu wrote into a bool
+    # array of x's dtype, and np.maximum's int64 result could not be cast into it.
+    for size in (10, ZERO_ROW_MIN_SIZE + 1, 200_000):
+        x = np.arange(size) % 3 == 0
+        out, mask = relu(x)
+        _same(out, np.maximum(x, 0))
+        _same(mask, x <= 0)
 
 
 def test_relu_keeps_the_memory_layout_of_a_conv_output():

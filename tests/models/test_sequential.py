@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+import layerwise.models.sequential
 from layerwise import Affine, ReLU, SoftmaxWithLoss
 from layerwise.errors import ShapeError
 from layerwise.kernels.tuning import inference_chunk_bytes
@@ -135,7 +136,6 @@ def test_inference_chunk_for_mlps_and_bad_shapes():
 
 
 def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkeypatch):
-    import layerwise.models.sequential
     from layerwise.kernels import threads as _threads
 
     # This machine's cache decides the sizes; these are the 2-core AMD VM's.

@@ -8,7 +8,7 @@ is ``np.where(mask, 0, dout)``, a new array.
 Why the zeros: NumPy 2.4 runs ``np.maximum(x, 0)`` with a scalar operand through a loop that is
 not vectorised: 0.35 ms on a (100, 16, 28, 28) float32 conv output, where a copy takes 0.08;
 against a row of zeros, element for element, it takes 0.10 ms, with the same bits (NaN stays
-NaN, -0.0 becomes 0.0; see ``max_zero``). DeepConvNet's predict got 5 % faster on 1 thread
+NaN, a zero keeps the sign ``np.maximum`` gives it). DeepConvNet's predict got 5 % faster on 1 thread
 (benchmarks/results/2026-12-05-relu-chunks/relu_max_ways.txt, before_after-relu-skylakex.txt).
 
 Why the gradient's arithmetic: ``np.where(mask, 0, dout)`` branches per element and mispredicts
@@ -39,7 +39,7 @@ ZERO_ROW = 1 << 14
 #: Sizes below which ``relu`` calls ``np.maximum(x, 0)`` as it is: the zero row's views cost
 #: ~1 us, what the scalar loop takes over ~4,000 values (one image through a 784-50-10 net:
 #: 1.1 us plain, 2.2 with the views; at (100, 50) the two tie, at (100, 512) 17.5 / 7.3 us).
-SMALL = 4096
+ZERO_ROW_MIN_SIZE = 4096
 
 
 def _flat_in_memory_order(a: np.ndarray, order: tuple[int, ...] | None) -> np.ndarray | None:
@@ -50,13 +50,15 @@ def _flat_in_memory_order(a: np.ndarray, order: tuple[int, ...] | None) -> np.nd
 
 
 def max_zero(x: np.ndarray, out: np.ndarray) -> None:
-    """``np.maximum(x, 0, out=out)``, bit for bit, for ``out`` laid out in memory like ``x``
-    (``np.empty_like(x)``): the maximum of x's memory, row by row of ``ZERO_ROW`` values,
-    against a cached row of zeros (the module docstring says why). Anything else (a strided
-    view, layouts that differ) takes the scalar loop."""
+    """``np.maximum(x, 0, out=out)``, bit for bit, for a real or integer ``x`` and an ``out``
+    of its shape laid out in memory like it (``np.empty_like(x)``, or ``x`` itself): the
+    maximum of x's memory, row by row of ``ZERO_ROW`` values, against a cached row of zeros
+    (the module docstring says why). Anything else (a strided view, layouts or shapes that
+    differ, an ``out`` partly overlapping ``x``, other dtypes) takes NumPy's own loop."""
     order = None if x.flags.c_contiguous else tuple(np.argsort(x.strides, kind="stable")[::-1])
     flat_x, flat_out = _flat_in_memory_order(x, order), _flat_in_memory_order(out, order)
-    if flat_x is None or flat_out is None or x.dtype.kind not in "fiu":
+    if (flat_x is None or flat_out is None or x.dtype.kind not in "fiu" or out.shape != x.shape
+            or (out is not x and np.may_share_memory(x, out))):
         np.maximum(x, 0, out=out)
         return
     zero = zeros(ZERO_ROW, x.dtype)
@@ -68,7 +70,7 @@ def max_zero(x: np.ndarray, out: np.ndarray) -> None:
 
 def relu(x: np.ndarray, keep_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(max(x, 0), x <= 0)``; the mask is None unless ``keep_mask``."""
-    if x.size < SMALL:
+    if x.size < ZERO_ROW_MIN_SIZE or x.dtype.kind not in "fiu":  # bool: np.maximum's own result type
         return np.maximum(x, 0), (x <= 0 if keep_mask else None)  # a Python 0 keeps x's dtype
     out = np.empty_like(x)
     if x.size < SPLIT_MIN_ELEMENTS:

@@ -21,19 +21,25 @@ from .threads import owned_threads, run_in_threads
 __all__ = ["all_finite", "forward_in_chunks"]
 
 
+#: Sizes up to which ``all_finite`` sums ``x`` as one BLAS dot product (an image or a few):
+#: below OpenBLAS's threading threshold, so the product never wakes its threads.
+ONE_DOT_MAX_SIZE = 4096
+
+
 def all_finite(x: np.ndarray) -> bool:
     """``np.isfinite(x).all()``, usually without the array of flags: NaN and inf propagate into
     a sum, so a finite sum proves every value finite; only a non-finite (or overflowing) sum
-    needs the flags. One image (784 pixels) is summed as a BLAS dot product with a vector of
-    ones, 0.9 us where NumPy's sum takes 1.4; a batch sample by sample, ``np.add.reduce`` over
+    needs the flags. Up to ``ONE_DOT_MAX_SIZE`` values (one image of 784 pixels, or a few) are
+    summed as a BLAS dot product with a vector of ones, 0.9 us where NumPy's sum takes 1.4; a
+    larger batch sample by sample, ``np.add.reduce`` over
     the first axis (NumPy adds whole rows, vectorised) and then the one row of sums: 6.1 us on
     (100, 784) float32 where NumPy's sum of everything takes 11.0 (a seventh of a 784-50-10
     prediction at batch 100, Haswell kernels, 2 threads) and the flags 5.4, and 0.70 ms on
-    10,000 images against 1.13 and 1.03. Not BLAS for a batch: its product with ones ran 4.2 us,
+    10,000 images against 1.13 and 1.03. Not BLAS for a larger batch: its product with ones ran 4.2 us,
     but woke OpenBLAS's threads, which then spun on the core a chunked predict's second thread
     needed (DeepConvNet at batch 1000 on 2 threads 1.24x slower; benchmarks/results/
     2026-12-05-relu-chunks/before_after-blas-check-haswell.txt, all_finite_ways-*.txt)."""
-    if x.size <= 4096 and x.flags.c_contiguous:
+    if x.size <= ONE_DOT_MAX_SIZE and x.flags.c_contiguous:
         total = np.dot(x.reshape(-1), ones(x.size, x.dtype))
     elif x.flags.c_contiguous and x.ndim > 1 and x.dtype.kind == "f":
         total = np.add.reduce(np.add.reduce(x.reshape(len(x), -1), axis=0))

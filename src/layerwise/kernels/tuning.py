@@ -72,6 +72,7 @@ __all__ = [
     "cpu_model",
     "enter_plan",
     "inference_chunk_bytes",
+    "inference_share_parts",
     "last_level_cache",
     "machine_signature",
     "measure_plans",
@@ -371,13 +372,19 @@ def _count_cpus(text: str) -> int:
     return max(count, 1)
 
 
+def inference_share_parts(threads: int) -> int:
+    """The part of the last-level cache's share per CPU an evaluation chunk takes on
+    ``threads`` threads, as a divisor: a quarter at one thread, half at several (the module
+    docstring has the measurements)."""
+    return 4 if threads <= 1 else 2
+
+
 @functools.cache
 def inference_chunk_bytes(threads: int = 1) -> int:
-    """Bytes of the largest layer's input and output per evaluation chunk, for a predict on
-    ``threads`` threads: a quarter of the last-level cache's share per CPU at one thread, half
-    at several (clamped to 1-32 MiB; the module docstring has the measurements). 4 and 8 MiB
-    without sysfs."""
-    return _share_of_cache(4 if threads <= 1 else 2, 2**20, 32 * 2**20)
+    """Bytes per evaluation chunk of what its layers keep in cache (``Layer.workspace_size``)
+    for a predict on ``threads`` threads: ``inference_share_parts`` of the last-level cache's
+    share per CPU, clamped to 1-32 MiB. 4 and 8 MiB without sysfs."""
+    return _share_of_cache(inference_share_parts(threads), 2**20, 32 * 2**20)
 
 
 @functools.cache

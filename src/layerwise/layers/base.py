@@ -67,8 +67,8 @@ class Layer:
         return input_shape
 
     def workspace_size(self, input_shape: tuple[int, ...]) -> int:
-        """Number of values of the largest array forward allocates for an input of
-        ``input_shape`` (the output, by default); predict sizes its inference chunks by it."""
+        """Number of values forward keeps in cache for an input of ``input_shape`` (the output,
+        by default; a Convolution's input and output); predict sizes its inference chunks by it."""
         return int(np.prod(self.output_shape(input_shape)))
 
     def config(self) -> dict:

@@ -199,9 +199,9 @@ class Sequential:
         x = to_float_array(x, type(self).__name__)
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
-    #: Evaluation-mode predict runs large batches in chunks whose largest temporary (a
-    #: Convolution's im2col matrix, usually) stays near this many bytes, so it stays in cache;
-    #: None: decided from this machine's cache (``kernels.tuning.inference_chunk_bytes``).
+    #: Evaluation-mode predict runs large batches in chunks whose values kept in cache across
+    #: a layer (``workspace_per_sample``) come to about this many bytes; None: decided from this
+    #: machine's cache and the thread count (``kernels.tuning.inference_chunk_bytes``).
     inference_chunk_bytes: int | None = None
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
@@ -225,7 +225,8 @@ class Sequential:
         if not train_flg and x.ndim > 1 and len(x) > 1:
             chunk = self.inference_batch_size(x.shape[1:], x.dtype.itemsize)
             if len(x) > chunk:
-                return self._predict_in_chunks(x, chunk, self.inference_batch_size(x.shape[1:], x.dtype.itemsize, 2))
+                on_threads = self.inference_batch_size(x.shape[1:], x.dtype.itemsize, threads=2)  # any number > 1
+                return self._predict_in_chunks(x, chunk, on_threads)
         return self._forward(x, train_flg)
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
@@ -251,8 +252,8 @@ class Sequential:
         return cache[key]
 
     def workspace_per_sample(self, sample_shape: tuple[int, ...]) -> int:
-        """Values in the largest array any layer's forward makes, per sample of ``sample_shape``
-        (1 when a layer refuses the shape: the forward will report it)."""
+        """The most values any layer's forward keeps in cache per sample of ``sample_shape``
+        (its ``workspace_size``; 1 when a layer refuses the shape: the forward will report it)."""
         shape, largest = (1, *sample_shape), 1
         try:
             for layer in self._layers:
