@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from .run import ROOT, _cpu_model, wait_until_idle
+from .timing import median_seconds
 
 BUDGET_MS = 50.0
 PROBABILITY_TOLERANCE = 1e-6
@@ -254,14 +255,7 @@ def round_trips(server: Server, images: np.ndarray, expected: np.ndarray, n: int
 
 
 def _median_us(fn: Callable[[], Any], reps: int) -> float:
-    for _ in range(min(reps, 50)):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+    return median_seconds(fn, reps, warmup=min(reps, 50)) * 1e6
 
 
 def parts(served: Any, image: np.ndarray, reps: int) -> dict[str, float]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .caches import ones
 from .memory import keep_freed_memory
-from .threads import owned_threads, run_in_threads
+from .threads import equal_chunks, owned_threads, run_in_threads
 
 __all__ = ["all_finite", "forward_in_chunks"]
 
@@ -48,12 +48,6 @@ def all_finite(x: np.ndarray) -> bool:
     return math.isfinite(total) or bool(np.isfinite(x).all())
 
 
-def _equal_chunks(n: int, chunk: int) -> int:
-    """The size of the fewest near-equal chunks of at most ``chunk`` that cover ``n`` samples
-    (100 in chunks of 41: 34, 34, 32, not 41, 41, 18, whose last pass runs at a small batch)."""
-    return -(-n // -(-n // chunk))
-
-
 def forward_in_chunks(
     forward: Callable[[np.ndarray, Sequence[Any]], np.ndarray], layers: Sequence[Any], x: np.ndarray, chunk: int,
     chunk_on_threads: int | None = None,
@@ -74,21 +68,20 @@ def forward_in_chunks(
     """
     keep_freed_memory()  # each chunk's arrays reuse the last chunk's pages (see memory)
 
-    def in_order() -> np.ndarray:
-        step = _equal_chunks(len(x), chunk)
-        return np.concatenate([forward(x[i : i + step], layers) for i in range(0, len(x), step)])
+    def in_chunks_of(part: np.ndarray, size: int, own: Sequence[Any]) -> np.ndarray:
+        """``part`` forward in the fewest near-equal chunks of at most ``size`` samples."""
+        chunks = equal_chunks(len(part), -(-len(part) // size))
+        return np.concatenate([forward(part[c], own) for c in chunks])
 
     with owned_threads() as threads:
         workers = min(threads, -(-len(x) // chunk))
         if workers <= 1:
-            return in_order()
+            return in_chunks_of(x, chunk, layers)
         bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
 
         def run(part: int) -> np.ndarray:
             own = [copy.copy(layer) for layer in layers]
-            lo, hi = bounds[part], bounds[part + 1]
-            step = _equal_chunks(hi - lo, chunk_on_threads or chunk)
-            return np.concatenate([forward(x[i : min(i + step, hi)], own) for i in range(lo, hi, step)])
+            return in_chunks_of(x[bounds[part] : bounds[part + 1]], chunk_on_threads or chunk, own)
 
         parts = run_in_threads(run, range(workers))
-        return in_order() if parts is None else np.concatenate(parts)
+        return in_chunks_of(x, chunk, layers) if parts is None else np.concatenate(parts)

@@ -352,7 +352,7 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
     inside = getattr(_part, "inside", False)  # inside a part: the chunks run in order, unsplit
     if _owned > 1 and not inside:
         count = -(-count // _owned) * _owned
-    chunks = _equal_chunks(n, min(n, count))
+    chunks = equal_chunks(n, min(n, count))
     # Another thread may hold _busy (a prediction beside the training): the same chunks, in order.
     if len(chunks) == 1 or _owned <= 1 or inside or not _busy.acquire(blocking=False):
         for chunk in chunks:
@@ -364,7 +364,9 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
         _busy.release()
 
 
-def _equal_chunks(n: int, count: int) -> list[slice]:
+def equal_chunks(n: int, count: int) -> list[slice]:
+    """``count`` consecutive slices covering ``range(n)`` whose lengths differ by at most one
+    (100 in 3: 33, 33, 34), so no chunk runs at a much smaller batch than the others."""
     bounds = [n * k // count for k in range(count + 1)]
     return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 

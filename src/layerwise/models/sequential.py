@@ -237,7 +237,9 @@ class Sequential:
     def _predict_in_chunks(self, x: np.ndarray, chunk: int, chunk_on_threads: int) -> np.ndarray:
         """Evaluation-mode scores of ``x``, ``chunk`` samples at a time on one thread,
         ``chunk_on_threads`` on each of several (kernels.inference)."""
-        forward = lambda part, layers: self._forward(part, False, layers)  # noqa: E731
+        def forward(part: np.ndarray, layers: Sequence[Layer]) -> np.ndarray:
+            return self._forward(part, False, layers)
+
         return forward_in_chunks(forward, self._layers, x, chunk, chunk_on_threads)
 
     def inference_batch_size(self, sample_shape: tuple[int, ...], itemsize: int = 4, threads: int = 1) -> int:
