@@ -139,6 +139,17 @@ def test_what_cannot_be_cut_runs_whole(two_threads):
             np.testing.assert_array_equal(got[name], g)  # model.gradient itself: bit for bit
 
 
+def test_a_one_dimensional_input_is_one_sample_and_is_not_cut(two_threads):
+    # Regression: a 1-D input's squared error is a sum (one sample), not a mean over rows,
+    # so the loss of two parts weighted by their sizes was half the whole's.
+    model = Sequential([lw.layers.Sigmoid()], loss=MeanSquaredError())
+    x, t = np.arange(6.0), np.zeros(6)
+    whole = model.loss(x, t)
+    with threads.split_batches():
+        gradient(model, x, t)
+    assert model.loss_layer.loss == whole
+
+
 def test_without_the_split_plan_the_batch_is_whole(two_threads):
     model = convnet()
     with threads.owned_threads():

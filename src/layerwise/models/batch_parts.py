@@ -83,9 +83,10 @@ def splittable(model: object) -> bool:
 def gradient(model: Sequential, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     """``model.gradient(x, t)``, with the batch in one part per owned thread while the
     ``"split"`` plan is on (``kernels.threads.split_batches``) and the model is
-    ``splittable``."""
+    ``splittable``. A 1-D ``x`` is not cut: it may be one sample, not a batch (its squared
+    error is summed, not a mean over rows, so parts weighted by their sizes would halve it)."""
     parts = batch_parts()
-    if parts <= 1 or len(x) < parts or not splittable(model):
+    if parts <= 1 or x.ndim < 2 or len(x) < parts or not splittable(model):
         return model.gradient(x, t)
     return _gradient_in_parts(model, x, t)
 
