@@ -425,6 +425,28 @@ def test_set_num_threads_limits_blas_in_a_whole_batch_prediction_until_unset(mon
         assert seen[4:] == [before, before]
 
 
+def test_a_number_set_while_a_training_owns_the_threads_applies_when_it_ends(two_threads):
+    """Regression: set_num_threads on another thread while owned_threads held BLAS at one
+    thread recorded that 1 as the limits before, so unsetting the number left BLAS on one
+    thread for good (and BLAS ran on the user's number while layerwise split the work)."""
+    with threadpool_limits(limits=2):
+        before = _threads.blas_threads()
+        if before < 2:
+            pytest.skip("BLAS runs on one thread on this machine: nothing to limit")
+        try:
+            with _threads.owned_threads():
+                setter = threading.Thread(target=lw.set_num_threads, args=(1,))
+                setter.start()
+                setter.join()
+                assert _blas_limits() == [1] * len(_blas_limits())
+                lw.set_num_threads(None)  # unset again, still inside: nothing to apply at the end
+                lw.set_num_threads(1)
+            assert _blas_limits() == [1] * len(_blas_limits())  # the user's number, applied now
+        finally:
+            lw.set_num_threads(None)
+        assert _threads.blas_threads() == before  # not the owner's 1
+
+
 def test_the_variable_limits_blas_from_the_start(tmp_path):
     """LAYERWISE_THREADS=1 holds for BLAS from import on, in a process of its own."""
     code = (

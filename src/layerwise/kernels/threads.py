@@ -69,6 +69,14 @@ def run_threads() -> tuple[int, bool]:
 
 
 _user_limit = None  # threadpoolctl's limiter of the user's number: it holds the limits before
+# BLAS's limits change in three places: the user's number (above), and entering and leaving
+# owned_threads (below). A set_num_threads on another thread while a training owned the
+# threads recorded the owner's 1 as "the limits before", so unsetting the number later left
+# BLAS on one thread for good. So the changes take turns under ``_limits``, and a number set
+# while an owner holds BLAS at one thread is applied when the owner lets go.
+_limits = threading.RLock()
+_owner_limit = None  # owned_threads' limiter while an owner holds BLAS at one thread
+_follow_pending = False  # a set_num_threads came while _owner_limit was held
 
 
 def _follow_thread_setting() -> None:
@@ -78,6 +86,15 @@ def _follow_thread_setting() -> None:
     its products on every BLAS thread after ``set_num_threads(1)``; only the Trainer's plans and
     predict's chunks limited BLAS. (``OPENBLAS_NUM_THREADS`` and ``OMP_NUM_THREADS`` BLAS reads
     itself.) A bad ``LAYERWISE_THREADS`` is left for ``cpu.get_num_threads`` to name."""
+    global _follow_pending
+    with _limits:
+        if _owner_limit is not None:  # applied when the owner restores the limits (owned_threads)
+            _follow_pending = True
+            return
+        _apply_thread_setting()
+
+
+def _apply_thread_setting() -> None:
     global _user_limit
     try:
         threads, source = cpu.thread_setting()
@@ -131,14 +148,33 @@ def owned_threads() -> Iterator[int]:
             yield _owned
             return
         workers = run_threads()[0]
-        with _blas().limit(limits=1):
-            _owned = workers if workers > 1 else 0
-            try:
-                yield workers
-            finally:
-                _owned = 0
+        _hold_blas_at_one()
+        _owned = workers if workers > 1 else 0
+        try:
+            yield workers
+        finally:
+            _owned = 0
+            _release_blas()
     finally:
         _ownership.release()
+
+
+def _hold_blas_at_one() -> None:
+    global _owner_limit
+    with _limits:
+        _owner_limit = _blas().limit(limits=1)
+
+
+def _release_blas() -> None:
+    """The limits from before ``_hold_blas_at_one``, then any number the user set meanwhile."""
+    global _owner_limit, _follow_pending
+    with _limits:
+        if _owner_limit is not None:
+            _owner_limit.restore_original_limits()
+        _owner_limit = None
+        if _follow_pending:
+            _follow_pending = False
+            _apply_thread_setting()
 
 
 _splitter: int | None = None  # the thread whose training steps cut their batch ("split" plan)
