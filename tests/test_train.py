@@ -1,6 +1,7 @@
 """The Trainer against the book's training-loop defects."""
 
 import numpy as np
+import pytest
 
 import layerwise as lw
 
@@ -196,6 +197,21 @@ def test_training_accuracy_on_the_whole_set_scores_the_rows_themselves(monkeypat
     row = trainer.evaluate()
     assert seen[0] is trainer.x_train
     assert row["train_acc"] == original(x, t)
+
+
+def test_no_training_accuracy_with_zero_samples_and_a_clear_error_below():
+    # Regression: train_eval_samples=0 trained a whole epoch, then failed inside
+    # accuracy() with "empty dataset".
+    x, t = small_problem(n=230)
+    lines = []
+    trainer = lw.Trainer(lw.TwoLayerNet(6, 8, 3, seed=0), lw.SGD(lr=0.1), x, t, x[:50], t[:50], epochs=2,
+                         batch_size=50, train_eval_samples=0, log=lines.append)
+    history = trainer.fit()
+    assert len(history.epochs) == 2
+    assert all("train_acc" not in row and "test_acc" in row for row in history.epochs)
+    assert len(lines) == 2 and "train acc" not in lines[0] and "test acc" in lines[0]
+    with pytest.raises(lw.InputError, match=r"train_eval_samples must be >= 0.*got -1"):
+        lw.Trainer(lw.TwoLayerNet(6, 8, 3, seed=0), lw.SGD(lr=0.1), x, t, train_eval_samples=-1)
 
 
 def test_training_accuracy_on_a_sample_scores_the_sorted_sample():

@@ -92,7 +92,7 @@ class Trainer:
 
     Every epoch shuffles the training set without replacement (seeded), runs its mini-batches
     (the last one may be smaller), then evaluates accuracy on the test split and on a fixed
-    sample of at most ``train_eval_samples`` training images. With ``run_dir`` a checkpoint is
+    sample of at most ``train_eval_samples`` training images (0: none). With ``run_dir`` a checkpoint is
     written atomically at the end of every epoch (and every ``checkpoint_every`` steps if set).
 
     It trains in the model's dtype: ``layerwise train`` builds float32 models (the fast
@@ -179,6 +179,9 @@ class Trainer:
         self.history = History()
         self.shuffle_rng = np.random.default_rng(seed)
         # Training accuracy on a fixed sample: cheap each epoch, comparable across epochs.
+        if int(train_eval_samples) < 0:
+            raise InputError(f"train_eval_samples must be >= 0 (0: no training accuracy), got {train_eval_samples}")
+        self.train_eval_samples = int(train_eval_samples)
         n = len(x_train)
         sample = np.random.default_rng(seed + 1).permutation(n)[: min(n, train_eval_samples)]
         # None when the sample is the whole set (sorted, it is every index in order): the rows
@@ -276,7 +279,7 @@ class Trainer:
     def evaluate(self) -> dict:
         idx = self._train_eval_idx
         x, t = (self.x_train, self.t_train) if idx is None else (self.x_train[idx], self.t_train[idx])
-        row = {"train_acc": self.model.accuracy(x, t)}
+        row = {"train_acc": self.model.accuracy(x, t)} if self.train_eval_samples else {}
         if self.x_test is not None:
             row["test_acc"] = self.model.accuracy(self.x_test, self.t_test)
         return row
@@ -476,8 +479,9 @@ class Trainer:
         )
 
     def _format_row(self, row: dict) -> str:
-        parts = [f"epoch {row['epoch']:>3}/{self.epochs}", f"loss {row['train_loss']:.4f}",
-                 f"train acc {row['train_acc']:.4f}"]
+        parts = [f"epoch {row['epoch']:>3}/{self.epochs}", f"loss {row['train_loss']:.4f}"]
+        if "train_acc" in row:
+            parts.append(f"train acc {row['train_acc']:.4f}")
         if "test_acc" in row:
             parts.append(f"test acc {row['test_acc']:.4f}")
         if "lr" in row:
