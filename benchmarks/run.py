@@ -184,8 +184,9 @@ def training_table(results: list[dict], machines: dict[int, dict]) -> str:
 def inference_table(results: list[dict]) -> str:
     rows = [
         "| network | threads | batch | layerwise ms | PyTorch ms | layerwise img/s | PyTorch img/s | "
-        "speed-up lw/PT | products alone ms | speed-up if only the products took time |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "speed-up lw/PT | products alone ms | speed-up if only the products took time | copies alone ms | "
+        "speed-up if only products and copies took time |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         n = r["infer_n"]
@@ -193,6 +194,9 @@ def inference_table(results: list[dict]) -> str:
             lw, pt = statistics.median(inf["lw_s"]), statistics.median(inf["torch_s"])
             floor = inf.get("gemm_floor_s")  # absent in results saved before it was measured
             floor_cells = f"{1e3 * floor:.1f} | {pt / floor:.2f}" if floor else "n/a | n/a"
+            copies = inf.get("copy_floor_s")  # absent in results saved before it was measured
+            both = f"{1e3 * copies:.1f} | {pt / (floor + copies):.2f}" if floor and copies else "n/a | n/a"
+            floor_cells += f" | {both}"
             rows.append(
                 f"| {r['net']} | {r['threads']} | {inf['batch']} | {1e3 * lw:.1f} | {1e3 * pt:.1f} | "
                 f"{n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | {floor_cells} |"
@@ -203,7 +207,7 @@ def inference_table(results: list[dict]) -> str:
             lw, pt = statistics.median(lw_best["lw_s"]), statistics.median(pt_best["torch_s"])
             rows.append(
                 f"| {r['net']} | {r['threads']} | best: lw {lw_best['batch']}, PT {pt_best['batch']} | "
-                f"{1e3 * lw:.1f} | {1e3 * pt:.1f} | {n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | | |"
+                f"{1e3 * lw:.1f} | {1e3 * pt:.1f} | {n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | | | | |"
             )
     return "\n".join(rows)
 
@@ -338,8 +342,11 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         lines += ["", f"Inference: the 10,000 test images in batches of {', '.join(map(str, args.infer_batches))}, "
                       f"median of {args.infer_reps}, alternating. *products alone*: the forward GEMMs "
                       "of those batches replayed with nothing else (the GEMM-only floor of inference); "
-                      "the last column is PyTorch's time over it, the largest speed-up any implementation "
-                      "doing these products in float32 on this machine could show.", "", inference_table(results)]
+                      "PyTorch's time over it is the largest speed-up any implementation doing these products "
+                      "in float32 on this machine could show. *copies alone*: one copy of every array a "
+                      "prediction writes besides (each layer's output, each convolution's col), in cache-sized "
+                      "chunks; the last column is PyTorch's time over products and copies together, the "
+                      "largest speed-up of an im2col-based implementation.", "", inference_table(results)]
     if raw.get("accuracy"):
         lines += ["", f"Accuracy over seeds: test accuracy after epoch {args.epochs} of each seed's run (untimed, "
                       "each seed its own initial weights and sample order, shared by both implementations).",

@@ -4,7 +4,8 @@
 figure at 1 and 2 threads, and whether it is met. Where it is not, the *floor* column says what
 any implementation doing the same float32 products with NumPy's BLAS could reach at best on that
 machine: for training, the GEMM floor over PyTorch's epoch (below it, the target is out of reach
-for an im2col-based implementation there); for inference, PyTorch's time over the products alone.
+for an im2col-based implementation there), and the GEMM and copy floors together; for inference,
+PyTorch's time over the products alone, and over the products and copies together.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ def _row(raw: dict, net: str, threads: int) -> dict | None:
     return next((r for r in raw["training"] if r["net"] == net and r["threads"] == threads), None)
 
 
-def _inference(r: dict, batch: int | str) -> tuple[float, float, float | None] | None:
-    """(lw s, PT s, products-alone s) at ``batch``, or at each side's best batch for "best"."""
+def _inference(r: dict, batch: int | str) -> tuple[float, float, float | None, float | None] | None:
+    """(lw s, PT s, products-alone s, copies-alone s) at ``batch``, or at each side's best batch
+    for "best" (no floors)."""
     rows = r.get("inference", [])
     if not rows:
         return None
     if batch == "best":
         lw = min(_median(i["lw_s"]) for i in rows)
         pt = min(_median(i["torch_s"]) for i in rows)
-        return lw, pt, None
+        return lw, pt, None, None
     found = next((i for i in rows if i["batch"] == batch), None)
-    return None if found is None else (_median(found["lw_s"]), _median(found["torch_s"]), found.get("gemm_floor_s"))
+    if found is None:
+        return None
+    return _median(found["lw_s"]), _median(found["torch_s"]), found.get("gemm_floor_s"), found.get("copy_floor_s")
 
 
 Figure = Callable[[dict], tuple[str, bool, str] | None]  # a row -> (cell, met?, floor cell)
@@ -74,8 +78,10 @@ def targets_table(raw: dict) -> str:
                 copy = r.get("copy_floor_s")
                 extra = f" ({lw / (r['gemm_floor_s'] + copy):.1f} of GEMM + copy floor)" if copy else ""
                 return f"{ratio:.1f}{extra}", ratio <= floor_limit, ""
-            floor = r["gemm_floor_s"] / pt
-            return f"{lw / pt:.2f}", lw / pt <= limit, f"{floor:.2f}" if lw / pt > limit else ""
+            floor = f"{r['gemm_floor_s'] / pt:.2f}"
+            if r.get("copy_floor_s"):
+                floor += f" (GEMM), {(r['gemm_floor_s'] + r['copy_floor_s']) / pt:.2f} (GEMM + copies)"
+            return f"{lw / pt:.2f}", lw / pt <= limit, floor if lw / pt > limit else ""
         return figure
 
     def infer(batch: int | str) -> Callable[[dict], tuple[str, bool, str] | None]:
@@ -83,8 +89,10 @@ def targets_table(raw: dict) -> str:
             got = _inference(r, batch)
             if got is None:
                 return None
-            lw, pt, floor = got
+            lw, pt, floor, copies = got
             ceiling = f"{pt / floor:.2f}" if floor and pt / lw < 1 else ""
+            if ceiling and copies:
+                ceiling += f" (products), {pt / (floor + copies):.2f} (products + copies)"
             return f"{pt / lw:.2f}", pt / lw >= 1, ceiling
 
         return figure

@@ -270,7 +270,12 @@ def compare(job: dict) -> dict:
             forward = [g for g in step_gemms(model, bs, x.shape[1:]) if g.what.endswith("forward")]
             _settle()
             floor_s = gemm_floor(forward, math.ceil(len(x_test) / bs), max(1, job["floor_reps"] // 10))
-            inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf, "gemm_floor_s": floor_s})
+            # ... and the arrays a prediction writes besides (outputs, each convolution's col)
+            _settle()
+            copies_s = copy_floor(step_copies(model, bs, x.shape[1:], forward_only=True), math.ceil(len(x_test) / bs),
+                                  max(1, job["floor_reps"] // 10), threads, batch=bs)
+            inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf, "gemm_floor_s": floor_s,
+                              "copy_floor_s": copies_s})
         result.update(inference=inference, infer_n=len(x_test))
 
         sample_shape = x.shape[1:]
@@ -281,7 +286,7 @@ def compare(job: dict) -> dict:
         result["gemm_floor_s"] = gemm_floor(gemms, n / spec.batch_size, job["floor_reps"])
         _settle()
         result["copy_floor_s"] = copy_floor(step_copies(model, spec.batch_size, sample_shape), n / spec.batch_size,
-                                            job["floor_reps"], threads)
+                                            job["floor_reps"], threads, batch=spec.batch_size)
     result["loadavg"] = [load_start, os.getloadavg()]
     return result
 
