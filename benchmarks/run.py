@@ -29,6 +29,11 @@ from layerwise.kernels.tuning import cpu_model as _cpu_model  # also what the ot
 
 from .nets import DEFAULT_NETS, NETS
 
+#: What limits PyTorch to older instructions than the CPU has, as OPENBLAS_CORETYPE does NumPy's
+#: BLAS: oneDNN's convolutions, ATen's own vectorised kernels, MKL's products. All three set to
+#: AVX2 make this CPU one without AVX-512 for both implementations (benchmarks/README.md).
+TORCH_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -322,7 +327,9 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         "",
         f"Machine: {_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} logical CPUs, Linux {platform.release()}; "
         f"Python {versions['python']}, NumPy {versions['numpy']} with {blas.get('internal_api')} "
-        f"{blas.get('version')} ({blas.get('architecture')} kernels), PyTorch {versions['torch']} CPU.",
+        f"{blas.get('version')} ({blas.get('architecture')} kernels), PyTorch {versions['torch']} CPU"
+        + (f" ({machines[threads[0]]['torch_cpu_capability']} kernels)." if "torch_cpu_capability" in
+           machines[threads[0]] else "."),
         "Large-GEMM throughput (2048² float32, NumPy): "
         + ", ".join(f"{machines[n]['gemm_gflops']:.0f} GFLOP/s at {n} thread{'s' * (n > 1)}" for n in threads)
         + " (PyTorch: " + ", ".join(f"{machines[n]['torch_gemm_gflops']:.0f}" for n in threads) + ").",
@@ -405,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report(saved, raw))
         return 0
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
-                                      "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}
+                                      "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", *TORCH_ISA_VARIABLES)
+           if k in os.environ}
     if not args.quiet and {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"} & set(env):
         print(f"warning: {env} is set; OpenBLAS may run a slower kernel than this CPU supports",
               file=sys.stderr)

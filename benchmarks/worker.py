@@ -101,7 +101,7 @@ def machine(job: dict) -> dict:
         torch_best = min(_best(lambda: ta @ ta, 5))
         blas = _blas()
     return {"gemm_gflops": flops / numpy_best / 1e9, "torch_gemm_gflops": flops / torch_best / 1e9,
-            "blas": blas}
+            "blas": blas, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _layerwise_trainer(spec, model, x, t, seed):

@@ -425,6 +425,19 @@ def test_set_num_threads_limits_blas_in_a_whole_batch_prediction_until_unset(mon
         assert seen[4:] == [before, before]
 
 
+def test_nested_blocks_on_one_thread_restore_blas_when_the_outermost_ends(monkeypatch):
+    # On one thread owned_threads does not count itself as owning (no split), so a predict
+    # inside a training enters it again: each block restores its own limits.
+    monkeypatch.setattr(_threads, "run_threads", lambda: (1, True))
+    with threadpool_limits(limits=2):
+        before = _blas_limits()
+        with _threads.owned_threads():
+            with _threads.owned_threads() as inner:
+                assert inner == 1 and _blas_limits() == [1] * len(before)
+            assert _blas_limits() == [1] * len(before)
+        assert _blas_limits() == before
+
+
 def test_a_number_set_while_a_training_owns_the_threads_applies_when_it_ends(two_threads):
     """Regression: set_num_threads on another thread while owned_threads held BLAS at one
     thread recorded that 1 as the limits before, so unsetting the number left BLAS on one

@@ -148,31 +148,33 @@ def owned_threads() -> Iterator[int]:
             yield _owned
             return
         workers = run_threads()[0]
-        _hold_blas_at_one()
+        outer = _hold_blas_at_one()  # an outer block of this thread's, when it owns one thread
         _owned = workers if workers > 1 else 0
         try:
             yield workers
         finally:
             _owned = 0
-            _release_blas()
+            _release_blas(outer)
     finally:
         _ownership.release()
 
 
-def _hold_blas_at_one() -> None:
+def _hold_blas_at_one() -> object:
+    """BLAS on one thread; returns the limiter of the block this one is nested in (None if none)."""
     global _owner_limit
     with _limits:
-        _owner_limit = _blas().limit(limits=1)
+        outer, _owner_limit = _owner_limit, _blas().limit(limits=1)
+        return outer
 
 
-def _release_blas() -> None:
-    """The limits from before ``_hold_blas_at_one``, then any number the user set meanwhile."""
+def _release_blas(outer: object) -> None:
+    """The limits from before ``_hold_blas_at_one``; leaving the outermost block, any number
+    the user set meanwhile."""
     global _owner_limit, _follow_pending
     with _limits:
-        if _owner_limit is not None:
-            _owner_limit.restore_original_limits()
-        _owner_limit = None
-        if _follow_pending:
+        _owner_limit.restore_original_limits()
+        _owner_limit = outer
+        if outer is None and _follow_pending:
             _follow_pending = False
             _apply_thread_setting()
 
