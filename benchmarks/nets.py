@@ -164,7 +164,8 @@ def copy_floor(copies: list[tuple[str, int]], steps: float, reps: int, threads: 
                dtype: np.dtype = np.float32, batch: int = 1) -> float:
     """Seconds that ``steps`` steps would take doing nothing but one ``np.copyto`` of each of
     ``copies`` (a read and a write of each array), on ``threads`` Python threads in equal parts
-    (NumPy's copies release the GIL); the best of 3 x ``reps`` steps, scaled to ``steps``.
+    (NumPy's copies release the GIL) or on one, whichever is faster; the best of 3 x ``reps``
+    steps, scaled to ``steps``.
 
     An array of ``batch`` samples larger than a convolution's chunk (``kernels.conv``'s
     ``images_per_chunk``) is copied as that many chunks of the chunk's size, each the same
@@ -195,13 +196,11 @@ def copy_floor(copies: list[tuple[str, int]], steps: float, reps: int, threads: 
         for src, dst in work[part_index::threads]:
             np.copyto(dst, src)
 
-    with ThreadPoolExecutor(threads) as pool:
-        def step() -> None:
-            if threads == 1:
-                run(0)
-            else:
-                list(pool.map(run, range(threads)))
+    def serial() -> None:
+        for src, dst in work:
+            np.copyto(dst, src)
 
+    def best_seconds(step: Callable[[], None]) -> float:
         step()
         best = math.inf
         for _ in range(3):
@@ -209,7 +208,16 @@ def copy_floor(copies: list[tuple[str, int]], steps: float, reps: int, threads: 
             for _ in range(reps):
                 step()
             best = min(best, (time.perf_counter() - start) / reps)
-    return best * steps
+        return best
+
+    if threads == 1:
+        return best_seconds(serial) * steps
+    # The faster of the copies split across the threads and all on one: a step of small arrays
+    # is quicker on one thread than handed to a pool (~50 us a step here: 784-50-10's 2-thread
+    # copy floor in results/2026-12-05-floors/{skylakex,haswell} and before was mostly that).
+    with ThreadPoolExecutor(threads) as pool:
+        split = best_seconds(lambda: list(pool.map(run, range(threads))))
+    return min(split, best_seconds(serial)) * steps
 
 
 def epoch_flops(model: Sequential, n: int, batch: int, sample_shape: tuple[int, ...]) -> float:
