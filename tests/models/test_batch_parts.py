@@ -14,7 +14,7 @@ from layerwise.gradcheck import relative_error
 from layerwise.kernels import threads
 from layerwise.layers import Affine, BatchNormalization, Convolution, Dropout, MeanSquaredError, Pooling, Relu
 from layerwise.models import Sequential
-from layerwise.models.batch_parts import gradient, splittable
+from layerwise.models.batch_parts import _replica, gradient, splittable
 
 
 @pytest.fixture
@@ -148,6 +148,17 @@ def test_a_one_dimensional_input_is_one_sample_and_is_not_cut(two_threads):
     with threads.split_batches():
         gradient(model, x, t)
     assert model.loss_layer.loss == whole
+
+
+def test_a_replica_of_a_book_net_names_its_own_layers():
+    # The book's nets compute through ``net.layers`` (an OrderedDict made once): a replica
+    # whose OrderedDict still held the original's layers would run the model's own caches.
+    net = lw.TwoLayerNet(4, 5, 3, seed=0)
+    original = list(net.layers.values())  # made and kept on the model first
+    replica = _replica(net, {})
+    assert list(replica.layers.values()) == replica._layers
+    assert not any(a is b for a, b in zip(replica.layers.values(), original, strict=True))
+    assert list(net.layers.values()) == original
 
 
 def test_without_the_split_plan_the_batch_is_whole(two_threads):

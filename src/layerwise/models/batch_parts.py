@@ -155,6 +155,5 @@ def _replica(model: Sequential, rngs: dict[Dropout, np.random.Generator]) -> Seq
     replica = copy.copy(model)
     replica._layers = [twin(layer) for layer in model._layers]
     replica.loss_layer = twin(model.loss_layer)
-    vars(replica).pop("_named", None)  # a book net's OrderedDict of the model's own layers
     replica._index_tensors()
     return replica

@@ -60,8 +60,11 @@ class _BookNet(Sequential):
         with; the net's structure is fixed when it is built."""
         if self._book_names is None:
             return self._layers
-        if getattr(self, "_named", None) is None:
+        # Made once per list of layers: a copy of the net with layers of its own (a batch
+        # part's replica, models.batch_parts) names its own, not the original's.
+        if getattr(self, "_named_from", None) is not self._layers:
             self._named = OrderedDict(zip(self._book_names, self._layers, strict=True))
+            self._named_from = self._layers
         return self._named
 
     def config(self) -> dict:
