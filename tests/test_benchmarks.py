@@ -124,6 +124,41 @@ def test_the_copy_floor_counts_each_array_a_step_must_write() -> None:
     assert not any(what.endswith("dx") or what.endswith("dx col") for what, _ in forward)
 
 
+def test_the_copy_floor_takes_one_thread_when_the_pool_costs_more(monkeypatch) -> None:
+    # A fake clock: each copy takes 1 us, and handing a step to the pool 1 ms.
+    import concurrent.futures
+    import time
+
+    import benchmarks.nets as nets
+
+    clock = [0.0]
+    real = np.copyto
+
+    def copyto(dst, src):
+        clock[0] += 1e-6
+        real(dst, src)
+
+    class SlowPool:
+        def __init__(self, workers: int) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> bool:
+            return False
+
+        def map(self, fn, items):
+            clock[0] += 1e-3
+            return [fn(item) for item in items]
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(nets.np, "copyto", copyto)
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", SlowPool)
+    # two arrays, each in 2 parts: 4 copies a step, 4 us on one thread
+    assert copy_floor([("a", 10), ("b", 10)], steps=3, reps=2, threads=2) == pytest.approx(3 * 4e-6)
+
+
 def test_the_copy_floor_copies_an_array_larger_than_a_chunk_in_chunks(monkeypatch) -> None:
     import benchmarks.nets as nets
 

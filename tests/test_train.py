@@ -210,8 +210,9 @@ def test_no_training_accuracy_with_zero_samples_and_a_clear_error_below():
     assert len(history.epochs) == 2
     assert all("train_acc" not in row and "test_acc" in row for row in history.epochs)
     assert len(lines) == 2 and "train acc" not in lines[0] and "test acc" in lines[0]
-    with pytest.raises(lw.InputError, match=r"train_eval_samples must be >= 0.*got -1"):
-        lw.Trainer(lw.TwoLayerNet(6, 8, 3, seed=0), lw.SGD(lr=0.1), x, t, train_eval_samples=-1)
+    for bad in (-1, 0.5, "100"):
+        with pytest.raises(lw.InputError, match=rf"train_eval_samples must be a whole number >= 0.*got {bad!r}"):
+            lw.Trainer(lw.TwoLayerNet(6, 8, 3, seed=0), lw.SGD(lr=0.1), x, t, train_eval_samples=bad)
 
 
 def test_training_accuracy_on_a_sample_scores_the_sorted_sample():

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 import math
+import operator
 import sys
 import threading
 import time
@@ -179,11 +180,16 @@ class Trainer:
         self.history = History()
         self.shuffle_rng = np.random.default_rng(seed)
         # Training accuracy on a fixed sample: cheap each epoch, comparable across epochs.
-        if int(train_eval_samples) < 0:
-            raise InputError(f"train_eval_samples must be >= 0 (0: no training accuracy), got {train_eval_samples}")
-        self.train_eval_samples = int(train_eval_samples)
+        try:
+            self.train_eval_samples = operator.index(train_eval_samples)
+        except TypeError:
+            self.train_eval_samples = -1  # named below, as a negative count is
+        if self.train_eval_samples < 0:
+            raise InputError(
+                f"train_eval_samples must be a whole number >= 0 (0: no training accuracy), got {train_eval_samples!r}"
+            )
         n = len(x_train)
-        sample = np.random.default_rng(seed + 1).permutation(n)[: min(n, train_eval_samples)]
+        sample = np.random.default_rng(seed + 1).permutation(n)[: min(n, self.train_eval_samples)]
         # None when the sample is the whole set (sorted, it is every index in order): the rows
         # themselves are scored, not a copy of them (a sweep scores all 48,000 training images
         # each epoch, and the copy was 150 MB of fresh memory per epoch).

@@ -438,26 +438,30 @@ def test_nested_blocks_on_one_thread_restore_blas_when_the_outermost_ends(monkey
         assert _blas_limits() == before
 
 
-def test_a_number_set_while_a_training_owns_the_threads_applies_when_it_ends(two_threads):
-    """Regression: set_num_threads on another thread while owned_threads held BLAS at one
-    thread recorded that 1 as the limits before, so unsetting the number left BLAS on one
-    thread for good (and BLAS ran on the user's number while layerwise split the work)."""
+@pytest.mark.parametrize("block", ["owned_threads", "blas1 plan", "share_cores"])
+def test_a_number_set_while_a_block_holds_blas_applies_when_it_ends(two_threads, block):
+    """Regression: set_num_threads on another thread while a training held BLAS at one
+    thread (owning the threads, the "blas1" plan, or sharing cores under load) recorded that 1
+    as the limits before, so unsetting the number left BLAS on one thread for good; and BLAS
+    ran on the user's number while layerwise split the work."""
+    holds = {"owned_threads": _threads.owned_threads, "blas1 plan": lambda: _threads.blas_limit(1),
+             "share_cores": lambda: _threads.share_cores(1)}[block]
     with threadpool_limits(limits=2):
         before = _threads.blas_threads()
         if before < 2:
             pytest.skip("BLAS runs on one thread on this machine: nothing to limit")
+        ones = [1] * len(_blas_limits())
         try:
-            with _threads.owned_threads():
-                setter = threading.Thread(target=lw.set_num_threads, args=(1,))
+            with holds():
+                setter = threading.Thread(target=lw.set_num_threads, args=(2,))
                 setter.start()
                 setter.join()
-                assert _blas_limits() == [1] * len(_blas_limits())
-                lw.set_num_threads(None)  # unset again, still inside: nothing to apply at the end
-                lw.set_num_threads(1)
-            assert _blas_limits() == [1] * len(_blas_limits())  # the user's number, applied now
+                assert _blas_limits() == ones  # deferred: the block keeps BLAS on one thread
+                lw.set_num_threads(1)  # the last number set is the one applied
+            assert _blas_limits() == ones  # the user's number, applied as the block ended
         finally:
             lw.set_num_threads(None)
-        assert _threads.blas_threads() == before  # not the owner's 1
+        assert _threads.blas_threads() == before  # not the block's 1
 
 
 def test_the_variable_limits_blas_from_the_start(tmp_path):

@@ -69,14 +69,15 @@ def run_threads() -> tuple[int, bool]:
 
 
 _user_limit = None  # threadpoolctl's limiter of the user's number: it holds the limits before
-# BLAS's limits change in three places: the user's number (above), and entering and leaving
-# owned_threads (below). A set_num_threads on another thread while a training owned the
-# threads recorded the owner's 1 as "the limits before", so unsetting the number later left
-# BLAS on one thread for good. So the changes take turns under ``_limits``, and a number set
-# while an owner holds BLAS at one thread is applied when the owner lets go.
+# BLAS's limits change in two ways: the user's number (above), and blocks that hold BLAS at a
+# count of their own while they run (``held_blas``: owned_threads, the Trainer's plans,
+# share_cores). A set_num_threads on another thread while a training held BLAS at one thread
+# recorded that 1 as "the limits before", so unsetting the number later left BLAS on one
+# thread for good. So the changes take turns under ``_limits``, and a number set while a block
+# holds BLAS is applied when the last such block ends.
 _limits = threading.RLock()
-_owner_limit = None  # owned_threads' limiter while an owner holds BLAS at one thread
-_follow_pending = False  # a set_num_threads came while _owner_limit was held
+_holding = 0  # blocks holding BLAS's limits now, in any thread
+_follow_pending = False  # a set_num_threads came while _holding > 0
 
 
 def _follow_thread_setting() -> None:
@@ -88,13 +89,14 @@ def _follow_thread_setting() -> None:
     itself.) A bad ``LAYERWISE_THREADS`` is left for ``cpu.get_num_threads`` to name."""
     global _follow_pending
     with _limits:
-        if _owner_limit is not None:  # applied when the owner restores the limits (owned_threads)
+        if _holding:  # applied when the last block lets go (held_blas)
             _follow_pending = True
             return
         _apply_thread_setting()
 
 
 def _apply_thread_setting() -> None:
+    """The user's number on BLAS now, or the limits from before any number once it is unset."""
     global _user_limit
     try:
         threads, source = cpu.thread_setting()
@@ -113,9 +115,39 @@ def _apply_thread_setting() -> None:
 cpu.follow_thread_setting(_follow_thread_setting)
 
 
+@contextlib.contextmanager
+def held_blas(threads: int) -> Iterator[None]:
+    """BLAS on ``threads`` threads inside the block; on leaving, the limits before, and then,
+    when no other block holds BLAS, any number the user set meanwhile. Blocks nest; blocks of
+    different threads that overlap without nesting leave the limits of whichever restores
+    last (BLAS's limit is one for the process)."""
+    global _holding, _follow_pending
+    with _limits:
+        limiter = _blas().limit(limits=threads)
+        _holding += 1
+    try:
+        yield
+    finally:
+        with _limits:
+            try:
+                limiter.restore_original_limits()
+            finally:
+                _holding -= 1
+                if not _holding and _follow_pending:
+                    _follow_pending = False
+                    _apply_thread_setting()
+
+
 def blas_limit(threads: int) -> contextlib.AbstractContextManager:
-    """BLAS on ``threads`` threads inside a ``with`` block; the limits before are restored after."""
-    return _blas().limit(limits=threads)
+    """BLAS on ``threads`` threads inside a ``with`` block (``held_blas``)."""
+    return held_blas(threads)
+
+
+def set_blas_threads(threads: int) -> None:
+    """BLAS on ``threads`` threads from now on, inside a ``held_blas`` block that restores the
+    limits when it ends (``CoreShare`` changing its count between steps)."""
+    with _limits:
+        _blas().limit(limits=threads)
 
 
 # Owning the threads. OpenBLAS splits a product across its threads, and each of them then
@@ -135,10 +167,10 @@ def owned_threads() -> Iterator[int]:
     """Inside the block layerwise owns the threads of ``run_threads``: BLAS runs on one, and
     ``in_parts``, ``matmul`` and evaluation-mode ``predict`` split their work across all of
     them. Yields their number; 1 (and changes nothing) when another thread owns them.
-    Re-entrant in the owning thread. The BLAS limits in force
-    before are restored on leaving. The limit is process-wide: two overlapping owners could
-    each record the other's 1 as "the previous limit" and leave BLAS on one thread for good,
-    so there is one owner at a time."""
+    Re-entrant in the owning thread. On leaving, the BLAS limits in force before are restored
+    (then a number the user set meanwhile applies: ``held_blas``). The limit is process-wide:
+    two overlapping owners could each record the other's 1 as "the previous limit" and leave
+    BLAS on one thread for good, so there is one owner at a time."""
     global _owned
     if not _ownership.acquire(blocking=False):
         yield 1
@@ -148,35 +180,14 @@ def owned_threads() -> Iterator[int]:
             yield _owned
             return
         workers = run_threads()[0]
-        outer = _hold_blas_at_one()  # an outer block of this thread's, when it owns one thread
-        _owned = workers if workers > 1 else 0
-        try:
-            yield workers
-        finally:
-            _owned = 0
-            _release_blas(outer)
+        with held_blas(1):
+            _owned = workers if workers > 1 else 0
+            try:
+                yield workers
+            finally:
+                _owned = 0
     finally:
         _ownership.release()
-
-
-def _hold_blas_at_one() -> object:
-    """BLAS on one thread; returns the limiter of the block this one is nested in (None if none)."""
-    global _owner_limit
-    with _limits:
-        outer, _owner_limit = _owner_limit, _blas().limit(limits=1)
-        return outer
-
-
-def _release_blas(outer: object) -> None:
-    """The limits from before ``_hold_blas_at_one``; leaving the outermost block, any number
-    the user set meanwhile."""
-    global _owner_limit, _follow_pending
-    with _limits:
-        _owner_limit.restore_original_limits()
-        _owner_limit = outer
-        if outer is None and _follow_pending:
-            _follow_pending = False
-            _apply_thread_setting()
 
 
 _splitter: int | None = None  # the thread whose training steps cut their batch ("split" plan)
@@ -242,7 +253,7 @@ class CoreShare:
 
     def _set(self, n: int) -> None:
         self.now, self._up_votes = n, 0
-        _blas().limit(limits=n)
+        set_blas_threads(n)
 
 
 _shared: CoreShare | None = None  # the process's CoreShare: its decision outlives one fit()
@@ -256,7 +267,7 @@ def share_cores(threads: int) -> Iterator[CoreShare]:
     global _shared
     if _shared is None or _shared.threads != threads:
         _shared = CoreShare(threads)
-    with _blas().limit(limits=_shared.now):
+    with held_blas(_shared.now):
         yield _shared
 
 
