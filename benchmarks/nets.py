@@ -171,7 +171,8 @@ def copy_floor(copies: list[tuple[str, int]], steps: float, reps: int, threads: 
     ``images_per_chunk``) is copied as that many chunks of the chunk's size, each the same
     cache-sized pair of buffers: the traffic of an implementation that makes and uses its
     arrays a few images at a time, in cache. (Copying DeepConvNet's step as whole arrays took
-    twice as long, 15.6 against 7.8 ms: most of them are larger than the last-level cache.)
+    1.4x as long, 16.1 against 11.5 ms: several are larger than the last-level cache;
+    benchmarks/results/2026-12-05-floors/copy_floor_ways-skylakex.txt.)
     """
     import time
     from concurrent.futures import ThreadPoolExecutor
