@@ -283,9 +283,11 @@ class Trainer:
         return math.ceil(len(self.x_train) / self.batch_size)
 
     def evaluate(self) -> dict:
-        idx = self._train_eval_idx
-        x, t = (self.x_train, self.t_train) if idx is None else (self.x_train[idx], self.t_train[idx])
-        row = {"train_acc": self.model.accuracy(x, t)} if self.train_eval_samples else {}
+        row = {}
+        if self.train_eval_samples:
+            idx = self._train_eval_idx
+            x, t = (self.x_train, self.t_train) if idx is None else (self.x_train[idx], self.t_train[idx])
+            row["train_acc"] = self.model.accuracy(x, t)
         if self.x_test is not None:
             row["test_acc"] = self.model.accuracy(self.x_test, self.t_test)
         return row

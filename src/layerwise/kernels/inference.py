@@ -77,11 +77,9 @@ def forward_in_chunks(
         workers = min(threads, -(-len(x) // chunk))
         if workers <= 1:
             return in_chunks_of(x, chunk, layers)
-        bounds = np.linspace(0, len(x), workers + 1).astype(int)  # equal parts: no thread waits long
-
-        def run(part: int) -> np.ndarray:
+        def run(part: slice) -> np.ndarray:
             own = [copy.copy(layer) for layer in layers]
-            return in_chunks_of(x[bounds[part] : bounds[part + 1]], chunk_on_threads or chunk, own)
+            return in_chunks_of(x[part], chunk_on_threads or chunk, own)
 
-        parts = run_in_threads(run, range(workers))
+        parts = run_in_threads(run, equal_chunks(len(x), workers))  # equal parts: no thread waits long
         return in_chunks_of(x, chunk, layers) if parts is None else np.concatenate(parts)

@@ -70,7 +70,7 @@ def run_threads() -> tuple[int, bool]:
 
 _user_limit = None  # threadpoolctl's limiter of the user's number: it holds the limits before
 # BLAS's limits change in two ways: the user's number (above), and blocks that hold BLAS at a
-# count of their own while they run (``held_blas``: owned_threads, the Trainer's plans,
+# count of their own while they run (``blas_limit``: owned_threads, the Trainer's plans,
 # share_cores). A set_num_threads on another thread while a training held BLAS at one thread
 # recorded that 1 as "the limits before", so unsetting the number later left BLAS on one
 # thread for good. So the changes take turns under ``_limits``, and a number set while a block
@@ -89,7 +89,7 @@ def _follow_thread_setting() -> None:
     itself.) A bad ``LAYERWISE_THREADS`` is left for ``cpu.get_num_threads`` to name."""
     global _follow_pending
     with _limits:
-        if _holding:  # applied when the last block lets go (held_blas)
+        if _holding:  # applied when the last block lets go (blas_limit)
             _follow_pending = True
             return
         _apply_thread_setting()
@@ -116,7 +116,7 @@ cpu.follow_thread_setting(_follow_thread_setting)
 
 
 @contextlib.contextmanager
-def held_blas(threads: int) -> Iterator[None]:
+def blas_limit(threads: int) -> Iterator[None]:
     """BLAS on ``threads`` threads inside the block; on leaving, the limits before, and then,
     when no other block holds BLAS, any number the user set meanwhile. Blocks nest; blocks of
     different threads that overlap without nesting leave the limits of whichever restores
@@ -138,13 +138,8 @@ def held_blas(threads: int) -> Iterator[None]:
                     _apply_thread_setting()
 
 
-def blas_limit(threads: int) -> contextlib.AbstractContextManager:
-    """BLAS on ``threads`` threads inside a ``with`` block (``held_blas``)."""
-    return held_blas(threads)
-
-
 def set_blas_threads(threads: int) -> None:
-    """BLAS on ``threads`` threads from now on, inside a ``held_blas`` block that restores the
+    """BLAS on ``threads`` threads from now on, inside a ``blas_limit`` block that restores the
     limits when it ends (``CoreShare`` changing its count between steps)."""
     with _limits:
         _blas().limit(limits=threads)
@@ -168,7 +163,7 @@ def owned_threads() -> Iterator[int]:
     ``in_parts``, ``matmul`` and evaluation-mode ``predict`` split their work across all of
     them. Yields their number; 1 (and changes nothing) when another thread owns them.
     Re-entrant in the owning thread. On leaving, the BLAS limits in force before are restored
-    (then a number the user set meanwhile applies: ``held_blas``). The limit is process-wide:
+    (then a number the user set meanwhile applies: ``blas_limit``). The limit is process-wide:
     two overlapping owners could each record the other's 1 as "the previous limit" and leave
     BLAS on one thread for good, so there is one owner at a time."""
     global _owned
@@ -180,7 +175,7 @@ def owned_threads() -> Iterator[int]:
             yield _owned
             return
         workers = run_threads()[0]
-        with held_blas(1):
+        with blas_limit(1):
             _owned = workers if workers > 1 else 0
             try:
                 yield workers
@@ -267,7 +262,7 @@ def share_cores(threads: int) -> Iterator[CoreShare]:
     global _shared
     if _shared is None or _shared.threads != threads:
         _shared = CoreShare(threads)
-    with held_blas(_shared.now):
+    with blas_limit(_shared.now):
         yield _shared
 
 
