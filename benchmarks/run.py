@@ -322,10 +322,14 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     versions = raw["versions"]
     env = raw["env"]
     load_start, load_end = raw["loadavg"]
+    # The machine the run was made on, so that a saved run re-printed on another keeps its own.
+    # Every run saved before it was recorded was made on the first AMD VM (their reports say so).
+    cpu = raw.get("cpu") or {"model": "AMD EPYC (the first AMD VM; family not recorded)", "flags": "AVX-512",
+                             "cpus": 2, "linux": "6.18.44-fc-v1252"}
     lines = [
         f"Command: `{raw['command']}`" + (f" (environment: {env})" if env else ""),
         "",
-        f"Machine: {_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} logical CPUs, Linux {platform.release()}; "
+        f"Machine: {cpu['model']} ({cpu['flags']}), {cpu['cpus']} logical CPUs, Linux {cpu['linux']}; "
         f"Python {versions['python']}, NumPy {versions['numpy']} with {blas.get('internal_api')} "
         f"{blas.get('version')} ({blas.get('architecture')} kernels), PyTorch {versions['torch']} CPU"
         + (f" ({machines[threads[0]]['torch_cpu_capability']} kernels)." if "torch_cpu_capability" in
@@ -422,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "env": env, "versions": _versions(),
+        "cpu": {"model": _cpu_model(), "flags": _cpu_flags(), "cpus": os.cpu_count(), "linux": platform.release()},
     }
 
     def save() -> None:  # after every measurement, so an interrupted run keeps what it measured

@@ -27,6 +27,20 @@ def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
     assert tuning._count_cpus("0-3,8,10-11") == 7
 
 
+def test_the_cpu_is_named_with_its_family_model_and_stepping(tmp_path):
+    # Two VMs that both call themselves "AMD EPYC" (Zen 4 and a faster one) must not share
+    # the measured choices kept under the machine's signature.
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n" \
+            "model name\t: AMD EPYC\nstepping\t: 1\n\n"
+    info.write_text(block.format(n=0, model=17) + block.format(n=1, model=99))
+    assert tuning.cpu_model(info) == "AMD EPYC (family 25, model 17, stepping 1)"
+    bare = tmp_path / "bare"
+    bare.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert tuning.cpu_model(bare) == "Some CPU"
+    assert tuning.cpu_model(tmp_path / "missing")  # the platform module's answer, never empty
+
+
 @pytest.mark.parametrize(("found", "inference", "inference_one", "conv"), [
     ((32 * 2**20, 2), 8 * 2**20, 4 * 2**20, 4 * 2**20),  # the AMD VM: 32 MiB of L3 for 2 CPUs
     ((30 * 2**20, 1), 15 * 2**20, 7.5 * 2**20, 7.5 * 2**20),
