@@ -323,8 +323,9 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     env = raw["env"]
     load_start, load_end = raw["loadavg"]
     # The machine the run was made on, so that a saved run re-printed on another keeps its own.
-    # Every run saved before it was recorded was made on the first AMD VM (their reports say so).
-    cpu = raw.get("cpu") or {"model": "AMD EPYC (the first AMD VM; family not recorded)", "flags": "AVX-512",
+    # Every run saved before it was recorded was made on the family-26 AMD VM (benchmarks/README.md,
+    # "Machines measured", noted by hand then).
+    cpu = raw.get("cpu") or {"model": "AMD EPYC (family 26, noted by hand)", "flags": "AVX-512",
                              "cpus": 2, "linux": "6.18.44-fc-v1252"}
     lines = [
         f"Command: `{raw['command']}`" + (f" (environment: {env})" if env else ""),

@@ -144,9 +144,9 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     when it gives them (else what the platform module says).
 
     Why the numbers: a VM's model name can hide the generation. Two of this project's 2-core
-    VMs both said "AMD EPYC": one with OpenBLAS's SkylakeX kernels at 254 GFLOP/s on one
-    thread, the other (family 25, model 17: Zen 4) at 103, where the choices measured on one
-    (the thread plans above) need not hold on the other."""
+    VMs both said "AMD EPYC": family 26 ran OpenBLAS's SkylakeX kernels at 254 GFLOP/s on one
+    thread, family 25 model 17 (Zen 4) at 103, and the choices measured on one (the thread
+    plans above) need not hold on the other."""
     fields: dict[str, str] = {}
     try:
         for line in cpuinfo.read_text().splitlines():
