@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["main", "targets_table"]
+__all__ = ["across_table", "main", "target_rows", "targets_table"]
 
 
 def _median(values: list[float]) -> float:
@@ -63,12 +63,11 @@ def _cells(raw: dict, threads: list[int], figure: Figure, net: str) -> list[str]
     return [*values, verdict, "; ".join(floors)]
 
 
-def targets_table(raw: dict) -> str:
-    """The issue's targets, one row each, against the run ``raw`` (a runner's --json file)."""
+def target_rows(raw: dict) -> list[tuple[str, list[str]]]:
+    """The issue's targets against the run ``raw`` (a runner's --json file): (title, cells), the
+    cells one per thread count, then the verdict and the floor."""
     threads = sorted(int(n) for n in raw["machines"])
-    head = " | ".join(f"{n} thread{'s' * (n > 1)}" for n in threads)
-    lines = [f"| target | {head} | | floor (best any im2col + BLAS implementation could do here) |",
-             "|---|" + "--:|" * len(threads) + "---|---|"]
+    lines: list[tuple[str, list[str]]] = []
 
     def train(limit: float, floor_limit: float | None = None) -> Callable[[dict], tuple[str, bool, str]]:
         def figure(r: dict) -> tuple[str, bool, str]:
@@ -112,27 +111,61 @@ def targets_table(raw: dict) -> str:
     ]
     for title, net, figure in rows:
         if any(r["net"] == net for r in raw["training"]):
-            lines.append(f"| {title} | " + " | ".join(_cells(raw, threads, figure, net)) + " |")
+            lines.append((title, _cells(raw, threads, figure, net)))
+    blank = [""] * (len(threads) - 1)
     for acc in raw.get("accuracy", []):
         if acc["net"] == "deep-convnet":
             lw = statistics.mean(100 * run["lw_test_acc"][-1] for run in acc["runs"])
             pt = statistics.mean(100 * run["torch_test_acc"][-1] for run in acc["runs"])
-            gap = abs(lw - pt)
             cell = f"{lw - pt:+.2f} points ({len(acc['runs'])} seeds)"
-            lines.append(f"| DeepConvNet test-accuracy gap of means ≤ 0.5 points | {cell} |"
-                         + " |" * (len(threads) - 1) + f" {'met' if gap <= 0.5 else 'not met'} | |")
+            lines.append(("DeepConvNet test-accuracy gap of means ≤ 0.5 points",
+                          [cell, *blank, "met" if abs(lw - pt) <= 0.5 else "not met", ""]))
     memory = {m["impl"]: m for m in raw.get("memory", []) if m["net"] == "deep-convnet"}
     if len(memory) == 2:
         lw, pt = memory["layerwise"]["peak_rss_mb"], memory["torch"]["peak_rss_mb"]
-        lines.append(f"| DeepConvNet training epoch, peak RSS under PyTorch's | {lw:.0f} MB vs {pt:.0f} MB |"
-                     + " |" * (len(threads) - 1) + f" {'met' if lw < pt else 'not met'} | |")
+        lines.append(("DeepConvNet training epoch, peak RSS under PyTorch's",
+                      [f"{lw:.0f} MB vs {pt:.0f} MB", *blank, "met" if lw < pt else "not met", ""]))
+    return lines
+
+
+def targets_table(raw: dict) -> str:
+    """The issue's targets, one row each, against the run ``raw`` (a runner's --json file)."""
+    threads = sorted(int(n) for n in raw["machines"])
+    head = " | ".join(f"{n} thread{'s' * (n > 1)}" for n in threads)
+    lines = [f"| target | {head} | | floor (best any im2col + BLAS implementation could do here) |",
+             "|---|" + "--:|" * len(threads) + "---|---|"]
+    lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in target_rows(raw)]
+    return "\n".join(lines)
+
+
+def across_table(runs: list[tuple[str, dict]]) -> str:
+    """One row per target, one column per labelled run: its figures at each thread count,
+    joined by " / ", and the verdict (**not met** in bold)."""
+    rows: dict[str, list[str]] = {}
+    for k, (_, raw) in enumerate(runs):
+        for title, cells in target_rows(raw):
+            values = [c for c in cells[:-2] if c]
+            figures = " / ".join(c.split(" (")[0] for c in values)
+            notes = [c.split(" (", 1)[1].split(" ", 1) for c in values if " (" in c]  # "1.7 of GEMM + copy floor)"
+            if len(notes) == len(values) and len({rest for _, rest in notes}) == 1:
+                figures += f" ({' / '.join(n for n, _ in notes)} {notes[0][1]}"
+            verdict = cells[-2] if cells[-2] == "met" else f"**{cells[-2]}**"
+            rows.setdefault(title, [""] * len(runs))[k] = f"{figures}: {verdict}"
+    lines = ["| target | " + " | ".join(label for label, _ in runs) + " |", "|---|" + "---|" * len(runs)]
+    lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.targets", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="JSON files written by python -m benchmarks --json")
+    parser.add_argument("--across", action="store_true",
+                        help="one table, a column per run (headed by its folder and file name), "
+                             "its 1 / 2 thread figures in each cell")
     args = parser.parse_args(argv)
+    if args.across:
+        print(across_table([(f"{path.parent.name}/{path.stem}", json.loads(path.read_text())) for path in args.runs]))
+        return 0
     for path in args.runs:
         raw = json.loads(path.read_text())
         blas = next(iter(raw["machines"].values()))["blas"]

@@ -253,12 +253,15 @@ def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: 
     assert again.stdout.strip() == run.stdout.strip()
 
 
+def _target_row(net, threads, lw, pt, floor, inference):
+    return {"net": net, "threads": threads, "lw_epoch_s": [lw], "torch_epoch_s": [pt], "gemm_floor_s": floor,
+            "copy_floor_s": floor / 2, "inference": inference}
+
+
 def test_the_targets_table_says_what_is_met_and_the_floor_where_not() -> None:
     from benchmarks.targets import targets_table
 
-    def row(net, threads, lw, pt, floor, inference):
-        return {"net": net, "threads": threads, "lw_epoch_s": [lw], "torch_epoch_s": [pt], "gemm_floor_s": floor,
-                "copy_floor_s": floor / 2, "inference": inference}
+    row = _target_row
 
     infer = [{"batch": 100, "lw_s": [2.0], "torch_s": [1.0], "gemm_floor_s": 0.8, "copy_floor_s": 0.2},
              {"batch": 1000, "lw_s": [0.9], "torch_s": [1.5], "gemm_floor_s": 0.7}]
@@ -285,3 +288,22 @@ def test_the_targets_table_says_what_is_met_and_the_floor_where_not() -> None:
     assert "not met" in lines["DeepConvNet test-accuracy gap of means ≤ 0.5 points"]
     assert "500 MB vs 560 MB" in lines["DeepConvNet training epoch, peak RSS under PyTorch's"]
     assert "SimpleConvNet" not in "".join(lines)  # not in this run: no row
+
+
+def test_the_targets_across_machines_put_each_run_in_a_column() -> None:
+    from benchmarks.targets import across_table
+
+    row = _target_row
+    fast = {"machines": {"1": {}, "2": {}}, "training": [row("mlp-small", 1, 0.5, 1.0, 0.1, []),
+                                                      row("mlp-small", 2, 0.5, 1.0, 0.1, []),
+                                                      row("convnet", 1, 3.0, 4.0, 1.0, []),
+                                                      row("convnet", 2, 3.0, 4.0, 2.0, [])]}
+    slow = {"machines": {"1": {}}, "training": [row("mlp-small", 1, 0.7, 1.0, 0.1, [])]}
+    lines = across_table([("zen4/skylakex", fast), ("other/haswell", slow)]).splitlines()
+    assert lines[0] == "| target | zen4/skylakex | other/haswell |"
+    rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
+    assert rows["784-50-10 training, lw/PT time ≤ 0.55"] == (
+        "| 784-50-10 training, lw/PT time ≤ 0.55 | 0.50 / 0.50: met | 0.70: **not met** |")
+    # lw over its GEMM floor (3.0 / 1.0, 3.0 / 2.0) and over GEMM + copies (3.0 / 1.5, 3.0 / 3.0)
+    assert rows["SimpleConvNet training, lw/GEMM floor ≤ 1.7"] == (
+        "| SimpleConvNet training, lw/GEMM floor ≤ 1.7 | 3.0 / 1.5 (2.0 / 1.0 of GEMM + copy floor): **not met** |  |")
