@@ -140,7 +140,8 @@ def targets_table(raw: dict) -> str:
 
 def across_table(runs: list[tuple[str, dict]]) -> str:
     """One row per target, one column per labelled run: its figures at each thread count,
-    joined by " / ", and the verdict (**not met** in bold)."""
+    joined by " / ", the verdict (**not met** in bold) and, where a target is not met, the
+    floor with copies (GEMM + copies for training, products + copies for inference)."""
     rows: dict[str, list[str]] = {}
     for k, (_, raw) in enumerate(runs):
         for title, cells in target_rows(raw):
@@ -150,6 +151,12 @@ def across_table(runs: list[tuple[str, dict]]) -> str:
             if len(notes) == len(values) and len({rest for _, rest in notes}) == 1:
                 figures += f" ({' / '.join(n for n, _ in notes)} {notes[0][1]}"
             verdict = cells[-2] if cells[-2] == "met" else f"**{cells[-2]}**"
+            # the floor with copies (the last figure of each thread count's floor), where one was printed
+            floors = [part.split(": ", 1) for part in cells[-1].split("; ") if part]
+            if floors:
+                last = [figures.split(", ")[-1].split(" (")[0] for _, figures in floors]
+                verdict += (f", floor {' / '.join(last)}" if len(floors) == len(values)
+                            else f", floor at {floors[0][0]} {last[0]}")
             rows.setdefault(title, [""] * len(runs))[k] = f"{figures}: {verdict}"
     lines = ["| target | " + " | ".join(label for label, _ in runs) + " |", "|---|" + "---|" * len(runs)]
     lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows.items()]

@@ -303,7 +303,10 @@ def test_the_targets_across_machines_put_each_run_in_a_column() -> None:
     assert lines[0] == "| target | zen4/skylakex | other/haswell |"
     rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
     assert rows["784-50-10 training, lw/PT time ≤ 0.55"] == (
-        "| 784-50-10 training, lw/PT time ≤ 0.55 | 0.50 / 0.50: met | 0.70: **not met** |")
+        "| 784-50-10 training, lw/PT time ≤ 0.55 | 0.50 / 0.50: met | 0.70: **not met**, floor 0.15 |")
+    assert across_table([("a", {**fast, "training": [row("mlp-small", 1, 0.5, 1.0, 0.1, []),
+                                                     row("mlp-small", 2, 0.6, 1.0, 0.2, [])]})]).splitlines()[2] == (
+        "| 784-50-10 training, lw/PT time ≤ 0.55 | 0.50 / 0.60: **not met**, floor at 2 threads 0.30 |")
     # lw over its GEMM floor (3.0 / 1.0, 3.0 / 2.0) and over GEMM + copies (3.0 / 1.5, 3.0 / 3.0)
     assert rows["SimpleConvNet training, lw/GEMM floor ≤ 1.7"] == (
         "| SimpleConvNet training, lw/GEMM floor ≤ 1.7 | 3.0 / 1.5 (2.0 / 1.0 of GEMM + copy floor): **not met** |  |")
