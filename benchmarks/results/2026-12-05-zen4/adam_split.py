@@ -46,4 +46,5 @@ for round_ in range(3):
         start = time.perf_counter()
         for _ in range(300):
             step(split)
-        print(f"round {round_}: {'split' if split else 'whole'} {(time.perf_counter() - start) / 300 * 1e3:.3f} ms a step")
+        ms = (time.perf_counter() - start) / 300 * 1e3
+        print(f"round {round_}: {'split' if split else 'whole'} {ms:.3f} ms a step")
