@@ -8,11 +8,12 @@ Three choices here, none a constant tuned on one VM:
   or each batch cut into one part per thread, each part through the whole network
   (``"split"``, see ``models.batch_parts``; offered for the networks it can cut).
   Which is fastest depends on the CPU, its BLAS kernels and the network. Measured by the
-  benchmark runner on the 2-core AMD VM (SkylakeX kernels, 2 threads, ms a step as blas /
-  blas1 / owned / split; benchmarks/README.md, "What layerwise chose on each machine"):
-  784-50-10 0.17 / 0.19 / 0.19 / 0.37, 784-512-512-10 2.8 / 3.0 / 2.9 / 2.9, SimpleConvNet
-  11.6 / 10.6 / 7.7 / 6.4, DeepConvNet 44 / 54 / 34 / 30; a day earlier blas1 won for
-  784-50-10. On an Intel VM the 784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's
+  benchmark runner on the 2-core AMD VM of family 26 (SkylakeX kernels, 2 threads, ms a step
+  as blas / blas1 / owned / split; benchmarks/README.md, "What layerwise chose on each
+  machine"): 784-50-10 0.17 / 0.19 / 0.19 / 0.37, 784-512-512-10 2.8 / 3.0 / 2.9 / 2.9,
+  SimpleConvNet 11.6 / 10.6 / 7.7 / 6.4, DeepConvNet 44 / 54 / 34 / 30; a day earlier blas1
+  won for 784-50-10. On a Zen 4 VM (family 25) with Haswell kernels 784-512-512-10 split its
+  batch (6.1 / 5.6 / 5.1 / 4.1). On an Intel VM the 784-512-512-10 epoch on two BLAS threads was 1.55x PyTorch's
   (issue 21's own report; no session has measured an Intel machine since).
   So the Trainer times a copy of the network under each plan the first time that network
   trains on this machine with that many threads, and keeps the winner in a small JSON file
