@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,41 @@ def test_under_load_runs_every_situation_for_real(tmp_path: Path) -> None:
     assert all(len(r["cpu_cores"]) == 2 for r in copies)  # both copies reported
     assert "| mlp-small | numpy |" in proc.stdout
     # Every process it started is gone.
-    leftover = subprocess.run(["pgrep", "-f", "benchmarks.load_worker"], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""
+    assert _command_lines_containing("benchmarks.load_worker") == []
+
+
+def _command_lines_containing(text: str) -> list[str]:
+    """The command lines of running processes that contain ``text``, read from /proc (what
+    ``pgrep -f`` does, without needing procps: a slim Python image has no pgrep)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        line = b" ".join(args).decode(errors="replace")
+        if text in line:
+            found.append(line)
+    return found
+
+
+def test_the_process_check_finds_a_running_command() -> None:
+    # The check above must be able to fail: a process it should see is seen, until it ends.
+    marker = "layerwise-process-check-marker"
+
+    def seen_within(seconds: float, expected: bool) -> bool:
+        deadline = time.monotonic() + seconds
+        while bool(_command_lines_containing(marker)) != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(_command_lines_containing(marker)) == expected
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(30)", marker])
+    try:
+        assert seen_within(10, expected=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen_within(10, expected=False)
 
 
 def test_before_after_measures_one_workload_from_a_given_tree() -> None:
