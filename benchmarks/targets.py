@@ -15,8 +15,9 @@ import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["across_table", "main", "target_rows", "targets_table"]
+__all__ = ["Reading", "TargetRow", "across_table", "main", "target_rows", "targets_table"]
 
 
 def _median(values: list[float]) -> float:
@@ -43,56 +44,57 @@ def _inference(r: dict, batch: int | str) -> tuple[float, float, float | None, f
     return _median(found["lw_s"]), _median(found["torch_s"]), found.get("gemm_floor_s"), found.get("copy_floor_s")
 
 
-Figure = Callable[[dict], tuple[str, bool, str] | None]  # a row -> (cell, met?, floor cell)
+class Reading(NamedTuple):
+    """One target's figure at one thread count."""
+
+    value: str  # "1.32"
+    ok: bool
+    #: a second figure beside it, (number, what): ("1.7", "of GEMM + copy floor")
+    note: tuple[str, str] | None = None
+    #: where the target is not met, the floors, (number, what), the one with copies last
+    floors: tuple[tuple[str, str], ...] = ()
 
 
-def _cells(raw: dict, threads: list[int], figure: Figure, net: str) -> list[str]:
-    values, met, floors = [], [], []
-    for n in threads:
-        r = _row(raw, net, n)
-        got = None if r is None else figure(r)
-        if got is None:
-            values.append("-")
-            continue
-        text, ok, floor = got
-        values.append(text)
-        met.append(ok)
-        if floor:
-            floors.append(f"{n} thread{'s' * (n > 1)}: {floor}")
-    verdict = "met" if met and all(met) else ("not met" if met else "not measured")
-    return [*values, verdict, "; ".join(floors)]
+class TargetRow(NamedTuple):
+    title: str
+    readings: list[Reading | None]  # one per thread count (None: not measured there)
+    verdict: str  # "met", "not met", "not measured"
+    text: str = ""  # a row measured once, not per thread count: its one cell
 
 
-def target_rows(raw: dict) -> list[tuple[str, list[str]]]:
-    """The issue's targets against the run ``raw`` (a runner's --json file): (title, cells), the
-    cells one per thread count, then the verdict and the floor."""
+Figure = Callable[[dict], Reading | None]
+
+
+def _floors(*pairs: tuple[float | None, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{value:.2f}", what) for value, what in pairs if value is not None)
+
+
+def target_rows(raw: dict) -> list[TargetRow]:
+    """The issue's targets against the run ``raw`` (a runner's --json file)."""
     threads = sorted(int(n) for n in raw["machines"])
-    lines: list[tuple[str, list[str]]] = []
 
-    def train(limit: float, floor_limit: float | None = None) -> Callable[[dict], tuple[str, bool, str]]:
-        def figure(r: dict) -> tuple[str, bool, str]:
+    def train(limit: float, floor_limit: float | None = None) -> Figure:
+        def figure(r: dict) -> Reading:
             lw, pt = _median(r["lw_epoch_s"]), _median(r["torch_epoch_s"])
+            gemm, copy = r["gemm_floor_s"], r.get("copy_floor_s")
             if floor_limit is not None:  # layerwise over its own GEMM floor
-                ratio = lw / r["gemm_floor_s"]
-                copy = r.get("copy_floor_s")
-                extra = f" ({lw / (r['gemm_floor_s'] + copy):.1f} of GEMM + copy floor)" if copy else ""
-                return f"{ratio:.1f}{extra}", ratio <= floor_limit, ""
-            floor = f"{r['gemm_floor_s'] / pt:.2f}"
-            if r.get("copy_floor_s"):
-                floor += f" (GEMM), {(r['gemm_floor_s'] + r['copy_floor_s']) / pt:.2f} (GEMM + copies)"
-            return f"{lw / pt:.2f}", lw / pt <= limit, floor if lw / pt > limit else ""
+                note = (f"{lw / (gemm + copy):.1f}", "of GEMM + copy floor") if copy else None
+                return Reading(f"{lw / gemm:.1f}", lw / gemm <= floor_limit, note)
+            floors = _floors((gemm / pt, "GEMM"), ((gemm + copy) / pt if copy else None, "GEMM + copies"))
+            return Reading(f"{lw / pt:.2f}", lw / pt <= limit, floors=floors if lw / pt > limit else ())
         return figure
 
-    def infer(batch: int | str) -> Callable[[dict], tuple[str, bool, str] | None]:
-        def figure(r: dict) -> tuple[str, bool, str] | None:
+    def infer(batch: int | str) -> Figure:
+        def figure(r: dict) -> Reading | None:
             got = _inference(r, batch)
             if got is None:
                 return None
             lw, pt, floor, copies = got
-            ceiling = f"{pt / floor:.2f}" if floor and pt / lw < 1 else ""
-            if ceiling and copies:
-                ceiling += f" (products), {pt / (floor + copies):.2f} (products + copies)"
-            return f"{pt / lw:.2f}", pt / lw >= 1, ceiling
+            floors = ()
+            if floor and pt / lw < 1:
+                floors = _floors((pt / floor, "products"), (pt / (floor + copies) if copies else None,
+                                                           "products + copies"))
+            return Reading(f"{pt / lw:.2f}", pt / lw >= 1, floors=floors)
 
         return figure
 
@@ -109,32 +111,50 @@ def target_rows(raw: dict) -> list[tuple[str, list[str]]]:
         ("DeepConvNet inference, batch 100, speed-up ≥ 1", "deep-convnet", infer(100)),
         ("DeepConvNet inference, each side's best batch, speed-up ≥ 1", "deep-convnet", infer("best")),
     ]
+    out: list[TargetRow] = []
     for title, net, figure in rows:
         if any(r["net"] == net for r in raw["training"]):
-            lines.append((title, _cells(raw, threads, figure, net)))
-    blank = [""] * (len(threads) - 1)
+            readings = [None if (r := _row(raw, net, n)) is None else figure(r) for n in threads]
+            met = [reading.ok for reading in readings if reading is not None]
+            verdict = "met" if met and all(met) else ("not met" if met else "not measured")
+            out.append(TargetRow(title, readings, verdict))
     for acc in raw.get("accuracy", []):
         if acc["net"] == "deep-convnet":
             lw = statistics.mean(100 * run["lw_test_acc"][-1] for run in acc["runs"])
             pt = statistics.mean(100 * run["torch_test_acc"][-1] for run in acc["runs"])
-            cell = f"{lw - pt:+.2f} points ({len(acc['runs'])} seeds)"
-            lines.append(("DeepConvNet test-accuracy gap of means ≤ 0.5 points",
-                          [cell, *blank, "met" if abs(lw - pt) <= 0.5 else "not met", ""]))
+            out.append(TargetRow("DeepConvNet test-accuracy gap of means ≤ 0.5 points", [],
+                                 "met" if abs(lw - pt) <= 0.5 else "not met",
+                                 f"{lw - pt:+.2f} points ({len(acc['runs'])} seeds)"))
     memory = {m["impl"]: m for m in raw.get("memory", []) if m["net"] == "deep-convnet"}
     if len(memory) == 2:
         lw, pt = memory["layerwise"]["peak_rss_mb"], memory["torch"]["peak_rss_mb"]
-        lines.append(("DeepConvNet training epoch, peak RSS under PyTorch's",
-                      [f"{lw:.0f} MB vs {pt:.0f} MB", *blank, "met" if lw < pt else "not met", ""]))
-    return lines
+        out.append(TargetRow("DeepConvNet training epoch, peak RSS under PyTorch's", [],
+                             "met" if lw < pt else "not met", f"{lw:.0f} MB vs {pt:.0f} MB"))
+    return out
+
+
+def _threads_label(n: int) -> str:
+    return f"{n} thread{'s' * (n > 1)}"
 
 
 def targets_table(raw: dict) -> str:
     """The issue's targets, one row each, against the run ``raw`` (a runner's --json file)."""
     threads = sorted(int(n) for n in raw["machines"])
-    head = " | ".join(f"{n} thread{'s' * (n > 1)}" for n in threads)
-    lines = [f"| target | {head} | | floor (best any im2col + BLAS implementation could do here) |",
+    lines = [f"| target | {' | '.join(map(_threads_label, threads))} | | "
+             "floor (best any im2col + BLAS implementation could do here) |",
              "|---|" + "--:|" * len(threads) + "---|---|"]
-    lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in target_rows(raw)]
+    for row in target_rows(raw):
+        if row.text:
+            cells = [row.text, *[""] * (len(threads) - 1), row.verdict, ""]
+        else:
+            values = ["-" if r is None else r.value + (f" ({' '.join(r.note)})" if r.note else "")
+                      for r in row.readings]
+            floors = "; ".join(
+                f"{_threads_label(n)}: "
+                + (r.floors[0][0] if len(r.floors) == 1 else ", ".join(f"{v} ({what})" for v, what in r.floors))
+                for n, r in zip(threads, row.readings, strict=True) if r is not None and r.floors)
+            cells = [*values, row.verdict, floors]
+        lines.append(f"| {row.title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -142,24 +162,23 @@ def across_table(runs: list[tuple[str, dict]]) -> str:
     """One row per target, one column per labelled run: its figures at each thread count,
     joined by " / ", the verdict (**not met** in bold) and, where a target is not met, the
     floor with copies (GEMM + copies for training, products + copies for inference)."""
-    rows: dict[str, list[str]] = {}
+    table: dict[str, list[str]] = {}
     for k, (_, raw) in enumerate(runs):
-        for title, cells in target_rows(raw):
-            values = [c for c in cells[:-2] if c]
-            figures = " / ".join(c.split(" (")[0] for c in values)
-            notes = [c.split(" (", 1)[1].split(" ", 1) for c in values if " (" in c]  # "1.7 of GEMM + copy floor)"
-            if len(notes) == len(values) and len({rest for _, rest in notes}) == 1:
-                figures += f" ({' / '.join(n for n, _ in notes)} {notes[0][1]}"
-            verdict = cells[-2] if cells[-2] == "met" else f"**{cells[-2]}**"
-            # the floor with copies (the last figure of each thread count's floor), where one was printed
-            floors = [part.split(": ", 1) for part in cells[-1].split("; ") if part]
-            if floors:
-                last = [figures.split(", ")[-1].split(" (")[0] for _, figures in floors]
-                verdict += (f", floor {' / '.join(last)}" if len(floors) == len(values)
-                            else f", floor at {floors[0][0]} {last[0]}")
-            rows.setdefault(title, [""] * len(runs))[k] = f"{figures}: {verdict}"
+        threads = sorted(int(n) for n in raw["machines"])
+        for row in target_rows(raw):
+            readings = [(n, r) for n, r in zip(threads, row.readings, strict=False) if r is not None]
+            figures = row.text or " / ".join(r.value for _, r in readings)
+            notes = [r.note for _, r in readings if r.note]
+            if notes and len(notes) == len(readings) and len({what for _, what in notes}) == 1:
+                figures += f" ({' / '.join(v for v, _ in notes)} {notes[0][1]})"
+            verdict = row.verdict if row.verdict == "met" else f"**{row.verdict}**"
+            floored = [(n, r.floors[-1][0]) for n, r in readings if r.floors]  # the floor with copies
+            if floored:
+                verdict += (f", floor {' / '.join(v for _, v in floored)}" if len(floored) == len(readings)
+                            else f", floor at {_threads_label(floored[0][0])} {floored[0][1]}")
+            table.setdefault(row.title, [""] * len(runs))[k] = f"{figures}: {verdict}"
     lines = ["| target | " + " | ".join(label for label, _ in runs) + " |", "|---|" + "---|" * len(runs)]
-    lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows.items()]
+    lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in table.items()]
     return "\n".join(lines)
 
 
