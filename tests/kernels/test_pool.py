@@ -83,6 +83,59 @@ def test_fast_path_equals_general_path(n, c, oh, ow, k, levels, dtype, seed):
     np.testing.assert_array_equal(np.sort(fast[fast != 0]), np.sort(dout.ravel()))
 
 
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 owned threads"])
+def owned(request, monkeypatch):
+    """Run the block on 1 thread, or with layerwise owning 2 (large passes then run in parts)."""
+    from layerwise.kernels import threads
+
+    monkeypatch.setattr(threads, "run_threads", lambda: (request.param, True))
+    with threads.owned_threads():
+        yield request.param
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 5), oh=st.integers(1, 4), ow=st.integers(1, 4),
+    k=st.integers(1, 3), levels=st.sampled_from([1, 2, 1000]),
+    dtype=st.sampled_from([np.float32, np.float64, np.int32, np.uint8]), seed=SEEDS,
+)
+def test_tiled_rows_equal_the_strided_views_bit_for_bit(n, c, oh, ow, k, levels, dtype, seed):
+    # Windows tiling a channels-last x take the dense rows (_tiled_offsets); the strided views
+    # are the path every other geometry takes, checked against the book above.
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0 if dtype == np.uint8 else -levels, levels + 1, (n, oh * k, ow * k, c))
+    x = x.astype(dtype).transpose(0, 3, 1, 2)  # ties galore, channels-last as after a Convolution
+    for with_arg_max in (True, False):
+        out, arg_max = max_pool(x, k, k, k, with_arg_max=with_arg_max)
+        ref_out, ref_arg = max_pool(x, k, k, k, with_arg_max=with_arg_max, tiled_fast_path=False)
+        assert out.dtype == ref_out.dtype and out.strides == ref_out.strides
+        np.testing.assert_array_equal(out, ref_out)
+        if with_arg_max:
+            assert arg_max.dtype == ref_arg.dtype and arg_max.strides == ref_arg.strides
+            np.testing.assert_array_equal(arg_max, ref_arg)
+        else:
+            assert arg_max is None and ref_arg is None
+
+
+@pytest.mark.parametrize("shape", [(100, 30, 24, 24), (7, 16, 28, 28), (3, 64, 8, 8)])
+def test_tiled_rows_in_parts_equal_the_book(owned, shape):
+    # Large enough to run in parts on the owned threads; -0.0 against 0.0, NaN and ties kept.
+    rng = np.random.default_rng(11)
+    N, C, H, W = shape
+    x = np.round(rng.standard_normal((N, H, W, C)), 1).astype(np.float32)
+    x[0, :2, :2, 0] = [[-0.0, 0.0], [0.0, -0.0]]
+    x[-1, 2, 3, -1] = np.nan
+    x = x.transpose(0, 3, 1, 2)
+    out, arg_max = max_pool(x, 2, 2, 2)
+    strided_out = max_pool(x, 2, 2, 2, tiled_fast_path=False)[0]
+    np.testing.assert_array_equal(out.view(np.uint32), strided_out.view(np.uint32))  # the same bits
+    ref_out, ref_arg = book_max_pool(x, 2, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    windows = ~np.isnan(ref_out).transpose(0, 2, 3, 1).ravel()  # a NaN window's position: unspecified
+    np.testing.assert_array_equal(arg_max.transpose(0, 2, 3, 1).ravel()[windows], ref_arg[windows])
+    np.testing.assert_array_equal(max_pool(x, 2, 2, 2, with_arg_max=False)[0], out)
+
+
 @pytest.mark.parametrize("stride, pad", [(2, 0), (1, 1)])
 def test_pooling_out_and_dx_take_the_inputs_memory_layout(stride, pad):
     rng = np.random.default_rng(8)
