@@ -27,6 +27,19 @@ def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
     assert tuning._count_cpus("0-3,8,10-11") == 7
 
 
+def test_the_core_cache_is_the_level_2_data_cache_from_sysfs(tmp_path):
+    tuning.core_cache_bytes.cache_clear()
+    try:
+        root = _sysfs(tmp_path / "amd", [(1, "Data", "48K", "0"), (1, "Instruction", "32K", "0"),
+                                         (2, "Unified", "1024K", "0"), (3, "Unified", "32768K", "0-1")])
+        assert tuning.core_cache_bytes(root) == 2**20
+        huge = _sysfs(tmp_path / "huge", [(2, "Unified", "65536K", "0")])
+        assert tuning.core_cache_bytes(huge) == 4 * 2**20  # clamped
+        assert tuning.core_cache_bytes(tmp_path / "missing") == 2**20  # the default
+    finally:
+        tuning.core_cache_bytes.cache_clear()
+
+
 def test_the_cpu_is_named_with_its_family_model_and_stepping(tmp_path):
     # Two VMs that both call themselves "AMD EPYC" (Zen 4 and a faster one) must not share
     # the measured choices kept under the machine's signature.

@@ -4,7 +4,8 @@ a time, and the input gradient.
 Plain expressions (the book's, in ``layerwise.functional``; checked in tests/kernels/):
 ``im2col(x, FH, FW, stride, pad)`` is ``functional.im2col`` with each row's columns in
 (fh, fw, c) order instead of (c, fh, fw) (the same when C == 1);
-``im2col_dot(x, col_W, b, ...)`` is ``im2col(x, ...) @ col_W + b``;
+``im2col_dot(x, col_W, b, ...)`` is ``im2col(x, ...) @ col_W + b``, and so is
+``conv_forward``, by im2col_dot or by ``winograd`` where that is faster on this machine;
 ``im2col_weight_grad(d, x, ...)`` is ``d.T @ im2col(x, ...)``; and
 ``conv_input_grad(d, W, ...)`` is ``functional.col2im(d @ W.reshape(FN, -1), ...)``, computed
 one of two ways by shape. The last three work through the batch in cache-sized chunks.
@@ -16,6 +17,7 @@ strided view of a whole chunk of images, never a single position.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import EllipsisType
 
@@ -23,12 +25,12 @@ import numpy as np
 
 from ..checks import conv_output_shape
 from ..errors import ShapeError
-from . import tuning
-from .threads import SPLIT_MIN_ELEMENTS, in_chunks, in_parts
+from . import tuning, winograd
+from .threads import SPLIT_MIN_ELEMENTS, in_chunks, in_parts, run_threads
 
 __all__ = [
-    "add_to_rows", "add_windows", "by_correlation", "conv_input_grad", "im2col", "im2col_dot", "im2col_weight_grad",
-    "offset_slices", "pad_hw",
+    "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "im2col", "im2col_dot",
+    "im2col_weight_grad", "offset_slices", "pad_hw",
 ]
 
 
@@ -172,6 +174,61 @@ def im2col_dot(
     return out
 
 
+#: Convolutions with fewer multiply-adds an image than this always compute by im2col: the
+#: one-time measurement that picks the way (a few ms) would outweigh what Winograd saves.
+WINOGRAD_MIN_WORK = 1 << 20
+
+
+def conv_forward(
+    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """``im2col(x, FH, FW, stride, pad) @ col_W + b``, the convolution's forward as rows
+    (N·OH·OW, FN): ``im2col_dot``, or for a stride-1 3×3 convolution that this machine runs
+    faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides)."""
+    conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")  # a bad x reported as im2col_dot would
+    C = x.shape[1]
+    FN = col_W.shape[1] if col_W.ndim == 2 else 0
+    W_shape = (FN, C, FH, FW)
+    if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,) and use_winograd(x, W_shape, stride, pad, col_W.dtype):
+        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad)
+        add_to_rows(out, b.reshape(-1))
+        return out
+    return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
+
+
+def use_winograd(x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype) -> bool:
+    """Whether the convolution of ``x`` with weights of ``W_shape`` computes by Winograd:
+    where ``winograd.applies``, with at least ``WINOGRAD_MIN_WORK`` multiply-adds an image, and
+    where ``tuning.winograd_pays`` finds it faster on this machine (measured once on up to 32
+    of these images, both ways in turn, and kept)."""
+    N, C, H, W = x.shape
+    FN = W_shape[0]
+    if N == 0 or not winograd.applies(W_shape, stride, pad, np.result_type(x, dtype)):
+        return False
+    OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
+    if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
+        return False
+    key = f"C{C} FN{FN} {H}x{W} pad {pad} {np.result_type(x, dtype).name}, threads {run_threads()[0]}"
+    return tuning.winograd_pays(key, lambda: _time_ways(x[:32], W_shape, pad, np.result_type(x, dtype)))
+
+
+def _time_ways(x: np.ndarray, W_shape: tuple[int, ...], pad: int, dtype: np.dtype) -> dict[str, float]:
+    """Seconds each way takes on ``x`` with random weights of ``W_shape``: the median of 5
+    calls, the ways taking turns."""
+    W = np.random.default_rng(0).standard_normal(W_shape).astype(dtype)
+    col_W = W.transpose(0, 2, 3, 1).reshape(W_shape[0], -1).T
+    x = x.astype(dtype, copy=False)
+    ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad),
+            "winograd": lambda: winograd.winograd_conv(x, W, pad)}
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(6):  # the first round only warms up
+        for way, run in ways.items():
+            start = time.perf_counter()
+            run()
+            times[way].append(time.perf_counter() - start)
+    return {way: float(np.median(spent[1:])) for way, spent in times.items()}
+
+
 def im2col_weight_grad(
     d: np.ndarray, x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
 ) -> np.ndarray:
@@ -275,6 +332,9 @@ def _input_grad_by_correlation(
     N, C, H, Wd = x_shape
     FN, _, FH, FW = W.shape
     dout = d.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)  # an NCHW view of d's channels-last rows
+    turned_W = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, FN, FH, FW): the filters of this convolution
+    if use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype):
+        return winograd.winograd_conv(dout, turned_W, FH - 1 - pad).reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
     turned = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(FH * FW * FN, C)  # rows (fh, fw, f)
     dx = np.empty((N, H, Wd, C), dtype=np.result_type(d, W))
 

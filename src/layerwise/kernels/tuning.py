@@ -70,6 +70,7 @@ __all__ = [
     "TUNING_ENV_VAR",
     "ThreadPlan",
     "cache_file",
+    "core_cache_bytes",
     "cpu_model",
     "enter_plan",
     "inference_chunk_bytes",
@@ -78,6 +79,7 @@ __all__ = [
     "machine_signature",
     "measure_plans",
     "training_plan",
+    "winograd_pays",
 ]
 
 TUNING_ENV_VAR = "LAYERWISE_TUNING"
@@ -241,11 +243,11 @@ def _remember(signature: str, key: str, record: dict) -> bool:
         return False
 
 
-def _recall(signature: str, key: str) -> dict | None:
+def _recall(signature: str, key: str, valid: Callable[[object], bool] = _valid) -> dict | None:
     if (signature, key) in _memory:
         return _memory[signature, key]
     record = _read().get(signature, {}).get(key)
-    if _valid(record):
+    if valid(record):
         _memory[signature, key] = record
         return record
     return None
@@ -347,6 +349,39 @@ def _measured(
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
+def winograd_pays(key: str, measure: Callable[[], dict[str, float]]) -> bool:
+    """Whether the convolution ``key`` (its per-image shape, dtype and threads) runs faster by
+    Winograd than by im2col on this machine (``kernels.winograd`` says why it depends on the
+    machine): kept from an earlier measurement, else measured now by ``measure()`` (seconds
+    by way, ``"im2col"`` and ``"winograd"``) and kept, so that later runs compute the same way
+    and repeat their numbers. Winograd only when faster by ``MARGIN``; never with
+    ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed)."""
+    if not tuning_enabled():
+        return False
+    signature, full_key = machine_signature(), f"convolution {key}"
+    record = _recall(signature, full_key, _valid_way)
+    if record is None:
+        with _machine_lock():
+            record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
+    return record["way"] == "winograd"
+
+
+def _valid_way(record: object) -> bool:
+    return isinstance(record, dict) and record.get("way") in ("im2col", "winograd")
+
+
+def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str, float]]) -> dict:
+    try:
+        seconds = measure()
+    except Exception:  # any: the convolution itself then reports what is wrong with its input
+        return {"way": "im2col"}  # not kept: measured again next time
+    way = "winograd" if seconds["winograd"] < (1 - MARGIN) * seconds["im2col"] else "im2col"
+    record = {"way": way, "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()},
+              "measured": time.strftime("%Y-%m-%d")}
+    _remember(signature, full_key, record)
+    return record
+
+
 def last_level_cache(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> tuple[int, int] | None:
     """(bytes, CPUs sharing it) of the largest data cache CPU 0 sees, from Linux's sysfs;
     None where the system does not say."""
@@ -363,6 +398,21 @@ def last_level_cache(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) ->
         if best is None or level > best[0]:
             best = (level, size, shared)
     return None if best is None else (best[1], best[2])
+
+
+@functools.cache
+def core_cache_bytes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The size of the level-2 data cache CPU 0 has (to itself on the machines measured), from
+    Linux's sysfs, clamped to 256 KiB-4 MiB; 1 MiB where the system does not say. The budget of
+    one Winograd chunk (``kernels.winograd``): its transformed tiles stay there between the
+    transform and the products."""
+    for index in sorted(root.glob("index*")):
+        try:
+            if (index / "type").read_text().strip() != "Instruction" and int((index / "level").read_text()) == 2:
+                return min(4 * 2**20, max(2**18, _parse_size((index / "size").read_text())))
+        except (OSError, ValueError):
+            continue
+    return 2**20
 
 
 def _parse_size(text: str) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 from ..checks import check_dout, check_window, conv_output_shape
 from ..errors import InputError, ShapeError
 from ..kernels.caches import ones
-from ..kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
+from ..kernels.conv import conv_forward, conv_input_grad, im2col, im2col_weight_grad
 from ..kernels.pool import avg_pool, avg_pool_backward, is_channels_last, max_pool, max_pool_backward
 from .base import Layer, book_attribute
 
@@ -70,7 +70,7 @@ class Convolution(Layer):
         FN, _, FH, FW = W.shape
         OH, OW = self._out_hw(x.shape)
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
-        out = im2col_dot(x, col_W, b, FH, FW, self.stride, self.pad)  # im2col(x)·col_W + b: kernels.conv
+        out = conv_forward(x, col_W, b, FH, FW, self.stride, self.pad)  # im2col(x)·col_W + b: kernels.conv
         self.x, self.col_W, self._shown_col = x, col_W, None
         return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
 

@@ -1,0 +1,137 @@
+"""Convolution's Winograd fast path: F(2×2, 3×3) for stride-1 3×3 convolutions (Lavin and
+Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+
+Plain expression (checked in tests/kernels/test_winograd.py): ``winograd_conv(x, W, pad)`` is
+``conv.im2col(x, 3, 3, 1, pad) @ col_W`` with ``col_W`` W's (fh, fw, c) rows: the same sums of
+the same products, formed another way, so equal up to float rounding.
+
+How: each 2×2 block of outputs of one filter g (3×3) on one 4×4 input tile d is
+Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplications instead of 36. Summed over the input
+channels, the 16 elementwise products become 16 matrix products, one per position k of the
+4×4 transformed tile: M_k (tiles, FN) = V_k (tiles, C) · U_k (C, FN), V = Bᵀ d B of every
+tile, U = G g Gᵀ of every filter. The transforms are sums and differences of strided views,
+a few images at a time so that V and M stay in the core's own cache.
+
+Why: the products are 2.25× fewer multiply-adds, and DeepConvNet's products are most of its
+time. With the transforms' passes over V and M the way pays where the channels are many
+(measured ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd:
+C32->64 8×8 3.0 / 2.1, C64->64 8×8 5.7 / 3.7, C32->32 14×14 pad 2 6.6 / 5.5, but C16->16
+28×28 7.2 / 7.6: benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt). Where
+it pays depends on the machine's products against its memory, so ``kernels.conv`` asks
+``kernels.tuning.winograd_pays``, which measures each shape once on the machine and keeps
+the answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import tuning
+from .threads import in_chunks
+
+__all__ = ["applies", "filter_transform", "winograd_conv"]
+
+#: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs (as Aᵀ).
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+_G_KRON = np.kron(G, G)  # (16, 9): row (a, b), column (i, j) holds G[a, i]·G[b, j]
+
+
+def applies(W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype) -> bool:
+    """Whether ``winograd_conv`` computes this convolution: 3×3 filters, stride 1, pad 0-2
+    (each output's window inside the tile's padding), float32 or float64."""
+    float_type = np.dtype(dtype) in (np.float32, np.float64)
+    return tuple(W_shape[2:]) == (3, 3) and stride == 1 and 0 <= pad <= 2 and float_type
+
+
+def filter_transform(W: np.ndarray) -> np.ndarray:
+    """U = G g Gᵀ of every filter g = W[f, c] (FN, C, 3, 3), as 16 matrices (16, C, FN), one per
+    position (a, b) of the transformed tile: U[(a, b)] = Σ_ij G[a, i] G[b, j] g[i, j], all of
+    them one product with the Kronecker product G⊗G (16, 9). (G @ W @ Gᵀ broadcast over the
+    filters took 0.4 ms for 64×32 filters, this 18 us.)"""
+    FN, C = W.shape[:2]
+    return (_G_KRON.astype(W.dtype) @ W.transpose(2, 3, 1, 0).reshape(9, C * FN)).reshape(16, C, FN)
+
+
+def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
+    """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
+    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``; a few images at a time
+    (as many as keep their V within the core's own cache, ``tuning.core_cache_bytes``)."""
+    N, C, H, Wd = x.shape
+    FN = W.shape[0]
+    OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
+    TH, TW = -(-OH // 2), -(-OW // 2)  # 2×2 output blocks down and across
+    U = filter_transform(W)
+    out = np.empty((N * OH * OW, FN), dtype=np.result_type(x, W))
+    rows = OH * OW
+    x_cl = x.transpose(0, 2, 3, 1)  # channels-last; a Convolution's input usually is already
+
+    def chunk(images: slice) -> None:
+        V = _input_transform(np.ascontiguousarray(x_cl[images]), pad, TH, TW)
+        M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
+        _output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
+
+    per_image = 16 * TH * TW * C * out.itemsize  # one image's V
+    in_chunks(chunk, N, max(1, min(N, tuning.core_cache_bytes() // per_image)))
+    return out
+
+
+def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray:
+    """V = Bᵀ d B of every 4×4 tile d (stride 2) of the zero-padded channels-last images
+    ``x_cl`` (n, H, W, C), as (16, n·TH·TW, C). Bᵀ is applied along the columns first and then
+    along the rows, each as four sums or differences of whole slices: the padded image is
+    first split into its even and odd columns (each pixel's C values moved as one np.void,
+    one memcpy), so that every pass runs along whole rows instead of runs of C values."""
+    n, H, Wd, C = x_cl.shape
+    pixel = np.dtype((np.void, C * x_cl.itemsize))
+    # split[p][:, q, k] = the padded image's pixel (row q, column 2k + p)
+    split = np.zeros((2, n, 2 * TH + 2, TW + 1, C), dtype=x_cl.dtype)
+    for parity in (0, 1):
+        first = (parity - pad) % 2  # the first input column that lands on this parity
+        count = len(range(first, Wd, 2))
+        start = (first + pad) // 2
+        np.copyto(split[parity, :, pad : pad + H, start : start + count].view(pixel)[..., 0],
+                  x_cl.view(pixel)[:, :, first::2, 0])
+    even, odd = split[0], split[1]
+    c0, c1, c2, c3 = even[:, :, :TW], odd[:, :, :TW], even[:, :, 1:], odd[:, :, 1:]  # the tiles' columns
+    across = np.empty((4, n, 2 * TH + 2, TW, C), dtype=x_cl.dtype)  # d B, for every row
+    np.subtract(c0, c2, out=across[0])
+    np.add(c1, c2, out=across[1])
+    np.subtract(c2, c1, out=across[2])
+    np.subtract(c1, c3, out=across[3])
+    r0, r1, r2, r3 = (across[:, :, k : k + 2 * TH : 2] for k in range(4))  # the tiles' rows
+    V = np.empty((4, 4, n, TH, TW, C), dtype=x_cl.dtype)  # Bᵀ d B
+    np.subtract(r0, r2, out=V[0])
+    np.add(r1, r2, out=V[1])
+    np.subtract(r2, r1, out=V[2])
+    np.subtract(r1, r3, out=V[3])
+    return V.reshape(16, n * TH * TW, C)
+
+
+def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
+    """Y = Aᵀ M A of every tile's 4×4 products M (16, tiles, FN), each tile's 2×2 block of
+    outputs written to its place in ``out_rows`` (n·OH·OW, FN); blocks that overhang an odd
+    OH or OW are cropped."""
+    FN = M.shape[2]
+    n = M.shape[1] // (TH * TW)
+    m = M.reshape(4, 4, -1)
+    rows = np.empty((2, 4, m.shape[2]), dtype=M.dtype)  # Aᵀ M
+    np.add(m[0], m[1], out=rows[0])
+    rows[0] += m[2]
+    np.subtract(m[1], m[2], out=rows[1])
+    rows[1] -= m[3]
+    Y = np.empty((2, 2, n, TH, TW, FN), dtype=M.dtype)  # Aᵀ M A, block position (a, b) first
+    flat = Y.reshape(2, 2, -1)
+    np.add(rows[:, 0], rows[:, 1], out=flat[:, 0])
+    flat[:, 0] += rows[:, 2]
+    np.subtract(rows[:, 1], rows[:, 2], out=flat[:, 1])
+    flat[:, 1] -= rows[:, 3]
+    pixel = np.dtype((np.void, FN * M.itemsize))  # one output position's FN values, moved whole
+    blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
+    if (OH, OW) == (2 * TH, 2 * TW):
+        np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
+        return
+    full = np.empty((n, TH, 2, TW, 2), dtype=pixel)
+    np.copyto(full, blocks)
+    np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])

@@ -1,0 +1,204 @@
+"""kernels.winograd equals the im2col product it replaces, and kernels.conv takes it only where
+this machine's measurement (kept by kernels.tuning) says so."""
+
+import json
+
+import numpy as np
+import pytest
+from book_reference import SEEDS, book_col2im
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from layerwise.errors import ShapeError
+from layerwise.functional import im2col as book_im2col
+from layerwise.gradcheck.checks import check_layer
+from layerwise.kernels import conv as conv_kernels
+from layerwise.kernels import threads, tuning, winograd
+from layerwise.layers import Convolution
+
+
+def _col_W(W):
+    """W (FN, C, FH, FW) as the (fh, fw, c) rows kernels.conv multiplies by."""
+    return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1).T
+
+
+def _plain(x, W, pad):
+    """The book's im2col product, rows (n, oh, ow) by FN columns."""
+    return book_im2col(x, 3, 3, 1, pad) @ W.reshape(W.shape[0], -1).T
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 5), fn=st.integers(1, 4), oh=st.integers(1, 7), ow=st.integers(1, 7),
+    pad=st.integers(0, 2), channels_last=st.booleans(), seed=SEEDS,
+)
+def test_winograd_equals_the_im2col_product(n, c, fn, oh, ow, pad, channels_last, seed):
+    # Odd and even output sizes (a 2×2 block overhangs an odd edge), every pad, either layout.
+    rng = np.random.default_rng(seed)
+    H, W = oh + 2 - 2 * pad, ow + 2 - 2 * pad
+    if H < 1 or W < 1:
+        return
+    x = rng.standard_normal((n, H, W, c)).transpose(0, 3, 1, 2) if channels_last else rng.standard_normal((n, c, H, W))
+    Wt = rng.standard_normal((fn, c, 3, 3))
+    rows = winograd.winograd_conv(x, Wt, pad)
+    assert rows.shape == (n * oh * ow, fn) and rows.dtype == np.float64
+    np.testing.assert_allclose(rows, _plain(x, Wt, pad), rtol=1e-12, atol=1e-12)
+    rows32 = winograd.winograd_conv(x.astype(np.float32), Wt.astype(np.float32), pad)
+    assert rows32.dtype == np.float32
+    np.testing.assert_allclose(rows32, _plain(x, Wt, pad), rtol=1e-5, atol=1e-5)
+
+
+def test_the_filter_transform_is_G_g_G_transposed():
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((5, 4, 3, 3))
+    U = winograd.filter_transform(W)
+    for f, c in np.ndindex(5, 4):
+        expected = winograd.G @ W[f, c] @ winograd.G.T
+        np.testing.assert_allclose(U[:, c, f].reshape(4, 4), expected, rtol=1e-14, atol=1e-14)
+    # and the whole of F(2x2, 3x3) on one tile, from the paper's matrices
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    Y = winograd.A_T @ ((winograd.G @ g @ winograd.G.T) * (winograd.B_T @ d @ winograd.B_T.T)) @ winograd.A_T.T
+    direct = [[np.sum(d[i : i + 3, j : j + 3] * g) for j in range(2)] for i in range(2)]
+    np.testing.assert_allclose(Y, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_only_stride_1_3x3_pad_0_to_2_float_convolutions_apply():
+    assert winograd.applies((8, 8, 3, 3), 1, 1, np.float32)
+    assert winograd.applies((8, 8, 3, 3), 1, 2, np.float64)
+    assert not winograd.applies((8, 8, 3, 3), 2, 1, np.float32)
+    assert not winograd.applies((8, 8, 5, 5), 1, 2, np.float32)
+    assert not winograd.applies((8, 8, 3, 3), 1, 3, np.float32)
+    assert not winograd.applies((8, 8, 3, 3), 1, 1, np.float16)
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 owned threads"])
+def owned(request, monkeypatch):
+    monkeypatch.setattr(threads, "run_threads", lambda: (request.param, True))
+    with threads.owned_threads():
+        yield request.param
+
+
+@pytest.mark.parametrize("budget", [1, 10**9], ids=["one image a chunk", "one chunk"])
+def test_winograd_in_chunks_on_the_owned_threads(owned, monkeypatch, budget):
+    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: budget)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 8, 9, 9)).astype(np.float32)
+    Wt = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(winograd.winograd_conv(x, Wt, 1), _plain(x, Wt, 1), rtol=1e-4, atol=1e-4)
+
+
+# -- where kernels.conv takes the way ----------------------------------------------------------
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LAYERWISE_TUNING", "1")
+    monkeypatch.setattr(tuning, "_memory", {})
+    return tmp_path / "cache" / "tuning.json"
+
+
+def _spy(monkeypatch):
+    calls = []
+    real = winograd.winograd_conv
+    monkeypatch.setattr(winograd, "winograd_conv", lambda x, W, pad: calls.append(x.shape) or real(x, W, pad))
+    return calls
+
+
+def _large_enough(rng, dtype=np.float64):
+    """A convolution above WINOGRAD_MIN_WORK multiply-adds an image: 16 -> 16 channels, 28×28."""
+    x = rng.standard_normal((2, 16, 28, 28)).astype(dtype)
+    Wt = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(dtype)
+    assert 28 * 28 * 16 * 16 * 9 >= conv_kernels.WINOGRAD_MIN_WORK
+    return x, Wt
+
+
+def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(monkeypatch, cache):
+    rng = np.random.default_rng(6)
+    x, Wt = _large_enough(rng)
+    b = rng.standard_normal(16)
+    measured = []
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: measured.append(1) or {"im2col": 2.0, "winograd": 1.0})
+    calls = _spy(monkeypatch)
+    out = conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
+    np.testing.assert_allclose(out, _plain(x, Wt, 1) + b, rtol=1e-12, atol=1e-12)
+    assert calls == [x.shape] and measured == [1]
+    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    (key, record), = kept.items()
+    assert key == f"convolution C16 FN16 28x28 pad 1 float64, threads {threads.run_threads()[0]}"
+    assert record["way"] == "winograd" and record["ms"] == {"im2col": 2000.0, "winograd": 1000.0}
+    monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
+    conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
+    assert measured == [1] and len(calls) == 2
+
+
+@pytest.mark.parametrize("seconds", [{"im2col": 1.0, "winograd": 2.0}, {"im2col": 1.0, "winograd": 0.99}])
+def test_conv_forward_keeps_im2col_unless_winograd_is_clearly_faster(monkeypatch, cache, seconds):
+    x, Wt = _large_enough(np.random.default_rng(7))
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: seconds)
+    calls = _spy(monkeypatch)
+    conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+    assert calls == []
+
+
+def test_no_measurement_with_tuning_off_for_small_or_other_convolutions(monkeypatch, cache):
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: pytest.fail("measured"))
+    calls = _spy(monkeypatch)
+    rng = np.random.default_rng(8)
+    x, Wt = _large_enough(rng)
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+    monkeypatch.setenv("LAYERWISE_TUNING", "1")
+    small = rng.standard_normal((2, 3, 6, 6))
+    conv_kernels.conv_forward(small, _col_W(rng.standard_normal((4, 3, 3, 3))), np.zeros(4), 3, 3, 1, 1)
+    five = rng.standard_normal((16, 16, 5, 5))
+    conv_kernels.conv_forward(x, _col_W(five), np.zeros(16), 5, 5, 1, 2)  # 5x5: not this way
+    conv_kernels.conv_forward(x[:, :, :27, :27], _col_W(Wt), np.zeros(16), 3, 3, 2, 1)  # stride 2: not this way
+    assert calls == [] and not cache.exists()
+
+
+def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch, cache):
+    x, Wt = _large_enough(np.random.default_rng(9))
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: 1 / 0)
+    out = conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+    np.testing.assert_allclose(out, _plain(x, Wt, 1), rtol=1e-12, atol=1e-12)
+    assert not cache.exists()
+
+
+def test_the_real_measurement_times_both_ways_on_the_input():
+    x, Wt = _large_enough(np.random.default_rng(10), np.float32)
+    seconds = conv_kernels._time_ways(x, Wt.shape, 1, np.dtype(np.float32))
+    assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
+
+
+def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):
+    x = np.zeros((2, 16, 28, 28))
+    with pytest.raises(ShapeError, match=r"im2col_dot: col_W has shape \(100, 16\)"):
+        conv_kernels.conv_forward(x, np.zeros((100, 16)), np.zeros(16), 3, 3, 1, 1)
+
+
+def test_the_input_gradient_by_winograd_equals_col2im(monkeypatch, cache):
+    # dx by correlation is a forward convolution of dout with the turned filters: 16 -> 16
+    # channels, pad 1 - 1 = 0 at pad 1, 1 at pad 0... both through Winograd here.
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd": 1.0})
+    calls = _spy(monkeypatch)
+    rng = np.random.default_rng(11)
+    for pad in (0, 1, 2):
+        x_shape = (2, 16, 28, 28)
+        Wt = rng.standard_normal((16, 16, 3, 3))
+        OH = 28 + 2 * pad - 2
+        d = rng.standard_normal((2 * OH * OH, 16))
+        dx = conv_kernels.conv_input_grad(d, Wt, x_shape, 1, pad)
+        np.testing.assert_allclose(dx, book_col2im(d @ Wt.reshape(16, -1), x_shape, 3, 3, 1, pad),
+                                   rtol=1e-11, atol=1e-11)
+    assert len(calls) == 3
+
+
+def test_a_convolution_layer_through_winograd_passes_its_gradient_check(monkeypatch, cache):
+    monkeypatch.setattr(conv_kernels, "WINOGRAD_MIN_WORK", 1)  # this small layer too
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd": 1.0})
+    calls = _spy(monkeypatch)
+    rng = np.random.default_rng(12)
+    layer = Convolution(rng.standard_normal((3, 4, 3, 3)), rng.standard_normal(3), stride=1, pad=1)
+    errors = check_layer(layer, rng.standard_normal((2, 4, 5, 5)))
+    assert calls and max(errors.values()) < 1e-7
