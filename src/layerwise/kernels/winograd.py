@@ -13,13 +13,13 @@ tile, U = G g Gᵀ of every filter. The transforms are sums and differences of s
 a few images at a time so that V and M stay in the core's own cache.
 
 Why: the products are 2.25× fewer multiply-adds, and DeepConvNet's products are most of its
-time. With the transforms' passes over V and M the way pays where the channels are many
-(measured ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd:
-C32->64 8×8 3.0 / 2.1, C64->64 8×8 5.7 / 3.7, C32->32 14×14 pad 2 6.6 / 5.5, but C16->16
-28×28 7.2 / 7.6: benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt). Where
-it pays depends on the machine's products against its memory, so ``kernels.conv`` asks
-``kernels.tuning.winograd_pays``, which measures each shape once on the machine and keeps
-the answer.
+time. With the transforms' passes over V and M, the way pays more the more channels there are
+(ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd: C16->16
+28×28 7.3 / 6.8, C32->32 14×14 pad 2 6.7 / 5.2, C32->64 8×8 2.8 / 2.0, C64->64 8×8 5.6 / 3.6;
+benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt). Where it pays depends on
+the machine's products against its memory (the family-26 VM's products ran 2.5× faster than
+Zen 4's), so ``kernels.conv`` asks ``kernels.tuning.winograd_pays``, which measures each shape
+once on the machine and keeps the answer.
 """
 
 from __future__ import annotations
