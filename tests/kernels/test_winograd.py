@@ -48,6 +48,27 @@ def test_winograd_equals_the_im2col_product(n, c, fn, oh, ow, pad, channels_last
     np.testing.assert_allclose(rows32, _plain(x, Wt, pad), rtol=1e-5, atol=1e-5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 5), fn=st.integers(1, 4), oh=st.integers(1, 7), ow=st.integers(1, 7),
+    pad=st.integers(0, 2), channels_last=st.booleans(), seed=SEEDS,
+)
+def test_the_winograd_weight_gradient_equals_d_transposed_col(n, c, fn, oh, ow, pad, channels_last, seed):
+    rng = np.random.default_rng(seed)
+    H, W = oh + 2 - 2 * pad, ow + 2 - 2 * pad
+    if H < 1 or W < 1:
+        return
+    x = rng.standard_normal((n, H, W, c)).transpose(0, 3, 1, 2) if channels_last else rng.standard_normal((n, c, H, W))
+    d = rng.standard_normal((n * oh * ow, fn))
+    plain = (d.T @ book_im2col(x, 3, 3, 1, pad)).reshape(fn, c, 3, 3)  # the book's dW
+    dW = winograd.winograd_weight_grad(d, x, pad)
+    assert dW.shape == (fn, c, 3, 3) and dW.dtype == np.float64
+    np.testing.assert_allclose(dW, plain, rtol=1e-12, atol=1e-12)
+    dW32 = winograd.winograd_weight_grad(d.astype(np.float32), x.astype(np.float32), pad)
+    assert dW32.dtype == np.float32
+    np.testing.assert_allclose(dW32, plain, rtol=1e-4, atol=1e-4)
+
+
 def test_the_filter_transform_is_G_g_G_transposed():
     rng = np.random.default_rng(3)
     W = rng.standard_normal((5, 4, 3, 3))
@@ -82,9 +103,12 @@ def owned(request, monkeypatch):
 def test_winograd_in_chunks_on_the_owned_threads(owned, monkeypatch, budget):
     monkeypatch.setattr(tuning, "core_cache_bytes", lambda: budget)
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((7, 8, 9, 9)).astype(np.float32)
-    Wt = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
-    np.testing.assert_allclose(winograd.winograd_conv(x, Wt, 1), _plain(x, Wt, 1), rtol=1e-4, atol=1e-4)
+    x = rng.standard_normal((7, 8, 9, 9))
+    Wt = rng.standard_normal((6, 8, 3, 3))
+    np.testing.assert_allclose(winograd.winograd_conv(x, Wt, 1), _plain(x, Wt, 1), rtol=1e-12, atol=1e-12)
+    d = rng.standard_normal((7 * 81, 6))
+    plain = (d.T @ book_im2col(x, 3, 3, 1, 1)).reshape(6, 8, 3, 3)
+    np.testing.assert_allclose(winograd.winograd_weight_grad(d, x, 1), plain, rtol=1e-12, atol=1e-12)
 
 
 # -- where kernels.conv takes the way ----------------------------------------------------------
@@ -106,8 +130,9 @@ def _spy(monkeypatch):
 
 
 def _large_enough(rng, dtype=np.float64):
-    """A convolution above WINOGRAD_MIN_WORK multiply-adds an image: 16 -> 16 channels, 28×28."""
-    x = rng.standard_normal((2, 16, 28, 28)).astype(dtype)
+    """A convolution above WINOGRAD_MIN_WORK multiply-adds an image (16 -> 16 channels, 28×28)
+    on WINOGRAD_MIN_IMAGES images."""
+    x = rng.standard_normal((conv_kernels.WINOGRAD_MIN_IMAGES, 16, 28, 28)).astype(dtype)
     Wt = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(dtype)
     assert 28 * 28 * 16 * 16 * 9 >= conv_kernels.WINOGRAD_MIN_WORK
     return x, Wt
@@ -157,6 +182,17 @@ def test_no_measurement_with_tuning_off_for_small_or_other_convolutions(monkeypa
     assert calls == [] and not cache.exists()
 
 
+def test_a_few_images_compute_by_im2col_and_the_measurement_ignores_the_callers_batch(monkeypatch, cache):
+    asked = []
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: asked.append(a[0]) or {"im2col": 2.0, "winograd": 1.0})
+    calls = _spy(monkeypatch)
+    x, Wt = _large_enough(np.random.default_rng(14))
+    conv_kernels.conv_forward(x[:1], _col_W(Wt), np.zeros(16), 3, 3, 1, 1)  # one image: im2col, unmeasured
+    assert asked == [] and calls == []
+    conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+    assert asked == [(16, 28, 28)] and calls == [x.shape]  # measured on its own sample, by image shape
+
+
 def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch, cache):
     x, Wt = _large_enough(np.random.default_rng(9))
     monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: 1 / 0)
@@ -167,14 +203,31 @@ def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch,
 
 def test_the_real_measurement_times_both_ways_on_the_input():
     x, Wt = _large_enough(np.random.default_rng(10), np.float32)
-    seconds = conv_kernels._time_ways(x, Wt.shape, 1, np.dtype(np.float32))
-    assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
+    for what in ("forward", "weight gradient"):
+        seconds = conv_kernels._time_ways(x.shape[1:], Wt.shape, 1, np.dtype(np.float32), what)
+        assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
 
 
 def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):
     x = np.zeros((2, 16, 28, 28))
     with pytest.raises(ShapeError, match=r"im2col_dot: col_W has shape \(100, 16\)"):
         conv_kernels.conv_forward(x, np.zeros((100, 16)), np.zeros(16), 3, 3, 1, 1)
+
+
+def test_the_weight_gradient_takes_winograd_by_its_own_measurement(monkeypatch, cache):
+    rng = np.random.default_rng(13)
+    x, _ = _large_enough(rng)
+    d = rng.standard_normal((len(x) * 28 * 28, 16))
+    asked = []
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: asked.append(a[-1]) or {"im2col": 2.0, "winograd": 1.0})
+    dW = conv_kernels.conv_weight_grad(d, x, 3, 3, 1, 1)
+    np.testing.assert_allclose(dW, conv_kernels.im2col_weight_grad(d, x, 3, 3, 1, 1), rtol=1e-11, atol=1e-11)
+    assert asked == ["weight gradient"]
+    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    threads_now = threads.run_threads()[0]
+    assert list(kept) == [f"convolution C16 FN16 28x28 pad 1 float64, threads {threads_now}, weight gradient"]
+    with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 16\)"):
+        conv_kernels.conv_weight_grad(d[:5], x, 3, 3, 1, 1)
 
 
 def test_the_input_gradient_by_winograd_equals_col2im(monkeypatch, cache):
@@ -184,10 +237,10 @@ def test_the_input_gradient_by_winograd_equals_col2im(monkeypatch, cache):
     calls = _spy(monkeypatch)
     rng = np.random.default_rng(11)
     for pad in (0, 1, 2):
-        x_shape = (2, 16, 28, 28)
+        x_shape = (4, 16, 28, 28)
         Wt = rng.standard_normal((16, 16, 3, 3))
         OH = 28 + 2 * pad - 2
-        d = rng.standard_normal((2 * OH * OH, 16))
+        d = rng.standard_normal((4 * OH * OH, 16))
         dx = conv_kernels.conv_input_grad(d, Wt, x_shape, 1, pad)
         np.testing.assert_allclose(dx, book_col2im(d @ Wt.reshape(16, -1), x_shape, 3, 3, 1, pad),
                                    rtol=1e-11, atol=1e-11)
@@ -196,6 +249,7 @@ def test_the_input_gradient_by_winograd_equals_col2im(monkeypatch, cache):
 
 def test_a_convolution_layer_through_winograd_passes_its_gradient_check(monkeypatch, cache):
     monkeypatch.setattr(conv_kernels, "WINOGRAD_MIN_WORK", 1)  # this small layer too
+    monkeypatch.setattr(conv_kernels, "WINOGRAD_MIN_IMAGES", 1)
     monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd": 1.0})
     calls = _spy(monkeypatch)
     rng = np.random.default_rng(12)

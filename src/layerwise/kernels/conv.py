@@ -6,7 +6,8 @@ Plain expressions (the book's, in ``layerwise.functional``; checked in tests/ker
 (fh, fw, c) order instead of (c, fh, fw) (the same when C == 1);
 ``im2col_dot(x, col_W, b, ...)`` is ``im2col(x, ...) @ col_W + b``, and so is
 ``conv_forward``, by im2col_dot or by ``winograd`` where that is faster on this machine;
-``im2col_weight_grad(d, x, ...)`` is ``d.T @ im2col(x, ...)``; and
+``im2col_weight_grad(d, x, ...)`` is ``d.T @ im2col(x, ...)``, and so is ``conv_weight_grad``
+(likewise by either way); and
 ``conv_input_grad(d, W, ...)`` is ``functional.col2im(d @ W.reshape(FN, -1), ...)``, computed
 one of two ways by shape. The last three work through the batch in cache-sized chunks.
 
@@ -29,8 +30,8 @@ from . import tuning, winograd
 from .threads import SPLIT_MIN_ELEMENTS, in_chunks, in_parts, run_threads
 
 __all__ = [
-    "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "im2col", "im2col_dot",
-    "im2col_weight_grad", "offset_slices", "pad_hw",
+    "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col",
+    "im2col_dot", "im2col_weight_grad", "offset_slices", "pad_hw", "use_winograd",
 ]
 
 
@@ -177,6 +178,13 @@ def im2col_dot(
 #: Convolutions with fewer multiply-adds an image than this always compute by im2col: the
 #: one-time measurement that picks the way (a few ms) would outweigh what Winograd saves.
 WINOGRAD_MIN_WORK = 1 << 20
+#: Nor do calls on fewer images than this: Winograd's fixed costs (the filter transform, a
+#: dozen passes) lose there, whatever the machine's products (im2col / Winograd time for one
+#: image 0.80-0.89, two 0.95-1.11, eight 1.04-1.37: DeepConvNet's 16-, 32- and 64-channel
+#: layers, Zen 4, 1 thread). The measurement runs on ``WINOGRAD_SAMPLE_IMAGES``, whatever
+#: the batch of the call that asks first.
+WINOGRAD_MIN_IMAGES = 4
+WINOGRAD_SAMPLE_IMAGES = 32
 
 
 def conv_forward(
@@ -196,30 +204,47 @@ def conv_forward(
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
 
 
-def use_winograd(x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype) -> bool:
-    """Whether the convolution of ``x`` with weights of ``W_shape`` computes by Winograd:
-    where ``winograd.applies``, with at least ``WINOGRAD_MIN_WORK`` multiply-adds an image, and
-    where ``tuning.winograd_pays`` finds it faster on this machine (measured once on up to 32
-    of these images, both ways in turn, and kept)."""
+def use_winograd(
+    x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype, what: str = "forward"
+) -> bool:
+    """Whether the convolution of ``x`` with weights of ``W_shape`` computes ``what`` (its
+    ``"forward"``, or its ``"weight gradient"``) by Winograd: where ``winograd.applies``, with
+    at least ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES`` images,
+    and where ``tuning.winograd_pays`` finds it faster on this machine (measured once, both
+    ways in turn, and kept)."""
     N, C, H, W = x.shape
     FN = W_shape[0]
-    if N == 0 or not winograd.applies(W_shape, stride, pad, np.result_type(x, dtype)):
+    dtype = np.result_type(x, dtype)
+    if N < WINOGRAD_MIN_IMAGES or not winograd.applies(W_shape, stride, pad, dtype):
         return False
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
         return False
-    key = f"C{C} FN{FN} {H}x{W} pad {pad} {np.result_type(x, dtype).name}, threads {run_threads()[0]}"
-    return tuning.winograd_pays(key, lambda: _time_ways(x[:32], W_shape, pad, np.result_type(x, dtype)))
+    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, threads {run_threads()[0]}"
+    if what != "forward":
+        key = f"{key}, {what}"
+    return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
 
 
-def _time_ways(x: np.ndarray, W_shape: tuple[int, ...], pad: int, dtype: np.dtype) -> dict[str, float]:
-    """Seconds each way takes on ``x`` with random weights of ``W_shape``: the median of 5
-    calls, the ways taking turns."""
-    W = np.random.default_rng(0).standard_normal(W_shape).astype(dtype)
+def _time_ways(
+    image_shape: tuple[int, ...], W_shape: tuple[int, ...], pad: int, dtype: np.dtype, what: str
+) -> dict[str, float]:
+    """Seconds each way takes to compute ``what`` for ``WINOGRAD_SAMPLE_IMAGES`` random images
+    of ``image_shape`` (C, H, W), channels-last as a network's activations are, with random
+    weights (or dout) of ``W_shape``: the median of 5 calls, the ways taking turns."""
+    rng = np.random.default_rng(0)
+    C, H, Wd = image_shape
+    x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
+    W = rng.standard_normal(W_shape).astype(dtype)
     col_W = W.transpose(0, 2, 3, 1).reshape(W_shape[0], -1).T
-    x = x.astype(dtype, copy=False)
-    ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad),
-            "winograd": lambda: winograd.winograd_conv(x, W, pad)}
+    if what == "forward":
+        ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad),
+                "winograd": lambda: winograd.winograd_conv(x, W, pad)}
+    else:
+        OH, OW = x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2
+        d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
+        ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
+                "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(6):  # the first round only warms up
         for way, run in ways.items():
@@ -227,6 +252,22 @@ def _time_ways(x: np.ndarray, W_shape: tuple[int, ...], pad: int, dtype: np.dtyp
             run()
             times[way].append(time.perf_counter() - start)
     return {way: float(np.median(spent[1:])) for way, spent in times.items()}
+
+
+def conv_weight_grad(
+    d: np.ndarray, x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """``d.T @ im2col(x, FH, FW, stride, pad)``, the convolution's weight gradient (FN,
+    FH·FW·C), columns (fh, fw, c): ``im2col_weight_grad``, or for a stride-1 3×3 convolution
+    that this machine runs faster that way, ``winograd.winograd_weight_grad``."""
+    conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")  # a bad x reported as there
+    FN = d.shape[1] if d.ndim == 2 else 0
+    rows = (x.shape[2] + 2 * pad - FH + 1) * (x.shape[3] + 2 * pad - FW + 1)
+    if d.shape == (x.shape[0] * rows, FN) and use_winograd(
+            x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient"):
+        dW = winograd.winograd_weight_grad(d, x, pad)  # (FN, C, 3, 3)
+        return dW.transpose(0, 2, 3, 1).reshape(FN, -1)
+    return im2col_weight_grad(d, x, FH, FW, stride, pad)  # which also reports a bad d
 
 
 def im2col_weight_grad(

@@ -29,7 +29,7 @@ import numpy as np
 from . import tuning
 from .threads import in_chunks
 
-__all__ = ["applies", "filter_transform", "winograd_conv"]
+__all__ = ["applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
 
 #: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs (as Aᵀ).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
@@ -75,6 +75,40 @@ def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
     per_image = 16 * TH * TW * C * out.itemsize  # one image's V
     in_chunks(chunk, N, max(1, min(N, tuning.core_cache_bytes() // per_image)))
     return out
+
+
+def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
+    """The weight gradient of that convolution, (FN, C, 3, 3), from ``d`` = dout as rows
+    (N·OH·OW, FN) ordered (n, oh, ow): ``conv.im2col_weight_grad(d, x, 3, 3, 1, pad)`` with its
+    columns (fh, fw, c) as W's axes.
+
+    Backward through Y = Aᵀ[U ⊙ V]A and U = G g Gᵀ: each tile's dU = (A dY Aᵀ) ⊙ V, and
+    dg = Gᵀ dU G. Summed over tiles, per position k of the 4×4 transformed tile, that is one
+    product dU_k (C, FN) = V_kᵀ (C, tiles) · E_k (tiles, FN) with E = A dY Aᵀ of every 2×2 block
+    of dout: 16 products with 2.25× fewer multiply-adds than dᵀ·col. The chunks' sums are
+    added in chunk order, whichever threads computed them."""
+    N, C, H, Wd = x.shape
+    FN = d.shape[1]
+    OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
+    TH, TW = -(-OH // 2), -(-OW // 2)
+    rows = OH * OW
+    x_cl = x.transpose(0, 2, 3, 1)
+    partial: dict[int, np.ndarray] = {}
+
+    def chunk(images: slice) -> None:
+        V = _input_transform(np.ascontiguousarray(x_cl[images]), pad, TH, TW)
+        E = _output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
+        partial[images.start] = np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
+
+    per_image = 16 * TH * TW * C * x.itemsize
+    in_chunks(chunk, N, max(1, min(N, tuning.core_cache_bytes() // per_image)))
+    if not partial:  # no images: nothing to sum
+        return np.zeros((FN, C, 3, 3), dtype=np.result_type(d, x))
+    total, *rest = (partial[start] for start in sorted(partial))
+    for part in rest:
+        total += part
+    dW = _G_KRON.T.astype(total.dtype) @ total.reshape(16, C * FN)  # Gᵀ dU G: (9, C·FN), rows (i, j)
+    return dW.reshape(3, 3, C, FN).transpose(3, 2, 0, 1)
 
 
 def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray:
@@ -135,3 +169,33 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     full = np.empty((n, TH, 2, TW, 2), dtype=pixel)
     np.copyto(full, blocks)
     np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])
+
+
+def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
+    """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
+    block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
+    ``_output_transform``, which the weight gradient needs. With Aᵀ's rows (1, 1, 1, 0) and
+    (0, 1, -1, -1), a block's rows y0, y1 become y0, y0 + y1, y0 - y1, -y1, and likewise its
+    columns."""
+    FN = d_rows.shape[1]
+    n = d_rows.shape[0] // (OH * OW)
+    pixel = np.dtype((np.void, FN * d_rows.itemsize))
+    blocks = np.zeros((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
+    source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
+    if (OH, OW) != (2 * TH, 2 * TW):
+        full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
+        full[:, :OH, :OW] = source
+        source = full
+    np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
+    across = np.empty((2, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # dY Aᵀ, for both rows a
+    flat = blocks.reshape(2, 2, -1)
+    np.copyto(across[:, 0], flat[:, 0])
+    np.add(flat[:, 0], flat[:, 1], out=across[:, 1])
+    np.subtract(flat[:, 0], flat[:, 1], out=across[:, 2])
+    np.negative(flat[:, 1], out=across[:, 3])
+    E = np.empty((4, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # A dY Aᵀ
+    np.copyto(E[0], across[0])
+    np.add(across[0], across[1], out=E[1])
+    np.subtract(across[0], across[1], out=E[2])
+    np.negative(across[1], out=E[3])
+    return E.reshape(16, n * TH * TW, FN)

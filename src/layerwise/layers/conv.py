@@ -9,7 +9,7 @@ import numpy as np
 from ..checks import check_dout, check_window, conv_output_shape
 from ..errors import InputError, ShapeError
 from ..kernels.caches import ones
-from ..kernels.conv import conv_forward, conv_input_grad, im2col, im2col_weight_grad
+from ..kernels.conv import conv_forward, conv_input_grad, conv_weight_grad, im2col
 from ..kernels.pool import avg_pool, avg_pool_backward, is_channels_last, max_pool, max_pool_backward
 from .base import Layer, book_attribute
 
@@ -84,7 +84,7 @@ class Convolution(Layer):
         # and Pooling), one copy when dout is C-contiguous NCHW.
         d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
         self.grads["b"] = np.dot(ones(d.shape[0], d.dtype), d)  # Σ_rows d, as 1ᵀ·d (kernels.caches)
-        dW = im2col_weight_grad(d, self.x, FH, FW, self.stride, self.pad)  # dᵀ·col: kernels.conv
+        dW = conv_weight_grad(d, self.x, FH, FW, self.stride, self.pad)  # dᵀ·col: kernels.conv
         self.grads["W"] = np.ascontiguousarray(dW.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
         if not self.needs_input_grad:
             return None
