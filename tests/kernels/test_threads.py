@@ -492,3 +492,12 @@ def test_a_bad_variable_does_not_stop_the_import():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LAYERWISE_THREADS must be a whole number of threads" in result.stdout
+
+
+def test_chunk_threads_says_how_in_chunks_would_spread_chunks_now(two_threads):
+    assert _threads.chunk_threads() == 1  # nothing owned: in order on the caller
+    seen = []
+    with _threads.owned_threads():
+        assert _threads.chunk_threads() == 2
+        _threads.in_parts(lambda part: seen.append(_threads.chunk_threads()), 10)  # inside a part
+    assert seen == [1, 1]

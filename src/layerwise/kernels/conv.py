@@ -27,7 +27,7 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from . import tuning, winograd
-from .threads import SPLIT_MIN_ELEMENTS, in_chunks, in_parts, run_threads
+from .threads import SPLIT_MIN_ELEMENTS, blas_threads, chunk_threads, in_chunks, in_parts
 
 __all__ = [
     "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col",
@@ -220,7 +220,10 @@ def use_winograd(
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
         return False
-    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, threads {run_threads()[0]}"
+    # Keyed by how the call runs: BLAS's threads and the threads chunks are spread across (a
+    # training's "split" plan runs each part's convolutions as one thread would, "owned" in
+    # chunks on all threads, "blas" in products on all); the ways compare differently in each.
+    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
     if what != "forward":
         key = f"{key}, {what}"
     return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
@@ -231,7 +234,7 @@ def _time_ways(
 ) -> dict[str, float]:
     """Seconds each way takes to compute ``what`` for ``WINOGRAD_SAMPLE_IMAGES`` random images
     of ``image_shape`` (C, H, W), channels-last as a network's activations are, with random
-    weights (or dout) of ``W_shape``: the median of 5 calls, the ways taking turns."""
+    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns."""
     rng = np.random.default_rng(0)
     C, H, Wd = image_shape
     x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
@@ -246,12 +249,14 @@ def _time_ways(
         ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
                 "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
     times: dict[str, list[float]] = {way: [] for way in ways}
-    for _ in range(6):  # the first round only warms up
+    for _ in range(9):  # the first two rounds only warm up
         for way, run in ways.items():
             start = time.perf_counter()
             run()
             times[way].append(time.perf_counter() - start)
-    return {way: float(np.median(spent[1:])) for way, spent in times.items()}
+    # The fastest call of each: on two threads, BLAS's idle workers and the other thread's
+    # work slowed single calls by up to 4x, and medians of 5 picked the slower way.
+    return {way: min(spent[2:]) for way, spent in times.items()}
 
 
 def conv_weight_grad(

@@ -408,6 +408,12 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
         _busy.release()
 
 
+def chunk_threads() -> int:
+    """How many threads ``in_chunks`` would spread chunks across if called now: the owned
+    threads, or 1 (nothing owned, or inside a part of another split)."""
+    return _owned if _owned > 1 and not getattr(_part, "inside", False) else 1
+
+
 def equal_chunks(n: int, count: int) -> list[slice]:
     """``count`` consecutive slices covering ``range(n)`` whose lengths differ by at most one
     (100 in 3: 33, 33, 34), so no chunk runs at a much smaller batch than the others."""
