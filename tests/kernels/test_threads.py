@@ -495,9 +495,9 @@ def test_a_bad_variable_does_not_stop_the_import():
 
 
 def test_chunk_threads_says_how_in_chunks_would_spread_chunks_now(two_threads):
-    assert _threads.chunk_threads() == 1  # nothing owned: in order on the caller
+    assert _threads.chunk_threads() == _threads.parts_at_once() == 1  # nothing owned: in order on the caller
     seen = []
     with _threads.owned_threads():
-        assert _threads.chunk_threads() == 2
-        _threads.in_parts(lambda part: seen.append(_threads.chunk_threads()), 10)  # inside a part
-    assert seen == [1, 1]
+        assert (_threads.chunk_threads(), _threads.parts_at_once()) == (2, 1)
+        _threads.in_parts(lambda part: seen.append((_threads.chunk_threads(), _threads.parts_at_once())), 10)
+    assert seen == [(1, 2), (1, 2)]  # inside a part: its chunks in order, beside the other part

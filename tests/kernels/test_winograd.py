@@ -151,7 +151,7 @@ def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(
     kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
     (key, record), = kept.items()
     assert key == (f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
-                   f"chunks on {threads.chunk_threads()}")
+                   "chunks on 1, parts at once 1")
     assert record["way"] == "winograd" and record["ms"] == {"im2col": 2000.0, "winograd": 1000.0}
     monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
     conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
@@ -226,7 +226,7 @@ def test_the_weight_gradient_takes_winograd_by_its_own_measurement(monkeypatch, 
     assert asked == ["weight gradient"]
     kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
     assert list(kept) == [f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
-                          "chunks on 1, weight gradient"]
+                          "chunks on 1, parts at once 1, weight gradient"]
     with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 16\)"):
         conv_kernels.conv_weight_grad(d[:5], x, 3, 3, 1, 1)
 

@@ -27,7 +27,7 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from . import tuning, winograd
-from .threads import SPLIT_MIN_ELEMENTS, blas_threads, chunk_threads, in_chunks, in_parts
+from .threads import SPLIT_MIN_ELEMENTS, blas_threads, chunk_threads, in_chunks, in_parts, parts_at_once
 
 __all__ = [
     "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col",
@@ -220,10 +220,14 @@ def use_winograd(
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
         return False
-    # Keyed by how the call runs: BLAS's threads and the threads chunks are spread across (a
-    # training's "split" plan runs each part's convolutions as one thread would, "owned" in
-    # chunks on all threads, "blas" in products on all); the ways compare differently in each.
-    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
+    # Keyed by how the call runs: BLAS's threads, the threads its chunks spread across, and
+    # how many parts of a split run beside it (a training's "blas" plan runs the products on
+    # all threads, "owned" the chunks, "split" one part of the batch per thread). The ways
+    # compare differently in each: Winograd's two-thread training on the split plan took 1.10x
+    # as long as im2col's with the choice measured alone on one thread (its many small passes
+    # contend for the GIL and the shared cache; before_after-first-skylakex.txt).
+    key = (f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, "
+           f"chunks on {chunk_threads()}, parts at once {parts_at_once()}")
     if what != "forward":
         key = f"{key}, {what}"
     return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))

@@ -414,6 +414,12 @@ def chunk_threads() -> int:
     return _owned if _owned > 1 and not getattr(_part, "inside", False) else 1
 
 
+def parts_at_once() -> int:
+    """How many parts of a split run at the same time as the caller's (the caller's included):
+    the owned threads inside a part, else 1."""
+    return _owned if _owned > 1 and getattr(_part, "inside", False) else 1
+
+
 def equal_chunks(n: int, count: int) -> list[slice]:
     """``count`` consecutive slices covering ``range(n)`` whose lengths differ by at most one
     (100 in 3: 33, 33, 34), so no chunk runs at a much smaller batch than the others."""

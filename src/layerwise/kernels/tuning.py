@@ -1,6 +1,6 @@
 """Choices that depend on the machine: read off what it is, or measured on it once and kept.
 
-Three choices here, none a constant tuned on one VM:
+Four choices here, none a constant tuned on one VM:
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and
@@ -36,10 +36,17 @@ Three choices here, none a constant tuned on one VM:
   quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
   says why convolutions run in chunks, and the function the measurements behind the size.
 
-``LAYERWISE_TUNING=0`` turns the measurement off: the Trainer then decides by shape alone
+- **Whether a 3×3 convolution computes by Winograd or by im2col** (:func:`winograd_pays`):
+  Winograd does fewer multiply-adds and more passes over memory, so which is faster depends
+  on the machine's products against its memory, and on the shape and how the call runs on
+  the threads (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time
+  a shape runs on this machine, kept in the same file.
+
+``LAYERWISE_TUNING=0`` turns the measurements off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
-this module. ``LAYERWISE_CACHE_DIR`` says where the file lives (else ``$XDG_CACHE_HOME/layerwise``
-or ``~/.cache/layerwise``); a file that cannot be read or written only costs a measurement.
+this module, and every convolution computes by im2col. ``LAYERWISE_CACHE_DIR`` says where
+the file lives (else ``$XDG_CACHE_HOME/layerwise`` or ``~/.cache/layerwise``); a file that
+cannot be read or written only costs a measurement.
 """
 
 from __future__ import annotations
