@@ -209,6 +209,17 @@ def test_the_real_measurement_times_both_ways_on_the_input():
         assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
 
 
+def test_inside_a_split_each_way_is_timed_on_as_many_threads_at_once(monkeypatch):
+    import threading
+
+    seen = {"im2col": [], "winograd": []}
+    monkeypatch.setattr(conv_kernels, "im2col_dot", lambda *a: seen["im2col"].append(threading.get_ident()))
+    monkeypatch.setattr(winograd, "winograd_conv", lambda *a: seen["winograd"].append(threading.get_ident()))
+    conv_kernels._time_ways((16, 28, 28), (16, 16, 3, 3), 1, np.dtype(np.float32), "forward", at_once=2)
+    for idents in seen.values():
+        assert len(idents) == 2 * 9 and len(set(idents)) > 1  # every timed call on two threads
+
+
 def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):
     x = np.zeros((2, 16, 28, 28))
     with pytest.raises(ShapeError, match=r"im2col_dot: col_W has shape \(100, 16\)"):
