@@ -150,8 +150,7 @@ def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(
     assert calls == [x.shape] and measured == [1]
     kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
     (key, record), = kept.items()
-    assert key == (f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
-                   "chunks on 1, parts at once 1")
+    assert key == f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, chunks on 1"
     assert record["way"] == "winograd" and record["ms"] == {"im2col": 2000.0, "winograd": 1000.0}
     monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
     conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
@@ -209,15 +208,14 @@ def test_the_real_measurement_times_both_ways_on_the_input():
         assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
 
 
-def test_inside_a_split_each_way_is_timed_on_as_many_threads_at_once(monkeypatch):
-    import threading
-
-    seen = {"im2col": [], "winograd": []}
-    monkeypatch.setattr(conv_kernels, "im2col_dot", lambda *a: seen["im2col"].append(threading.get_ident()))
-    monkeypatch.setattr(winograd, "winograd_conv", lambda *a: seen["winograd"].append(threading.get_ident()))
-    conv_kernels._time_ways((16, 28, 28), (16, 16, 3, 3), 1, np.dtype(np.float32), "forward", at_once=2)
-    for idents in seen.values():
-        assert len(idents) == 2 * 9 and len(set(idents)) > 1  # every timed call on two threads
+def test_inside_a_splits_parts_convolutions_compute_by_im2col_unmeasured(monkeypatch, cache):
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: pytest.fail("measured"))
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+    calls = _spy(monkeypatch)
+    x, Wt = _large_enough(np.random.default_rng(15))
+    with threads.owned_threads():
+        threads.in_parts(lambda part: conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1), 2)
+    assert calls == [] and not cache.exists()
 
 
 def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):
@@ -231,13 +229,13 @@ def test_the_weight_gradient_takes_winograd_by_its_own_measurement(monkeypatch, 
     x, _ = _large_enough(rng)
     d = rng.standard_normal((len(x) * 28 * 28, 16))
     asked = []
-    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: asked.append(a[-1]) or {"im2col": 2.0, "winograd": 1.0})
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: asked.append(a[4]) or {"im2col": 2.0, "winograd": 1.0})
     dW = conv_kernels.conv_weight_grad(d, x, 3, 3, 1, 1)
     np.testing.assert_allclose(dW, conv_kernels.im2col_weight_grad(d, x, 3, 3, 1, 1), rtol=1e-11, atol=1e-11)
     assert asked == ["weight gradient"]
     kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
     assert list(kept) == [f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
-                          "chunks on 1, parts at once 1, weight gradient"]
+                          "chunks on 1, weight gradient"]
     with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 16\)"):
         conv_kernels.conv_weight_grad(d[:5], x, 3, 3, 1, 1)
 

@@ -18,7 +18,6 @@ strided view of a whole chunk of images, never a single position.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from types import EllipsisType
@@ -221,30 +220,28 @@ def use_winograd(
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
         return False
-    # Keyed by how the call runs: BLAS's threads, the threads its chunks spread across, and
-    # how many parts of a split run beside it (a training's "blas" plan runs the products on
-    # all threads, "owned" the chunks, "split" one part of the batch per thread). The ways
-    # compare differently in each: Winograd's two-thread training on the split plan took 1.10x
-    # as long as im2col's with the choice measured alone on one thread (its many small passes
-    # contend for the GIL and the shared cache; before_after-first-skylakex.txt).
-    key = (f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, "
-           f"chunks on {chunk_threads()}, parts at once {parts_at_once()}")
+    # Not inside a split (a training's "split" plan, predict on several threads): beside the
+    # other part, Winograd's passes lost more than its products saved. DeepConvNet's 2-thread
+    # training on the split plan took 1.09-1.11x as long as by im2col, with the choice measured
+    # alone and measured with both parts at once alike, and 2-thread predict 1.05x (Zen 4 VM;
+    # benchmarks/results/2026-12-05-winograd/before_after-*.txt).
+    if parts_at_once() > 1:
+        return False
+    # Keyed by how the call runs: BLAS's threads and the threads its chunks spread across (the
+    # "blas" plan runs the products on all threads, "owned" the chunks); the ways compare
+    # differently in each.
+    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
     if what != "forward":
         key = f"{key}, {what}"
-    at_once = parts_at_once()
-    return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what, at_once))
+    return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
 
 
 def _time_ways(
-    image_shape: tuple[int, ...], W_shape: tuple[int, ...], pad: int, dtype: np.dtype, what: str, at_once: int = 1
+    image_shape: tuple[int, ...], W_shape: tuple[int, ...], pad: int, dtype: np.dtype, what: str
 ) -> dict[str, float]:
     """Seconds each way takes to compute ``what`` for ``WINOGRAD_SAMPLE_IMAGES`` random images
     of ``image_shape`` (C, H, W), channels-last as a network's activations are, with random
-    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns. With
-    ``at_once`` > 1 each call runs on that many threads at the same time, as the parts of a
-    split do (alone, Winograd won where beside another part it lost: two parts at once took
-    1.75x / 1.84x its time alone on DeepConvNet's 16- and 64-channel layers, im2col's 1.29x /
-    1.39x; Zen 4 VM)."""
+    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns."""
     rng = np.random.default_rng(0)
     C, H, Wd = image_shape
     x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
@@ -258,18 +255,6 @@ def _time_ways(
         d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
         ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
                 "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
-    def side_by_side(run: Callable[[], object]) -> Callable[[], None]:
-        def both() -> None:
-            others = [threading.Thread(target=run) for _ in range(at_once - 1)]
-            for other in others:
-                other.start()
-            run()
-            for other in others:
-                other.join()
-        return both
-
-    if at_once > 1:
-        ways = {way: side_by_side(run) for way, run in ways.items()}
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(9):  # the first two rounds only warm up
         for way, run in ways.items():
