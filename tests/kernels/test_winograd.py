@@ -193,6 +193,29 @@ def test_a_few_images_compute_by_im2col_and_the_measurement_ignores_the_callers_
     assert asked == [(16, 28, 28)] and calls == [x.shape]  # measured on its own sample, by image shape
 
 
+def test_a_thread_plan_measured_over_convolutions_that_measure_their_way_does_not_hang(monkeypatch, cache):
+    # Regression: the plan's measurement holds the machine lock while its training steps run,
+    # and their convolutions asked for the lock again to measure Winograd: a hang for ever.
+    import threading
+
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd": 1.0})
+    x, Wt = _large_enough(np.random.default_rng(16), np.float32)
+
+    def step():
+        conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16, np.float32), 3, 3, 1, 1)
+
+    monkeypatch.setattr(tuning, "measure_plans", lambda step_fn, threads, plans=tuning.PLANS: (
+        step_fn(), {plan: [1.0] * 3 for plan in plans})[1])
+    done = []
+    worker = threading.Thread(target=lambda: done.append(tuning.training_plan("net", 2, "blas", lambda: step)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the plan's measurement hung on the machine lock"
+    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    assert "net | 2 threads" in kept and any(key.startswith("convolution") for key in kept)
+
+
 def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch, cache):
     x, Wt = _large_enough(np.random.default_rng(9))
     monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: 1 / 0)

@@ -186,6 +186,7 @@ def machine_signature() -> str:
 
 _memory: dict[tuple[str, str], dict] = {}  # this process's choices, even when the file cannot be written
 _file_lock = threading.Lock()  # one measurement at a time in this process ...
+_holder = threading.local()  # .depth: how deep this thread is inside _machine_lock
 
 
 @contextlib.contextmanager
@@ -193,22 +194,41 @@ def _machine_lock() -> Iterator[None]:
     """... and across processes: a sweep's workers training one network on this machine wait
     for the first one's measurement instead of measuring at once, competing for the cores, and
     writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
-    it cannot be taken, only this process's lock holds."""
-    with _file_lock:
+    it cannot be taken, only this process's lock holds. Re-entrant in the thread that holds it:
+    a thread plan's measurement runs training steps whose convolutions may measure their way
+    (``winograd_pays``) meanwhile; a second lock there waited for the first for ever."""
+    if getattr(_holder, "depth", 0):
+        _holder.depth += 1
         try:
-            import fcntl  # POSIX only: the lock is skipped on Windows
-
-            path = cache_file().with_suffix(".lock")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a")  # closed below, which releases the lock
-        except (ImportError, OSError):
-            yield
-            return
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             yield
         finally:
-            handle.close()  # releases the lock
+            _holder.depth -= 1
+        return
+    with _file_lock:
+        _holder.depth = 1
+        try:
+            with _flock():
+                yield
+        finally:
+            _holder.depth = 0
+
+
+@contextlib.contextmanager
+def _flock() -> Iterator[None]:
+    try:
+        import fcntl  # POSIX only: the lock is skipped on Windows
+
+        path = cache_file().with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # closed below, which releases the lock
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def _read() -> dict:
