@@ -370,8 +370,29 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         lines += ["", "layerwise's choices on this machine (`kernels/tuning.py`): how the Trainer used the threads, "
                       "measured before the timed epochs (ms a step of a copy of the network under each plan), "
                       "and the evaluation chunk, from the last-level cache.", "", choices_table(results)]
+    ways = conv_ways_table(results)
+    if ways:
+        lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.winograd_pays`): each 3x3 "
+                      "shape's forward and weight gradient timed once by im2col and by Winograd on 32 images "
+                      "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads.", "", ways]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
     return "\n".join(lines)
+
+
+def conv_ways_table(results: list[dict]) -> str:
+    """The convolution ways the runs recorded (``worker``'s ``lw_conv_ways``), one row per key;
+    "" when none did (a run saved before the choice existed, or no convolution asked)."""
+    ways: dict[str, dict] = {}
+    for r in results:
+        ways.update(r.get("lw_conv_ways") or {})
+    if not ways:
+        return ""
+    out = ["| convolution (input, dtype, threads) | way | ms im2col / Winograd |", "|---|---|--:|"]
+    for key, record in sorted(ways.items()):
+        ms = record.get("ms", {})
+        times = " / ".join(f"{ms[w]:.3g}" if w in ms else "-" for w in ("im2col", "winograd"))
+        out.append(f"| {key} | {record['way']} | {times} |")
+    return "\n".join(out)
 
 
 def conv_chunk(recorded: dict | None) -> str:

@@ -17,7 +17,15 @@ import pytest
 from conftest import require_fixture
 
 from benchmarks.nets import NETS, Gemm, copy_floor, epoch_flops, gemm_floor, inference_flops, step_copies, step_gemms
-from benchmarks.run import _paired, choices_table, conv_chunk, inference_table, parse_args, training_table
+from benchmarks.run import (
+    _paired,
+    choices_table,
+    conv_chunk,
+    conv_ways_table,
+    inference_table,
+    parse_args,
+    training_table,
+)
 from layerwise.models import DeepConvNet, SimpleConvNet, TwoLayerNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +194,18 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
     one_thread = {**result, "threads": 1, "lw_inference_chunk_bytes": {
         "bytes": 4 * 2**20, "images": 9, "last_level_cache": [32 * 2**20, 2], "share_parts": 4}}
     assert "| 4 MiB (32 MiB cache / 2 CPUs / 4) = 9 images |" in choices_table([one_thread])  # a quarter on one
+
+
+def test_the_convolution_ways_kept_are_shown_once_each() -> None:
+    way = {"way": "winograd", "ms": {"im2col": 2.06, "winograd": 1.6}, "measured": "2026-12-05"}
+    results = [{"lw_conv_ways": {"C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1": way}},
+               {"lw_conv_ways": {"C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1": way,
+                                 "C16 FN16 28x28 pad 1 float32, BLAS threads 1, chunks on 1": {"way": "im2col"}}},
+               {}]  # a run from before the choice
+    assert conv_ways_table(results).splitlines()[2:] == [
+        "| C16 FN16 28x28 pad 1 float32, BLAS threads 1, chunks on 1 | im2col | - / - |",
+        "| C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1 | winograd | 2.06 / 1.6 |"]
+    assert conv_ways_table([{}]) == ""
 
 
 def test_the_convolution_chunk_is_what_the_worker_recorded() -> None:

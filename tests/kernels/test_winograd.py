@@ -155,6 +155,7 @@ def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(
     monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
     conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
     assert measured == [1] and len(calls) == 2
+    assert tuning.kept_ways() == {key.removeprefix("convolution "): record}  # what the benchmark reports
 
 
 @pytest.mark.parametrize("seconds", [{"im2col": 1.0, "winograd": 2.0}, {"im2col": 1.0, "winograd": 0.99}])

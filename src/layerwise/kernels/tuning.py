@@ -82,6 +82,7 @@ __all__ = [
     "enter_plan",
     "inference_chunk_bytes",
     "inference_share_parts",
+    "kept_ways",
     "last_level_cache",
     "machine_signature",
     "measure_plans",
@@ -392,6 +393,17 @@ def winograd_pays(key: str, measure: Callable[[], dict[str, float]]) -> bool:
         with _machine_lock():
             record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
     return record["way"] == "winograd"
+
+
+def kept_ways() -> dict[str, dict]:
+    """The convolution ways kept for this machine (``winograd_pays``): key (shape, dtype, how
+    the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
+    signature = machine_signature()
+    kept = {key: record for key, record in _read().get(signature, {}).items()
+            if key.startswith("convolution ") and _valid_way(record)}
+    kept.update({key: record for (sig, key), record in _memory.items()
+                 if sig == signature and key.startswith("convolution ") and _valid_way(record)})
+    return {key.removeprefix("convolution "): kept[key] for key in sorted(kept)}
 
 
 def _valid_way(record: object) -> bool:
