@@ -501,3 +501,15 @@ def test_chunk_threads_says_how_in_chunks_would_spread_chunks_now(two_threads):
         assert (_threads.chunk_threads(), _threads.parts_at_once()) == (2, 1)
         _threads.in_parts(lambda part: seen.append((_threads.chunk_threads(), _threads.parts_at_once())), 10)
     assert seen == [(1, 2), (1, 2)]  # inside a part: its chunks in order, beside the other part
+
+
+def test_sum_in_chunks_adds_the_chunks_in_order_on_any_thread(two_threads):
+    import numpy as np
+
+    values = [np.float32(1e8), np.float32(1.0), np.float32(-1e8), np.float32(1.0)]  # order changes the sum
+    in_order = ((values[0] + values[1]) + values[2]) + values[3]
+    seen = []
+    with _threads.owned_threads():
+        total = _threads.sum_in_chunks(lambda part: seen.append(part) or np.array(values[part.start]), 4, 1)
+    assert len(seen) == 4 and total == in_order
+    assert _threads.sum_in_chunks(lambda part: np.zeros(1), 0, 1) is None  # no chunks

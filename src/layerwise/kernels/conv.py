@@ -27,7 +27,15 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from . import tuning, winograd
-from .threads import SPLIT_MIN_ELEMENTS, blas_threads, chunk_threads, in_chunks, in_parts, parts_at_once
+from .threads import (
+    SPLIT_MIN_ELEMENTS,
+    blas_threads,
+    chunk_threads,
+    in_chunks,
+    in_parts,
+    parts_at_once,
+    sum_in_chunks,
+)
 
 __all__ = [
     "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col",
@@ -294,20 +302,15 @@ def im2col_weight_grad(
     rows = OH * OW
     if d.ndim != 2 or d.shape[0] != N * rows:
         raise ShapeError(f"im2col_weight_grad: d has shape {d.shape}, expected ({N * rows}, FN) for x {x.shape}")
-    partial: dict[int, np.ndarray] = {}
-
-    def chunk(images: slice) -> None:
+    def chunk(images: slice) -> np.ndarray:
         d_rows = d[images.start * rows : images.stop * rows]
         # colᵀ·d, transposed at the end: the same sums, 10-14% faster for DeepConvNet's narrow
         # layers with SkylakeX kernels (dᵀ·col with FN = 16: 131 GFLOP/s, colᵀ·d: 149).
-        partial[images.start] = np.dot(im2col(x[images], FH, FW, stride, pad).T, d_rows)
+        return np.dot(im2col(x[images], FH, FW, stride, pad).T, d_rows)
 
-    in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
-    if not partial:  # no images: no windows to sum
+    total = sum_in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
+    if total is None:  # no images: no windows to sum
         return np.zeros((d.shape[1], FH * FW * C), dtype=np.result_type(d, x))
-    total, *rest = (partial[start] for start in sorted(partial))
-    for part in rest:
-        total += part
     return total.T
 
 

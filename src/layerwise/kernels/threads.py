@@ -408,6 +408,24 @@ def in_chunks(fn: Callable[[slice], None], n: int, size: int) -> None:
         _busy.release()
 
 
+def sum_in_chunks(fn: Callable[[slice], np.ndarray], n: int, size: int) -> np.ndarray | None:
+    """The sum of ``fn(chunk)`` over ``in_chunks``'s chunks of ``range(n)``, added in chunk
+    order whichever threads computed them, so that the sum's rounding does not depend on the
+    load; None when ``n`` is 0 (no chunk). A weight gradient's per-chunk products, summed."""
+    partial: dict[int, np.ndarray] = {}
+
+    def chunk(part: slice) -> None:
+        partial[part.start] = fn(part)
+
+    in_chunks(chunk, n, size)
+    if not partial:
+        return None
+    total, *rest = (partial[start] for start in sorted(partial))
+    for part in rest:
+        total += part
+    return total
+
+
 def chunk_threads() -> int:
     """How many threads ``in_chunks`` would spread chunks across if called now: the owned
     threads, or 1 (nothing owned, or inside a part of another split)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import tuning
-from .threads import in_chunks
+from .threads import in_chunks, sum_in_chunks
 
 __all__ = ["applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
 
@@ -72,9 +72,14 @@ def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
         M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
         _output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
-    per_image = 16 * TH * TW * C * out.itemsize  # one image's V
-    in_chunks(chunk, N, max(1, min(N, tuning.core_cache_bytes() // per_image)))
+    in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * out.itemsize, N))
     return out
+
+
+def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
+    """As many images as keep their transformed tiles V within ``tuning.core_cache_bytes``:
+    at least one, at most ``n``."""
+    return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
 
 
 def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
@@ -93,20 +98,14 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     TH, TW = -(-OH // 2), -(-OW // 2)
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)
-    partial: dict[int, np.ndarray] = {}
-
-    def chunk(images: slice) -> None:
+    def chunk(images: slice) -> np.ndarray:
         V = _input_transform(np.ascontiguousarray(x_cl[images]), pad, TH, TW)
         E = _output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
-        partial[images.start] = np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
+        return np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
 
-    per_image = 16 * TH * TW * C * x.itemsize
-    in_chunks(chunk, N, max(1, min(N, tuning.core_cache_bytes() // per_image)))
-    if not partial:  # no images: nothing to sum
+    total = sum_in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * x.itemsize, N))
+    if total is None:  # no images: nothing to sum
         return np.zeros((FN, C, 3, 3), dtype=np.result_type(d, x))
-    total, *rest = (partial[start] for start in sorted(partial))
-    for part in rest:
-        total += part
     dW = _G_KRON.T.astype(total.dtype) @ total.reshape(16, C * FN)  # Gᵀ dU G: (9, C·FN), rows (i, j)
     return dW.reshape(3, 3, C, FN).transpose(3, 2, 0, 1)
 
