@@ -380,27 +380,3 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
     assert (plan.plan, plan.how) == ("blas1", "kept from the checkpoint")
     # with another number of threads the checkpoint's plan does not apply
     assert resumed._plan_for(3).how == "by shape: LAYERWISE_TUNING=0"
-
-
-def test_a_convolution_ways_name_says_its_chunk_budget(monkeypatch):
-    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: 1 << 20)
-    assert tuning.winograd_way(2 << 20) == "winograd 2048 KiB"
-    assert tuning.way_chunk_bytes("winograd 2048 KiB") == 2 << 20
-    assert tuning.way_chunk_bytes("winograd") == 1 << 20  # kept before budgets were measured
-    assert tuning.way_chunk_bytes("im2col") is None
-    for bad in ("winograd 0 KiB", "winograd lots KiB", "winograd 2 MiB", "fft", ""):
-        with pytest.raises(ValueError, match="not a convolution way"):
-            tuning.way_chunk_bytes(bad)
-
-
-def test_a_kept_way_that_names_no_budget_is_measured_again(monkeypatch, tmp_path):
-    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("LAYERWISE_TUNING", "1")
-    monkeypatch.setattr(tuning, "_memory", {})
-    signature = tuning.machine_signature()
-    tuning.cache_file().write_text(json.dumps({"format": tuning._FORMAT, "machines": {
-        signature: {"convolution K": {"way": "winograd huge", "ms": {}}}}}))
-    measured = []
-    seconds = {"im2col": 1.0, "winograd 512 KiB": 0.5, "winograd 1024 KiB": 0.7}
-    assert tuning.winograd_chunk_bytes("K", lambda: measured.append(1) or seconds) == 512 * 1024
-    assert measured == [1] and tuning.kept_ways()["K"]["way"] == "winograd 512 KiB"

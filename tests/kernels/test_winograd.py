@@ -110,18 +110,10 @@ def cache(monkeypatch, tmp_path):
     return tmp_path / "cache" / "tuning.json"
 
 
-def _spy(monkeypatch, budgets=None):
-    """The shapes winograd_conv was called on (and into ``budgets``, the chunk budget of each call)."""
+def _spy(monkeypatch):
     calls = []
     real = winograd.winograd_conv
-
-    def spy(x, W, pad, chunk_bytes=None):
-        calls.append(x.shape)
-        if budgets is not None:
-            budgets.append(chunk_bytes)
-        return real(x, W, pad, chunk_bytes)
-
-    monkeypatch.setattr(winograd, "winograd_conv", spy)
+    monkeypatch.setattr(winograd, "winograd_conv", lambda x, W, pad: calls.append(x.shape) or real(x, W, pad))
     return calls
 
 
@@ -139,27 +131,22 @@ def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(
     x, Wt = _large_enough(rng)
     b = rng.standard_normal(16)
     measured = []
-    seconds = {"im2col": 2.0, "winograd 1024 KiB": 1.5, "winograd 2048 KiB": 1.0, "winograd 4096 KiB": 1.2}
-    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: measured.append(1) or seconds)
-    budgets = []
-    calls = _spy(monkeypatch, budgets)
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: measured.append(1) or {"im2col": 2.0, "winograd": 1.0})
+    calls = _spy(monkeypatch)
     out = conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
     np.testing.assert_allclose(out, _plain(x, Wt, 1) + b, rtol=1e-12, atol=1e-12)
-    assert calls == [x.shape] and measured == [1] and budgets == [2 << 20]  # the fastest budget
+    assert calls == [x.shape] and measured == [1]
     kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
     (key, record), = kept.items()
     assert key == f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, chunks on 1"
-    assert record["way"] == "winograd 2048 KiB"
-    assert record["ms"] == {"im2col": 2000.0, "winograd 1024 KiB": 1500.0, "winograd 2048 KiB": 1000.0,
-                            "winograd 4096 KiB": 1200.0}
+    assert record["way"] == "winograd" and record["ms"] == {"im2col": 2000.0, "winograd": 1000.0}
     monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
     conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
-    assert measured == [1] and len(calls) == 2 and budgets == [2 << 20, 2 << 20]
+    assert measured == [1] and len(calls) == 2
     assert tuning.kept_ways() == {key.removeprefix("convolution "): record}  # what the benchmark reports
 
 
-@pytest.mark.parametrize("seconds", [{"im2col": 1.0, "winograd": 2.0}, {"im2col": 1.0, "winograd": 0.99},
-                                     {"im2col": 1.0, "winograd 1024 KiB": 0.99, "winograd 2048 KiB": 1.5}])
+@pytest.mark.parametrize("seconds", [{"im2col": 1.0, "winograd": 2.0}, {"im2col": 1.0, "winograd": 0.99}])
 def test_conv_forward_keeps_im2col_unless_winograd_is_clearly_faster(monkeypatch, cache, seconds):
     x, Wt = _large_enough(np.random.default_rng(7))
     monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: seconds)
@@ -226,39 +213,21 @@ def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch,
     assert not cache.exists()
 
 
-def test_the_real_measurement_times_im2col_and_each_winograd_budget_on_the_input(monkeypatch):
-    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: 1 << 20)
-    assert conv_kernels.winograd_budgets() == (1 << 20, 2 << 20, 4 << 20)
+def test_the_real_measurement_times_both_ways_on_the_input():
     x, Wt = _large_enough(np.random.default_rng(10), np.float32)
     for what in ("forward", "weight gradient"):
         seconds = conv_kernels._time_ways(x.shape[1:], Wt.shape, 1, np.dtype(np.float32), what)
-        assert set(seconds) == {"im2col", "winograd 1024 KiB", "winograd 2048 KiB", "winograd 4096 KiB"}
-        assert all(s > 0 for s in seconds.values())
+        assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
 
 
-def test_inside_a_splits_parts_the_ways_are_measured_side_by_side_under_their_own_key(monkeypatch, cache):
+def test_inside_a_splits_parts_convolutions_compute_by_im2col_unmeasured(monkeypatch, cache):
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: pytest.fail("measured"))
     monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
-    copies = []
-    real_side_by_side = conv_kernels.side_by_side
-    monkeypatch.setattr(conv_kernels, "side_by_side",
-                        lambda fn, n: copies.append(n) or real_side_by_side(fn, n))
     calls = _spy(monkeypatch)
     x, Wt = _large_enough(np.random.default_rng(15))
-    both = np.concatenate([x, x])
-    outs = {}
-
-    def part(images):
-        outs[images.start] = conv_kernels.conv_forward(both[images], _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
-
     with threads.owned_threads():
-        threads.in_parts(part, len(both))  # each part has WINOGRAD_MIN_IMAGES images
-    assert copies and set(copies) == {2}  # every timed call ran twice at once
-    keys = list(json.loads(cache.read_text())["machines"][tuning.machine_signature()])
-    assert keys == ["convolution C16 FN16 28x28 pad 1 float64, BLAS threads 1, chunks on 1, 2 parts at once"]
-    kept = tuning.kept_ways()[keys[0].removeprefix("convolution ")]
-    parts_calls = [shape for shape in calls if shape[0] == len(x)]  # not the measurement's own
-    assert len(parts_calls) == (2 if kept["way"] != "im2col" else 0)  # both parts, the way measured
-    np.testing.assert_allclose(np.concatenate([outs[0], outs[len(x)]]), _plain(both, Wt, 1), rtol=1e-12, atol=1e-12)
+        threads.in_parts(lambda part: conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1), 2)
+    assert calls == [] and not cache.exists()
 
 
 def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):

@@ -18,7 +18,6 @@ strided view of a whole chunk of images, never a single position.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from types import EllipsisType
@@ -35,13 +34,12 @@ from .threads import (
     in_chunks,
     in_parts,
     parts_at_once,
-    side_by_side,
     sum_in_chunks,
 )
 
 __all__ = [
     "add_to_rows", "add_windows", "by_correlation", "conv_forward", "conv_input_grad", "conv_weight_grad", "im2col",
-    "im2col_dot", "im2col_weight_grad", "offset_slices", "pad_hw", "use_winograd", "winograd_budgets",
+    "im2col_dot", "im2col_weight_grad", "offset_slices", "pad_hw", "use_winograd",
 ]
 
 
@@ -187,9 +185,7 @@ def im2col_dot(
 
 #: Convolutions with fewer multiply-adds an image than this always compute by im2col: the
 #: one-time measurement that picks the way (a few ms) would outweigh what Winograd saves.
-#: DeepConvNet's third convolution (16 -> 32 channels, 14×14: 0.9M) is above it: Winograd
-#: took it in 0.86 of im2col's time (1 thread, Zen 4 VM).
-WINOGRAD_MIN_WORK = 1 << 19
+WINOGRAD_MIN_WORK = 1 << 20
 #: Nor do calls on fewer images than this: Winograd's fixed costs (the filter transform, a
 #: dozen passes) lose there, whatever the machine's products (im2col / Winograd time for one
 #: image 0.80-0.89, two 0.95-1.11, eight 1.04-1.37: DeepConvNet's 16-, 32- and 64-channel
@@ -209,11 +205,8 @@ def conv_forward(
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
     W_shape = (FN, C, FH, FW)
-    chunk_bytes = None
-    if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
-        chunk_bytes = use_winograd(x, W_shape, stride, pad, col_W.dtype)
-    if chunk_bytes:
-        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad, chunk_bytes)
+    if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,) and use_winograd(x, W_shape, stride, pad, col_W.dtype):
+        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad)
         add_to_rows(out, b.reshape(-1))
         return out
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
@@ -221,44 +214,34 @@ def conv_forward(
 
 def use_winograd(
     x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype, what: str = "forward"
-) -> int | None:
+) -> bool:
     """Whether the convolution of ``x`` with weights of ``W_shape`` computes ``what`` (its
-    ``"forward"``, or its ``"weight gradient"``) by Winograd, as the chunk budget to use (the
-    bytes of one chunk's transformed tiles), or None for im2col: where ``winograd.applies``,
-    with at least ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES``
-    images, and where ``tuning.winograd_chunk_bytes`` finds it faster on this machine
-    (measured once, the ways in turn, and kept)."""
+    ``"forward"``, or its ``"weight gradient"``) by Winograd: where ``winograd.applies``, with
+    at least ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES`` images,
+    and where ``tuning.winograd_pays`` finds it faster on this machine (measured once, both
+    ways in turn, and kept)."""
     N, C, H, W = x.shape
     FN = W_shape[0]
     dtype = np.result_type(x, dtype)
     if N < WINOGRAD_MIN_IMAGES or not winograd.applies(W_shape, stride, pad, dtype):
-        return None
+        return False
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
-        return None
-    # Keyed by how the call runs: BLAS's threads, the threads its chunks spread across (the
-    # "blas" plan runs the products on all threads, "owned" the chunks) and the parts of a
-    # split running beside it (a training's "split" plan, predict on several threads); the
-    # ways compare differently in each.
-    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
+        return False
+    # Not inside a split (a training's "split" plan, predict on several threads): beside the
+    # other part, Winograd's passes lost more than its products saved. DeepConvNet's 2-thread
+    # training on the split plan took 1.09-1.11x as long as by im2col, with the choice measured
+    # alone and measured with both parts at once alike, and 2-thread predict 1.05x (Zen 4 VM;
+    # benchmarks/results/2026-12-05-winograd/before_after-*.txt).
     if parts_at_once() > 1:
-        key = f"{key}, {parts_at_once()} parts at once"
+        return False
+    # Keyed by how the call runs: BLAS's threads and the threads its chunks spread across (the
+    # "blas" plan runs the products on all threads, "owned" the chunks); the ways compare
+    # differently in each.
+    key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
     if what != "forward":
         key = f"{key}, {what}"
-    return tuning.winograd_chunk_bytes(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
-
-
-def winograd_budgets() -> tuple[int, ...]:
-    """The chunk budgets ``use_winograd`` tries: the core's own cache (``tuning.core_cache_bytes``),
-    twice and four times it. Why more than one: the cache alone is not the whole story, as
-    each chunk costs a dozen NumPy calls, and beside another thread those calls cost more
-    (in one process the threads share the GIL and the allocator). 100 images of DeepConvNet's
-    layers, 1 thread alone / two threads side by side, ms by budget 0.5, 1, 2, 4, 8 MiB
-    (Zen 4 VM, 1 MiB L2): 16 channels 28×28 3.97 / 7.34, 3.57 / 4.44, 3.24 / 3.86, 3.62 /
-    4.37, 5.17 / 6.84; 64 channels 8×8 1.87 / 3.14, 1.84 / 2.78, 1.98 / 2.56, 2.01 / 2.34,
-    1.99 / 2.50 (benchmarks/results/2026-12-05-winograd-chunks/)."""
-    core = tuning.core_cache_bytes()
-    return core, 2 * core, 4 * core
+    return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
 
 
 def _time_ways(
@@ -266,33 +249,23 @@ def _time_ways(
 ) -> dict[str, float]:
     """Seconds each way takes to compute ``what`` for ``WINOGRAD_SAMPLE_IMAGES`` random images
     of ``image_shape`` (C, H, W), channels-last as a network's activations are, with random
-    weights (or dout) of ``W_shape``: im2col, and Winograd in each of ``winograd_budgets``
-    (``tuning.winograd_way`` names them); the fastest of 7 calls, the ways taking turns.
-    Inside a split's parts, each call runs that many times at once, side by side
-    (``threads.side_by_side``), as the parts will."""
+    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns."""
     rng = np.random.default_rng(0)
     C, H, Wd = image_shape
     x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
     W = rng.standard_normal(W_shape).astype(dtype)
     col_W = W.transpose(0, 2, 3, 1).reshape(W_shape[0], -1).T
-    ways: dict[str, Callable[[], object]]
     if what == "forward":
-        ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad)}
-        ways.update({tuning.winograd_way(budget): functools.partial(winograd.winograd_conv, x, W, pad, budget)
-                     for budget in winograd_budgets()})
+        ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad),
+                "winograd": lambda: winograd.winograd_conv(x, W, pad)}
     else:
         OH, OW = x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2
         d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
-        ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad)}
-        ways.update({tuning.winograd_way(budget): functools.partial(winograd.winograd_weight_grad, d, x, pad, budget)
-                     for budget in winograd_budgets()})
-    copies = parts_at_once()
+        ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
+                "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(9):  # the first two rounds only warm up
         for way, run in ways.items():
-            if copies > 1:
-                times[way].append(side_by_side(run, copies))
-                continue
             start = time.perf_counter()
             run()
             times[way].append(time.perf_counter() - start)
@@ -310,11 +283,9 @@ def conv_weight_grad(
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")  # a bad x reported as there
     FN = d.shape[1] if d.ndim == 2 else 0
     rows = (x.shape[2] + 2 * pad - FH + 1) * (x.shape[3] + 2 * pad - FW + 1)
-    chunk_bytes = None
-    if d.shape == (x.shape[0] * rows, FN):
-        chunk_bytes = use_winograd(x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient")
-    if chunk_bytes:
-        dW = winograd.winograd_weight_grad(d, x, pad, chunk_bytes)  # (FN, C, 3, 3)
+    if d.shape == (x.shape[0] * rows, FN) and use_winograd(
+            x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient"):
+        dW = winograd.winograd_weight_grad(d, x, pad)  # (FN, C, 3, 3)
         return dW.transpose(0, 2, 3, 1).reshape(FN, -1)
     return im2col_weight_grad(d, x, FH, FW, stride, pad)  # which also reports a bad d
 
@@ -418,10 +389,8 @@ def _input_grad_by_correlation(
     FN, _, FH, FW = W.shape
     dout = d.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)  # an NCHW view of d's channels-last rows
     turned_W = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, FN, FH, FW): the filters of this convolution
-    chunk_bytes = use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype)
-    if chunk_bytes:
-        dx = winograd.winograd_conv(dout, turned_W, FH - 1 - pad, chunk_bytes)
-        return dx.reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
+    if use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype):
+        return winograd.winograd_conv(dout, turned_W, FH - 1 - pad).reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
     turned = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(FH * FW * FN, C)  # rows (fh, fw, f)
     dx = np.empty((N, H, Wd, C), dtype=np.result_type(d, W))
 

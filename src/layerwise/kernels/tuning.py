@@ -36,12 +36,11 @@ Four choices here, none a constant tuned on one VM:
   quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
   says why convolutions run in chunks, and the function the measurements behind the size.
 
-- **Whether a 3×3 convolution computes by Winograd or by im2col, and in what chunks**
-  (:func:`winograd_chunk_bytes`): Winograd does fewer multiply-adds and more passes over
-  memory, so which is faster depends on the machine's products against its memory, and on
-  the shape and how the call runs on the threads (``kernels.winograd``,
-  ``kernels.conv.use_winograd``); so does the chunk size that pays best. Measured the first
-  time a shape runs on this machine, kept in the same file.
+- **Whether a 3×3 convolution computes by Winograd or by im2col** (:func:`winograd_pays`):
+  Winograd does fewer multiply-adds and more passes over memory, so which is faster depends
+  on the machine's products against its memory, and on the shape and how the call runs on
+  the threads (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time
+  a shape runs on this machine, kept in the same file.
 
 ``LAYERWISE_TUNING=0`` turns the measurements off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
@@ -88,9 +87,7 @@ __all__ = [
     "machine_signature",
     "measure_plans",
     "training_plan",
-    "way_chunk_bytes",
-    "winograd_chunk_bytes",
-    "winograd_way",
+    "winograd_pays",
 ]
 
 TUNING_ENV_VAR = "LAYERWISE_TUNING"
@@ -98,9 +95,8 @@ CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
 PLANS = ("blas", "blas1", "owned", "split")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 5  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
-# 4: convolutions by Winograd where measured faster; 5: Winograd's chunk budget measured too,
-# and inside a split's parts measured side by side
+_FORMAT = 4  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
+# 4: convolutions by Winograd where measured faster
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -201,7 +197,7 @@ def _machine_lock() -> Iterator[None]:
     writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
     it cannot be taken, only this process's lock holds. Re-entrant in the thread that holds it:
     a thread plan's measurement runs training steps whose convolutions may measure their way
-    (``winograd_chunk_bytes``) meanwhile; a second lock there waited for the first for ever."""
+    (``winograd_pays``) meanwhile; a second lock there waited for the first for ever."""
     if getattr(_holder, "depth", 0):
         _holder.depth += 1
         try:
@@ -382,47 +378,26 @@ def _measured(
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
-def winograd_chunk_bytes(key: str, measure: Callable[[], dict[str, float]]) -> int | None:
-    """How the convolution ``key`` (its per-image shape, dtype and threads) computes fastest on
-    this machine (``kernels.winograd`` says why it depends on the machine): by Winograd in
-    chunks whose transformed tiles fill this many bytes, or None for im2col. Kept from an
-    earlier measurement, else measured now by ``measure()`` (seconds by way: ``"im2col"``, and
-    ``winograd_way(budget)`` for each budget tried) and kept, so that later runs compute the
-    same way and repeat their numbers. Winograd only when its best budget is faster by
-    ``MARGIN``; never with ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col,
-    as before the way existed)."""
+def winograd_pays(key: str, measure: Callable[[], dict[str, float]]) -> bool:
+    """Whether the convolution ``key`` (its per-image shape, dtype and threads) runs faster by
+    Winograd than by im2col on this machine (``kernels.winograd`` says why it depends on the
+    machine): kept from an earlier measurement, else measured now by ``measure()`` (seconds
+    by way, ``"im2col"`` and ``"winograd"``) and kept, so that later runs compute the same way
+    and repeat their numbers. Winograd only when faster by ``MARGIN``; never with
+    ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed)."""
     if not tuning_enabled():
-        return None
+        return False
     signature, full_key = machine_signature(), f"convolution {key}"
     record = _recall(signature, full_key, _valid_way)
     if record is None:
         with _machine_lock():
             record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
-    return way_chunk_bytes(record["way"])
-
-
-def winograd_way(chunk_bytes: int) -> str:
-    """The name a kept record gives Winograd in chunks of ``chunk_bytes``: ``"winograd 2048 KiB"``."""
-    return f"winograd {chunk_bytes // 1024} KiB"
-
-
-def way_chunk_bytes(way: str) -> int | None:
-    """The chunk budget a way's name says (``winograd_way``); ``"winograd"`` alone is
-    ``core_cache_bytes()`` (records kept before budgets were measured), ``"im2col"`` None.
-    ValueError for any other name."""
-    if way == "im2col":
-        return None
-    if way == "winograd":
-        return core_cache_bytes()
-    name, size, unit = way.split(" ") if way.count(" ") == 2 else ("", "", "")
-    if name != "winograd" or unit != "KiB" or not size.isdigit() or int(size) <= 0:
-        raise ValueError(f"not a convolution way: {way!r}")
-    return int(size) * 1024
+    return record["way"] == "winograd"
 
 
 def kept_ways() -> dict[str, dict]:
-    """The convolution ways kept for this machine (``winograd_chunk_bytes``): key (shape, dtype,
-    how the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
+    """The convolution ways kept for this machine (``winograd_pays``): key (shape, dtype, how
+    the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
     signature = machine_signature()
     kept = {key: record for key, record in _read().get(signature, {}).items()
             if key.startswith("convolution ") and _valid_way(record)}
@@ -432,25 +407,15 @@ def kept_ways() -> dict[str, dict]:
 
 
 def _valid_way(record: object) -> bool:
-    if not isinstance(record, dict) or not isinstance(record.get("way"), str):
-        return False
-    try:
-        way_chunk_bytes(record["way"])
-    except ValueError:
-        return False
-    return True
+    return isinstance(record, dict) and record.get("way") in ("im2col", "winograd")
 
 
 def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str, float]]) -> dict:
     try:
         seconds = measure()
-        tried = {way: way_chunk_bytes(way) for way in seconds}
-        best = min((way for way, budget in tried.items() if budget is not None), key=seconds.__getitem__)
-        if "im2col" not in seconds:
-            raise KeyError("im2col")
     except Exception:  # any: the convolution itself then reports what is wrong with its input
         return {"way": "im2col"}  # not kept: measured again next time
-    way = best if seconds[best] < (1 - MARGIN) * seconds["im2col"] else "im2col"
+    way = "winograd" if seconds["winograd"] < (1 - MARGIN) * seconds["im2col"] else "im2col"
     record = {"way": way, "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()},
               "measured": time.strftime("%Y-%m-%d")}
     _remember(signature, full_key, record)

@@ -54,11 +54,10 @@ def filter_transform(W: np.ndarray) -> np.ndarray:
     return (_G_KRON.astype(W.dtype) @ W.transpose(2, 3, 1, 0).reshape(9, C * FN)).reshape(16, C, FN)
 
 
-def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int, chunk_bytes: int | None = None) -> np.ndarray:
+def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
-    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``; a few images at a time,
-    as many as keep their V within ``chunk_bytes`` (default: the core's own cache,
-    ``tuning.core_cache_bytes``; ``kernels.conv.use_winograd`` measures which budget is best)."""
+    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``; a few images at a time
+    (as many as keep their V within the core's own cache, ``tuning.core_cache_bytes``)."""
     N, C, H, Wd = x.shape
     FN = W.shape[0]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
@@ -73,17 +72,17 @@ def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int, chunk_bytes: int | Non
         M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
         _output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
-    in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * out.itemsize, N, chunk_bytes))
+    in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * out.itemsize, N))
     return out
 
 
-def _images_per_chunk(V_bytes_per_image: int, n: int, chunk_bytes: int | None) -> int:
-    """As many images as keep their transformed tiles V within ``chunk_bytes`` (default
-    ``tuning.core_cache_bytes``): at least one, at most ``n``."""
-    return max(1, min(n, (chunk_bytes or tuning.core_cache_bytes()) // V_bytes_per_image))
+def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
+    """As many images as keep their transformed tiles V within ``tuning.core_cache_bytes``:
+    at least one, at most ``n``."""
+    return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
 
 
-def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, chunk_bytes: int | None = None) -> np.ndarray:
+def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     """The weight gradient of that convolution, (FN, C, 3, 3), from ``d`` = dout as rows
     (N·OH·OW, FN) ordered (n, oh, ow): ``conv.im2col_weight_grad(d, x, 3, 3, 1, pad)`` with its
     columns (fh, fw, c) as W's axes.
@@ -91,9 +90,8 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, chunk_bytes: in
     Backward through Y = Aᵀ[U ⊙ V]A and U = G g Gᵀ: each tile's dU = (A dY Aᵀ) ⊙ V, and
     dg = Gᵀ dU G. Summed over tiles, per position k of the 4×4 transformed tile, that is one
     product dU_k (C, FN) = V_kᵀ (C, tiles) · E_k (tiles, FN) with E = A dY Aᵀ of every 2×2 block
-    of dout: 16 products with 2.25× fewer multiply-adds than dᵀ·col. The chunks (V within
-    ``chunk_bytes``, as in ``winograd_conv``) are added in chunk order, whichever threads
-    computed them."""
+    of dout: 16 products with 2.25× fewer multiply-adds than dᵀ·col. The chunks' sums are
+    added in chunk order, whichever threads computed them."""
     N, C, H, Wd = x.shape
     FN = d.shape[1]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
@@ -105,7 +103,7 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, chunk_bytes: in
         E = _output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
         return np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
 
-    total = sum_in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * x.itemsize, N, chunk_bytes))
+    total = sum_in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * x.itemsize, N))
     if total is None:  # no images: nothing to sum
         return np.zeros((FN, C, 3, 3), dtype=np.result_type(d, x))
     dW = _G_KRON.T.astype(total.dtype) @ total.reshape(16, C * FN)  # Gᵀ dU G: (9, C·FN), rows (i, j)
