@@ -95,8 +95,9 @@ CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
 PLANS = ("blas", "blas1", "owned", "split")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 4  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
-# 4: convolutions by Winograd where measured faster
+_FORMAT = 5  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
+# 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products (the
+# ways compare anew)
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03

@@ -24,6 +24,8 @@ once on the machine and keeps the answer.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import tuning
@@ -68,7 +70,7 @@ def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
     x_cl = x.transpose(0, 2, 3, 1)  # channels-last; a Convolution's input usually is already
 
     def chunk(images: slice) -> None:
-        V = _input_transform(np.ascontiguousarray(x_cl[images]), pad, TH, TW)
+        V = _input_transform(x_cl[images], pad, TH, TW)
         M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
         _output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
@@ -99,7 +101,7 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)
     def chunk(images: slice) -> np.ndarray:
-        V = _input_transform(np.ascontiguousarray(x_cl[images]), pad, TH, TW)
+        V = _input_transform(x_cl[images], pad, TH, TW)
         E = _output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
         return np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
 
@@ -110,58 +112,64 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     return dW.reshape(3, 3, C, FN).transpose(3, 2, 0, 1)
 
 
+def _matrix(name: str, dtype: np.dtype) -> np.ndarray:
+    """``B_T``, ``A_T`` or ``A`` (Aᵀ's transpose) in ``dtype``, made once per dtype."""
+    return _matrices(name, np.dtype(dtype).str)
+
+
+@functools.cache
+def _matrices(name: str, dtype: str) -> np.ndarray:
+    matrix = {"B_T": B_T, "A_T": A_T, "A": A_T.T}[name]
+    return np.ascontiguousarray(matrix, dtype=dtype)
+
+
 def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray:
     """V = Bᵀ d B of every 4×4 tile d (stride 2) of the zero-padded channels-last images
-    ``x_cl`` (n, H, W, C), as (16, n·TH·TW, C). Bᵀ is applied along the columns first and then
-    along the rows, each as four sums or differences of whole slices: the padded image is
-    first split into its even and odd columns (each pixel's C values moved as one np.void,
-    one memcpy), so that every pass runs along whole rows instead of runs of C values."""
+    ``x_cl`` (n, H, W, C), as (16, n·TH·TW, C): the tiles gathered into D (4, 4, tiles, C),
+    each pixel's C values moved as one ``np.void`` value, then Bᵀ applied along the tiles'
+    rows and along their columns as two products with the 4×4 Bᵀ (row (i, j) of D is the
+    tiles' pixel (i, j)).
+
+    Why products with a matrix of 0s and ±1s: each is one BLAS call over the whole chunk,
+    where four sums or differences of slices for each of the two directions were eight NumPy
+    calls (and a split into even and odd columns before them). A chunk of DeepConvNet's
+    second layer (5 images, 16 channels) took 140 us against 158, and beside a second thread
+    (the parts of a 2-thread predict) each call is a wait for the GIL that fewer calls avoid
+    (benchmarks/results/2026-12-05-winograd-blas/). The product adds 0·x terms; for finite x
+    they change nothing (x + 0·y is x), an infinite activation gives NaN instead of ±inf
+    (only once training has diverged)."""
     n, H, Wd, C = x_cl.shape
+    rows, cols = 2 * TH + 2, 2 * TW + 2  # the padded images, out to the last tile's edge
+    padded = np.empty((n, rows, cols, C), dtype=x_cl.dtype)
+    padded[:, :pad] = 0
+    padded[:, pad + H :] = 0
+    padded[:, pad : pad + H, :pad] = 0
+    padded[:, pad : pad + H, pad + Wd :] = 0
+    padded[:, pad : pad + H, pad : pad + Wd] = x_cl
     pixel = np.dtype((np.void, C * x_cl.itemsize))
-    # split[p][:, q, k] = the padded image's pixel (row q, column 2k + p)
-    split = np.zeros((2, n, 2 * TH + 2, TW + 1, C), dtype=x_cl.dtype)
-    for parity in (0, 1):
-        first = (parity - pad) % 2  # the first input column that lands on this parity
-        count = len(range(first, Wd, 2))
-        start = (first + pad) // 2
-        np.copyto(split[parity, :, pad : pad + H, start : start + count].view(pixel)[..., 0],
-                  x_cl.view(pixel)[:, :, first::2, 0])
-    even, odd = split[0], split[1]
-    c0, c1, c2, c3 = even[:, :, :TW], odd[:, :, :TW], even[:, :, 1:], odd[:, :, 1:]  # the tiles' columns
-    across = np.empty((4, n, 2 * TH + 2, TW, C), dtype=x_cl.dtype)  # d B, for every row
-    np.subtract(c0, c2, out=across[0])
-    np.add(c1, c2, out=across[1])
-    np.subtract(c2, c1, out=across[2])
-    np.subtract(c1, c3, out=across[3])
-    r0, r1, r2, r3 = (across[:, :, k : k + 2 * TH : 2] for k in range(4))  # the tiles' rows
-    V = np.empty((4, 4, n, TH, TW, C), dtype=x_cl.dtype)  # Bᵀ d B
-    np.subtract(r0, r2, out=V[0])
-    np.add(r1, r2, out=V[1])
-    np.subtract(r2, r1, out=V[2])
-    np.subtract(r1, r3, out=V[3])
+    pixels = padded.view(pixel)[..., 0]
+    image, row, col = pixels.strides
+    tiles = np.ndarray((4, 4, n, TH, TW), pixel, pixels, 0, (row, col, image, 2 * row, 2 * col))
+    D = np.empty(tiles.shape, dtype=pixel)
+    np.copyto(D, tiles)
+    B_t = _matrix("B_T", x_cl.dtype)
+    across = np.matmul(B_t, D.view(x_cl.dtype).reshape(4, -1))  # Bᵀ d: (a, j·tiles·C)
+    V = np.matmul(B_t, across.reshape(4, 4, -1))  # (Bᵀ d) B: (a, b, tiles·C), as B's rows are Bᵀ's columns
     return V.reshape(16, n * TH * TW, C)
 
 
 def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
     """Y = Aᵀ M A of every tile's 4×4 products M (16, tiles, FN), each tile's 2×2 block of
     outputs written to its place in ``out_rows`` (n·OH·OW, FN); blocks that overhang an odd
-    OH or OW are cropped."""
+    OH or OW are cropped. Aᵀ is applied as two products with the 2×4 Aᵀ, like the input's
+    transform (there, why): a chunk of DeepConvNet's second layer took 44 us against 75."""
     FN = M.shape[2]
     n = M.shape[1] // (TH * TW)
-    m = M.reshape(4, 4, -1)
-    rows = np.empty((2, 4, m.shape[2]), dtype=M.dtype)  # Aᵀ M
-    np.add(m[0], m[1], out=rows[0])
-    rows[0] += m[2]
-    np.subtract(m[1], m[2], out=rows[1])
-    rows[1] -= m[3]
-    Y = np.empty((2, 2, n, TH, TW, FN), dtype=M.dtype)  # Aᵀ M A, block position (a, b) first
-    flat = Y.reshape(2, 2, -1)
-    np.add(rows[:, 0], rows[:, 1], out=flat[:, 0])
-    flat[:, 0] += rows[:, 2]
-    np.subtract(rows[:, 1], rows[:, 2], out=flat[:, 1])
-    flat[:, 1] -= rows[:, 3]
+    A_t = _matrix("A_T", M.dtype)
+    across = np.matmul(A_t, M.reshape(4, -1))  # Aᵀ M over the tile's rows: (a, k·tiles·FN)
+    Y = np.matmul(A_t, across.reshape(2, 4, -1))  # then over its columns: (a, b, tiles·FN)
     pixel = np.dtype((np.void, FN * M.itemsize))  # one output position's FN values, moved whole
-    blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
+    blocks = Y.reshape(2, 2, n, TH, TW, FN).view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
     if (OH, OW) == (2 * TH, 2 * TW):
         np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
         return
@@ -173,28 +181,18 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
 def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
     """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
     block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
-    ``_output_transform``, which the weight gradient needs. With Aᵀ's rows (1, 1, 1, 0) and
-    (0, 1, -1, -1), a block's rows y0, y1 become y0, y0 + y1, y0 - y1, -y1, and likewise its
-    columns."""
+    ``_output_transform``, which the weight gradient needs; two products with the 4×2 A."""
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
     pixel = np.dtype((np.void, FN * d_rows.itemsize))
-    blocks = np.zeros((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
+    blocks = np.empty((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
     source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
     if (OH, OW) != (2 * TH, 2 * TW):
         full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
         full[:, :OH, :OW] = source
         source = full
     np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
-    across = np.empty((2, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # dY Aᵀ, for both rows a
-    flat = blocks.reshape(2, 2, -1)
-    np.copyto(across[:, 0], flat[:, 0])
-    np.add(flat[:, 0], flat[:, 1], out=across[:, 1])
-    np.subtract(flat[:, 0], flat[:, 1], out=across[:, 2])
-    np.negative(flat[:, 1], out=across[:, 3])
-    E = np.empty((4, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # A dY Aᵀ
-    np.copyto(E[0], across[0])
-    np.add(across[0], across[1], out=E[1])
-    np.subtract(across[0], across[1], out=E[2])
-    np.negative(across[1], out=E[3])
+    A = _matrix("A", d_rows.dtype)
+    across = np.matmul(A, blocks.reshape(2, -1))  # A dY over the block's rows: (k, b·tiles·FN)
+    E = np.matmul(A, across.reshape(4, 2, -1))  # then over its columns: (k, l, tiles·FN)
     return E.reshape(16, n * TH * TW, FN)
