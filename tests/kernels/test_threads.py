@@ -513,3 +513,36 @@ def test_sum_in_chunks_adds_the_chunks_in_order_on_any_thread(two_threads):
         total = _threads.sum_in_chunks(lambda part: seen.append(part) or np.array(values[part.start]), 4, 1)
     assert len(seen) == 4 and total == in_order
     assert _threads.sum_in_chunks(lambda part: np.zeros(1), 0, 1) is None  # no chunks
+
+
+def test_side_by_side_runs_the_copies_at_once_each_as_a_part(two_threads):
+    import threading
+
+    arrived = threading.Barrier(3, timeout=30)  # passes only if all three copies run at once
+    seen = []
+
+    def copy():
+        arrived.wait()
+        seen.append((threading.get_ident(), _threads.chunk_threads()))
+
+    with _threads.owned_threads():
+        seconds = _threads.side_by_side(copy, 3)
+    assert seconds > 0 and len(seen) == 3 and len({ident for ident, _ in seen}) == 3
+    assert {chunks for _, chunks in seen} == {1}  # inside a part: in_chunks runs in order there
+    assert (threading.get_ident(), 1) in seen  # the caller is one of them ...
+    assert _threads.chunk_threads() == 1 and not getattr(_threads._part, "inside", False)  # ... and is restored
+
+
+def test_side_by_side_reraises_a_copys_error_after_all_have_ended():
+    import threading
+
+    calls = []
+
+    def copy():
+        calls.append(1)
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("in a helper")
+
+    with pytest.raises(ValueError, match="in a helper"):
+        _threads.side_by_side(copy, 2)
+    assert len(calls) == 2

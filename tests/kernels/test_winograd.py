@@ -1,6 +1,7 @@
 """kernels.winograd equals the im2col product it replaces, and kernels.conv takes it only where
 this machine's measurement (kept by kernels.tuning) says so."""
 
+import itertools
 import json
 
 import numpy as np
@@ -220,14 +221,31 @@ def test_the_real_measurement_times_both_ways_on_the_input():
         assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
 
 
-def test_inside_a_splits_parts_convolutions_compute_by_im2col_unmeasured(monkeypatch, cache):
-    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: pytest.fail("measured"))
+@pytest.mark.parametrize("faster", ["im2col", "winograd"])
+def test_inside_a_splits_parts_the_ways_are_timed_side_by_side_under_their_own_key(monkeypatch, cache, faster):
     monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+    copies = []
+    # _time_ways times the ways in turn, im2col first: the fake side by side says which won.
+    seconds = itertools.cycle([1.0, 2.0] if faster == "im2col" else [2.0, 1.0])
+    monkeypatch.setattr(conv_kernels, "side_by_side", lambda fn, n: copies.append(n) or next(seconds))
     calls = _spy(monkeypatch)
     x, Wt = _large_enough(np.random.default_rng(15))
+    both = np.concatenate([x, x])
+    outs = {}
+
+    def part(images):
+        outs[images.start] = conv_kernels.conv_forward(both[images], _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+
     with threads.owned_threads():
-        threads.in_parts(lambda part: conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1), 2)
-    assert calls == [] and not cache.exists()
+        threads.in_parts(part, len(both))  # each part has WINOGRAD_MIN_IMAGES images
+    assert copies and set(copies) == {2}  # every timed call ran twice at once
+    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    (key, record), = kept.items()
+    assert key == "convolution C16 FN16 28x28 pad 1 float64, BLAS threads 1, chunks on 1, 2 parts at once"
+    assert record["way"] == faster
+    parts_calls = [shape for shape in calls if shape[0] == len(x)]  # not the measurement's own
+    assert len(parts_calls) == (2 if faster == "winograd" else 0)  # both parts, the way kept
+    np.testing.assert_allclose(np.concatenate([outs[0], outs[len(x)]]), _plain(both, Wt, 1), rtol=1e-12, atol=1e-12)
 
 
 def test_a_bad_weight_shape_is_reported_by_conv_forward_as_by_im2col_dot(cache):

@@ -34,6 +34,7 @@ from .threads import (
     in_chunks,
     in_parts,
     parts_at_once,
+    side_by_side,
     sum_in_chunks,
 )
 
@@ -228,17 +229,13 @@ def use_winograd(
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
         return False
-    # Not inside a split (a training's "split" plan, predict on several threads): beside the
-    # other part, Winograd's passes lost more than its products saved. DeepConvNet's 2-thread
-    # training on the split plan took 1.09-1.11x as long as by im2col, with the choice measured
-    # alone and measured with both parts at once alike, and 2-thread predict 1.05x (Zen 4 VM;
-    # benchmarks/results/2026-12-05-winograd/before_after-*.txt).
-    if parts_at_once() > 1:
-        return False
-    # Keyed by how the call runs: BLAS's threads and the threads its chunks spread across (the
-    # "blas" plan runs the products on all threads, "owned" the chunks); the ways compare
-    # differently in each.
+    # Keyed by how the call runs: BLAS's threads, the threads its chunks spread across (the
+    # "blas" plan runs the products on all threads, "owned" the chunks) and the parts of a
+    # split running beside it (a training's "split" plan, predict on several threads), where
+    # the ways are timed side by side: the ways compare differently in each.
     key = f"C{C} FN{FN} {H}x{W} pad {pad} {dtype.name}, BLAS threads {blas_threads()}, chunks on {chunk_threads()}"
+    if parts_at_once() > 1:
+        key = f"{key}, {parts_at_once()} parts at once"
     if what != "forward":
         key = f"{key}, {what}"
     return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
@@ -249,7 +246,12 @@ def _time_ways(
 ) -> dict[str, float]:
     """Seconds each way takes to compute ``what`` for ``WINOGRAD_SAMPLE_IMAGES`` random images
     of ``image_shape`` (C, H, W), channels-last as a network's activations are, with random
-    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns."""
+    weights (or dout) of ``W_shape``: the fastest of 7 calls, the ways taking turns. Inside a
+    split's parts each call runs that many times at once, side by side, as the parts will
+    (``threads.side_by_side``): there the threads share the GIL between NumPy's calls, and
+    Winograd makes more of them (before its transforms were products, it lost there what it
+    won alone: DeepConvNet's 2-thread predict 1.05x as long as by im2col, the split plan's
+    training 1.09-1.11x; benchmarks/results/2026-12-05-winograd/before_after-*.txt)."""
     rng = np.random.default_rng(0)
     C, H, Wd = image_shape
     x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
@@ -263,9 +265,13 @@ def _time_ways(
         d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
         ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
                 "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
+    copies = parts_at_once()
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(9):  # the first two rounds only warm up
         for way, run in ways.items():
+            if copies > 1:
+                times[way].append(side_by_side(run, copies))
+                continue
             start = time.perf_counter()
             run()
             times[way].append(time.perf_counter() - start)

@@ -27,6 +27,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import EllipsisType
@@ -436,6 +437,37 @@ def parts_at_once() -> int:
     """How many parts of a split run at the same time as the caller's (the caller's included):
     the owned threads inside a part, else 1."""
     return _owned if _owned > 1 and getattr(_part, "inside", False) else 1
+
+
+def side_by_side(fn: Callable[[], object], copies: int) -> float:
+    """Wall seconds of ``copies`` calls of ``fn`` running at once, each on a thread of its own
+    that counts as a part of a split (``in_chunks`` runs its chunks in order there, as in a
+    split's parts), the calling thread one of them. How a measurement sees a kernel run beside
+    the other parts of a split: there the parts share the process's memory bandwidth, its
+    allocator and the GIL, which a call alone does not show (see ``kernels.conv.use_winograd``)."""
+    start = threading.Barrier(copies)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        outer, _part.inside = getattr(_part, "inside", False), True
+        try:
+            start.wait()
+            fn()
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+        finally:
+            _part.inside = outer
+
+    others = [threading.Thread(target=one, daemon=True) for _ in range(copies - 1)]
+    for thread in others:
+        thread.start()
+    began = time.perf_counter()
+    one()
+    for thread in others:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - began
 
 
 def equal_chunks(n: int, count: int) -> list[slice]:
