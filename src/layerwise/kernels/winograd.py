@@ -9,14 +9,16 @@ How: each 2×2 block of outputs of one filter g (3×3) on one 4×4 input tile d 
 Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplications instead of 36. Summed over the input
 channels, the 16 elementwise products become 16 matrix products, one per position k of the
 4×4 transformed tile: M_k (tiles, FN) = V_k (tiles, C) · U_k (C, FN), V = Bᵀ d B of every
-tile, U = G g Gᵀ of every filter. The transforms are sums and differences of strided views,
-a few images at a time so that V and M stay in the core's own cache.
+tile, U = G g Gᵀ of every filter. The transforms are products with the small matrices Bᵀ,
+Aᵀ and A, a few images at a time so that V and M stay in the core's own cache.
 
 Why: the products are 2.25× fewer multiply-adds, and DeepConvNet's products are most of its
 time. With the transforms' passes over V and M, the way pays more the more channels there are
 (ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd: C16->16
 28×28 7.3 / 6.8, C32->32 14×14 pad 2 6.7 / 5.2, C32->64 8×8 2.8 / 2.0, C64->64 8×8 5.6 / 3.6;
-benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt). Where it pays depends on
+benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt; with the transforms as
+products since, 0.76-0.90 of those Winograd times, benchmarks/results/2026-12-05-winograd-blas/
+transform_ways-skylakex.txt). Where it pays depends on
 the machine's products against its memory (the family-26 VM's products ran 2.5× faster than
 Zen 4's), so ``kernels.conv`` asks ``kernels.tuning.winograd_pays``, which measures each shape
 once on the machine and keeps the answer.
@@ -132,12 +134,14 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray
 
     Why products with a matrix of 0s and ±1s: each is one BLAS call over the whole chunk,
     where four sums or differences of slices for each of the two directions were eight NumPy
-    calls (and a split into even and odd columns before them). A chunk of DeepConvNet's
-    second layer (5 images, 16 channels) took 140 us against 158, and beside a second thread
-    (the parts of a 2-thread predict) each call is a wait for the GIL that fewer calls avoid
-    (benchmarks/results/2026-12-05-winograd-blas/). The product adds 0·x terms; for finite x
-    they change nothing (x + 0·y is x), an infinite activation gives NaN instead of ±inf
-    (only once training has diverged)."""
+    calls (and a split into even and odd columns before them), and beside a second thread
+    (the parts of a 2-thread predict) every NumPy call may wait for the GIL. A chunk of
+    DeepConvNet's second layer (5 images, 16 channels) took 146 us against 160 alone, 164
+    against 233 beside another thread; its layers' whole forwards of 50 images 0.76-0.90 of
+    the time alone, 0.69-0.77 beside (1 thread, Zen 4 VM, SkylakeX kernels;
+    benchmarks/results/2026-12-05-winograd-blas/transform_ways-skylakex.txt). The product adds
+    0·x terms: for finite x they change nothing (x + 0·y is x); an infinite activation gives
+    NaN instead of ±inf (only once training has diverged)."""
     n, H, Wd, C = x_cl.shape
     rows, cols = 2 * TH + 2, 2 * TW + 2  # the padded images, out to the last tile's edge
     padded = np.empty((n, rows, cols, C), dtype=x_cl.dtype)
@@ -162,7 +166,9 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     """Y = Aᵀ M A of every tile's 4×4 products M (16, tiles, FN), each tile's 2×2 block of
     outputs written to its place in ``out_rows`` (n·OH·OW, FN); blocks that overhang an odd
     OH or OW are cropped. Aᵀ is applied as two products with the 2×4 Aᵀ, like the input's
-    transform (there, why): a chunk of DeepConvNet's second layer took 44 us against 75."""
+    transform (there, why): a chunk of DeepConvNet's second layer took 53 us against 74 alone,
+    76 against 160 beside another thread (with 32 or 64 filters on 8×8 or 14×14 images up to
+    1.24x as long alone, while their whole forwards still took 0.78 of the time)."""
     FN = M.shape[2]
     n = M.shape[1] // (TH * TW)
     A_t = _matrix("A_T", M.dtype)
