@@ -374,7 +374,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     if ways:
         lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.winograd_pays`): each 3x3 "
                       "shape's forward and weight gradient timed once by im2col and by Winograd on 32 images "
-                      "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads.", "", ways]
+                      "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads (inside a "
+                      "split's parts, each way timed on the parts' threads at once).", "", ways]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
     return "\n".join(lines)
 
