@@ -372,8 +372,9 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
                       "and the evaluation chunk, from the last-level cache.", "", choices_table(results)]
     ways = conv_ways_table(results)
     if ways:
-        lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.winograd_pays`): each 3x3 "
-                      "shape's forward and weight gradient timed once by im2col and by Winograd on 32 images "
+        lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.conv_way`): each 3x3 "
+                      "shape's forward and weight gradient timed once by im2col and by Winograd (its transforms as "
+                      "products, and as sums) on 32 images "
                       "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads (inside a "
                       "split's parts, each way timed on the parts' threads at once).", "", ways]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
@@ -388,10 +389,10 @@ def conv_ways_table(results: list[dict]) -> str:
         ways.update(r.get("lw_conv_ways") or {})
     if not ways:
         return ""
-    out = ["| convolution (input, dtype, threads) | way | ms im2col / Winograd |", "|---|---|--:|"]
+    out = ["| convolution (input, dtype, threads) | way | ms im2col / Winograd / Winograd by sums |", "|---|---|--:|"]
     for key, record in sorted(ways.items()):
         ms = record.get("ms", {})
-        times = " / ".join(f"{ms[w]:.3g}" if w in ms else "-" for w in ("im2col", "winograd"))
+        times = " / ".join(f"{ms[w]:.3g}" if w in ms else "-" for w in ("im2col", "winograd", "winograd by sums"))
         out.append(f"| {key} | {record['way']} | {times} |")
     return "\n".join(out)
 

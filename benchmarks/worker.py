@@ -288,7 +288,7 @@ def compare(job: dict) -> dict:
         result["copy_floor_s"] = copy_floor(step_copies(model, spec.batch_size, sample_shape), n / spec.batch_size,
                                             job["floor_reps"], threads, batch=spec.batch_size)
         # The convolutions' ways (im2col or Winograd) as kept on this machine after the run
-        # (kernels.tuning.winograd_pays), for the report; a tree before that choice has none.
+        # (kernels.tuning.conv_way), for the report; a tree before that choice has none.
         result["lw_conv_ways"] = getattr(tuning, "kept_ways", dict)()
     result["loadavg"] = [load_start, os.getloadavg()]
     return result

@@ -31,9 +31,10 @@ def _plain(x, W, pad):
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(1, 3), c=st.integers(1, 5), fn=st.integers(1, 4), oh=st.integers(1, 7), ow=st.integers(1, 7),
-    pad=st.integers(0, 2), channels_last=st.booleans(), seed=SEEDS,
+    pad=st.integers(0, 2), channels_last=st.booleans(), seed=SEEDS, transforms=st.sampled_from(winograd.TRANSFORMS),
 )
-def test_winograd_equals_the_im2col_product_and_weight_gradient(n, c, fn, oh, ow, pad, channels_last, seed):
+def test_winograd_equals_the_im2col_product_and_weight_gradient(n, c, fn, oh, ow, pad, channels_last, seed,
+                                                                 transforms):
     # Odd and even output sizes (a 2×2 block overhangs an odd edge), every pad, either layout.
     rng = np.random.default_rng(seed)
     H, W = oh + 2 - 2 * pad, ow + 2 - 2 * pad
@@ -41,19 +42,19 @@ def test_winograd_equals_the_im2col_product_and_weight_gradient(n, c, fn, oh, ow
         return
     x = rng.standard_normal((n, H, W, c)).transpose(0, 3, 1, 2) if channels_last else rng.standard_normal((n, c, H, W))
     Wt = rng.standard_normal((fn, c, 3, 3))
-    rows = winograd.winograd_conv(x, Wt, pad)
+    rows = winograd.winograd_conv(x, Wt, pad, transforms)
     assert rows.shape == (n * oh * ow, fn) and rows.dtype == np.float64
     np.testing.assert_allclose(rows, _plain(x, Wt, pad), rtol=1e-12, atol=1e-12)
-    rows32 = winograd.winograd_conv(x.astype(np.float32), Wt.astype(np.float32), pad)
+    rows32 = winograd.winograd_conv(x.astype(np.float32), Wt.astype(np.float32), pad, transforms)
     assert rows32.dtype == np.float32
     np.testing.assert_allclose(rows32, _plain(x, Wt, pad), rtol=1e-5, atol=1e-5)
 
     d = rng.standard_normal((n * oh * ow, fn))
     plain = (d.T @ book_im2col(x, 3, 3, 1, pad)).reshape(fn, c, 3, 3)  # the book's dW
-    dW = winograd.winograd_weight_grad(d, x, pad)
+    dW = winograd.winograd_weight_grad(d, x, pad, transforms)
     assert dW.shape == (fn, c, 3, 3) and dW.dtype == np.float64
     np.testing.assert_allclose(dW, plain, rtol=1e-12, atol=1e-12)
-    dW32 = winograd.winograd_weight_grad(d.astype(np.float32), x.astype(np.float32), pad)
+    dW32 = winograd.winograd_weight_grad(d.astype(np.float32), x.astype(np.float32), pad, transforms)
     assert dW32.dtype == np.float32
     np.testing.assert_allclose(dW32, plain, rtol=1e-4, atol=1e-4)
 
@@ -111,10 +112,18 @@ def cache(monkeypatch, tmp_path):
     return tmp_path / "cache" / "tuning.json"
 
 
-def _spy(monkeypatch):
+def _spy(monkeypatch, transforms=None):
+    """The shapes winograd_conv was called on (and into ``transforms``, the transforms of each call)."""
     calls = []
     real = winograd.winograd_conv
-    monkeypatch.setattr(winograd, "winograd_conv", lambda x, W, pad: calls.append(x.shape) or real(x, W, pad))
+
+    def spy(x, W, pad, how="products"):
+        calls.append(x.shape)
+        if transforms is not None:
+            transforms.append(how)
+        return real(x, W, pad, how)
+
+    monkeypatch.setattr(winograd, "winograd_conv", spy)
     return calls
 
 
@@ -214,11 +223,30 @@ def test_a_failing_measurement_falls_back_to_im2col_and_is_not_kept(monkeypatch,
     assert not cache.exists()
 
 
-def test_the_real_measurement_times_both_ways_on_the_input():
+def test_the_real_measurement_times_every_way_on_the_input():
     x, Wt = _large_enough(np.random.default_rng(10), np.float32)
     for what in ("forward", "weight gradient"):
         seconds = conv_kernels._time_ways(x.shape[1:], Wt.shape, 1, np.dtype(np.float32), what)
-        assert set(seconds) == {"im2col", "winograd"} and all(s > 0 for s in seconds.values())
+        assert set(seconds) == set(tuning.CONV_WAYS) and all(s > 0 for s in seconds.values())
+
+
+@pytest.mark.parametrize("faster", ["winograd", "winograd by sums"])
+def test_winograds_transforms_are_the_ones_measured_faster(monkeypatch, cache, faster):
+    x, Wt = _large_enough(np.random.default_rng(17))
+    slower = "winograd by sums" if faster == "winograd" else "winograd"
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, faster: 1.0, slower: 1.5})
+    transforms = []
+    calls = _spy(monkeypatch, transforms)
+    out = conv_kernels.conv_forward(x, _col_W(Wt), np.zeros(16), 3, 3, 1, 1)
+    np.testing.assert_allclose(out, _plain(x, Wt, 1), rtol=1e-12, atol=1e-12)
+    assert calls == [x.shape] and transforms == [{"winograd": "products", "winograd by sums": "sums"}[faster]]
+    assert tuning.kept_ways()[f"C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
+                              "chunks on 1"]["way"] == faster
+
+
+def test_unknown_transforms_are_refused():
+    with pytest.raises(ValueError, match="transforms must be one of"):
+        winograd.winograd_conv(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), 1, "fft")
 
 
 @pytest.mark.parametrize("faster", ["im2col", "winograd"])

@@ -18,6 +18,7 @@ strided view of a whole chunk of images, never a single position.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from types import EllipsisType
@@ -209,8 +210,11 @@ def conv_forward(
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
     W_shape = (FN, C, FH, FW)
-    if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,) and use_winograd(x, W_shape, stride, pad, col_W.dtype):
-        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad)
+    transforms = None
+    if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
+        transforms = use_winograd(x, W_shape, stride, pad, col_W.dtype)
+    if transforms:
+        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad, transforms)
         add_to_rows(out, b.reshape(-1))
         return out
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
@@ -218,20 +222,21 @@ def conv_forward(
 
 def use_winograd(
     x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype, what: str = "forward"
-) -> bool:
+) -> str | None:
     """Whether the convolution of ``x`` with weights of ``W_shape`` computes ``what`` (its
-    ``"forward"``, or its ``"weight gradient"``) by Winograd: where ``winograd.applies``, with
-    at least ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES`` images,
-    and where ``tuning.winograd_pays`` finds it faster on this machine (measured once, both
-    ways in turn, and kept)."""
+    ``"forward"``, or its ``"weight gradient"``) by Winograd, as the transforms to use (one of
+    ``winograd.TRANSFORMS``), or None for im2col: where ``winograd.applies``, with at least
+    ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES`` images, and where
+    ``tuning.conv_way`` finds it faster on this machine (measured once, the ways in turn, and
+    kept)."""
     N, C, H, W = x.shape
     FN = W_shape[0]
     dtype = np.result_type(x, dtype)
     if N < WINOGRAD_MIN_IMAGES or not winograd.applies(W_shape, stride, pad, dtype):
-        return False
+        return None
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     if OH < 1 or OW < 1 or OH * OW * C * FN * 9 < WINOGRAD_MIN_WORK:
-        return False
+        return None
     # Keyed by how the call runs: BLAS's threads, the threads its chunks spread across (the
     # "blas" plan runs the products on all threads, "owned" the chunks) and the parts of a
     # split running beside it (a training's "split" plan, predict on several threads), where
@@ -241,7 +246,12 @@ def use_winograd(
         key = f"{key}, {parts_at_once()} parts at once"
     if what != "forward":
         key = f"{key}, {what}"
-    return tuning.winograd_pays(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
+    way = tuning.conv_way(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
+    return _WAY_TRANSFORMS[way]
+
+
+#: The transforms each of ``tuning.CONV_WAYS`` computes with (None: im2col).
+_WAY_TRANSFORMS = {"im2col": None, "winograd": "products", "winograd by sums": "sums"}
 
 
 def _time_ways(
@@ -260,14 +270,18 @@ def _time_ways(
     x = rng.standard_normal((WINOGRAD_SAMPLE_IMAGES, H, Wd, C)).astype(dtype).transpose(0, 3, 1, 2)
     W = rng.standard_normal(W_shape).astype(dtype)
     col_W = W.transpose(0, 2, 3, 1).reshape(W_shape[0], -1).T
+    ways: dict[str, Callable[[], object]]
     if what == "forward":
-        ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad),
-                "winograd": lambda: winograd.winograd_conv(x, W, pad)}
+        ways = {"im2col": lambda: im2col_dot(x, col_W, np.zeros(W_shape[0], dtype), 3, 3, 1, pad)}
+        by_winograd: Callable[..., object] = functools.partial(winograd.winograd_conv, x, W, pad)
     else:
         OH, OW = x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2
         d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
-        ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad),
-                "winograd": lambda: winograd.winograd_weight_grad(d, x, pad)}
+        ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad)}
+        by_winograd = functools.partial(winograd.winograd_weight_grad, d, x, pad)
+    for way, transforms in _WAY_TRANSFORMS.items():
+        if transforms is not None:
+            ways[way] = functools.partial(by_winograd, transforms=transforms)
     copies = parts_at_once()
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(9):  # the first two rounds only warm up
@@ -292,9 +306,11 @@ def conv_weight_grad(
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")  # a bad x reported as there
     FN = d.shape[1] if d.ndim == 2 else 0
     rows = (x.shape[2] + 2 * pad - FH + 1) * (x.shape[3] + 2 * pad - FW + 1)
-    if d.shape == (x.shape[0] * rows, FN) and use_winograd(
-            x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient"):
-        dW = winograd.winograd_weight_grad(d, x, pad)  # (FN, C, 3, 3)
+    transforms = None
+    if d.shape == (x.shape[0] * rows, FN):
+        transforms = use_winograd(x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient")
+    if transforms:
+        dW = winograd.winograd_weight_grad(d, x, pad, transforms)  # (FN, C, 3, 3)
         return dW.transpose(0, 2, 3, 1).reshape(FN, -1)
     return im2col_weight_grad(d, x, FH, FW, stride, pad)  # which also reports a bad d
 
@@ -398,8 +414,10 @@ def _input_grad_by_correlation(
     FN, _, FH, FW = W.shape
     dout = d.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)  # an NCHW view of d's channels-last rows
     turned_W = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, FN, FH, FW): the filters of this convolution
-    if use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype):
-        return winograd.winograd_conv(dout, turned_W, FH - 1 - pad).reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
+    transforms = use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype)
+    if transforms:
+        dx = winograd.winograd_conv(dout, turned_W, FH - 1 - pad, transforms)
+        return dx.reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
     turned = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(FH * FW * FN, C)  # rows (fh, fw, f)
     dx = np.empty((N, H, Wd, C), dtype=np.result_type(d, W))
 

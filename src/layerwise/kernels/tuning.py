@@ -36,11 +36,12 @@ Four choices here, none a constant tuned on one VM:
   quarter of that cache share (4 MiB there), read the same way; ``kernels.conv.im2col_dot``
   says why convolutions run in chunks, and the function the measurements behind the size.
 
-- **Whether a 3×3 convolution computes by Winograd or by im2col** (:func:`winograd_pays`):
-  Winograd does fewer multiply-adds and more passes over memory, so which is faster depends
-  on the machine's products against its memory, and on the shape and how the call runs on
-  the threads (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time
-  a shape runs on this machine, kept in the same file.
+- **Whether a 3×3 convolution computes by Winograd or by im2col** (:func:`conv_way`), and
+  Winograd's transforms by products or by sums: Winograd does fewer multiply-adds and more
+  passes over memory, so which is faster depends on the machine's products against its
+  memory, on the BLAS's small products, and on the shape and how the call runs on the threads
+  (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time a shape runs
+  on this machine, kept in the same file.
 
 ``LAYERWISE_TUNING=0`` turns the measurements off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
@@ -73,10 +74,12 @@ from .threads import _blas, blas_limit, owned_threads, split_batches
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "CONV_WAYS",
     "PLANS",
     "TUNING_ENV_VAR",
     "ThreadPlan",
     "cache_file",
+    "conv_way",
     "core_cache_bytes",
     "cpu_model",
     "enter_plan",
@@ -87,7 +90,6 @@ __all__ = [
     "machine_signature",
     "measure_plans",
     "training_plan",
-    "winograd_pays",
 ]
 
 TUNING_ENV_VAR = "LAYERWISE_TUNING"
@@ -96,8 +98,8 @@ CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 PLANS = ("blas", "blas1", "owned", "split")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
 _FORMAT = 5  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
-# 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products (the
-# ways compare anew)
+# 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products or
+# sums (the ways compare anew)
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -198,7 +200,7 @@ def _machine_lock() -> Iterator[None]:
     writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
     it cannot be taken, only this process's lock holds. Re-entrant in the thread that holds it:
     a thread plan's measurement runs training steps whose convolutions may measure their way
-    (``winograd_pays``) meanwhile; a second lock there waited for the first for ever."""
+    (``conv_way``) meanwhile; a second lock there waited for the first for ever."""
     if getattr(_holder, "depth", 0):
         _holder.depth += 1
         try:
@@ -379,25 +381,30 @@ def _measured(
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
-def winograd_pays(key: str, measure: Callable[[], dict[str, float]]) -> bool:
-    """Whether the convolution ``key`` (its per-image shape, dtype and threads) runs faster by
-    Winograd than by im2col on this machine (``kernels.winograd`` says why it depends on the
-    machine): kept from an earlier measurement, else measured now by ``measure()`` (seconds
-    by way, ``"im2col"`` and ``"winograd"``) and kept, so that later runs compute the same way
-    and repeat their numbers. Winograd only when faster by ``MARGIN``; never with
+#: The ways a 3×3 convolution can compute (``conv_way``): im2col, or Winograd with its tiles'
+#: transforms as products or as sums (``kernels.winograd.TRANSFORMS``).
+CONV_WAYS = ("im2col", "winograd", "winograd by sums")
+
+
+def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
+    """Which of ``CONV_WAYS`` computes the convolution ``key`` (its per-image shape, dtype and
+    threads) fastest on this machine (``kernels.winograd`` says why it depends on the
+    machine): kept from an earlier measurement, else measured now by ``measure()`` (seconds by
+    way) and kept, so that later runs compute the same way and repeat their numbers. A
+    Winograd way only when it is faster than im2col by ``MARGIN``; im2col always with
     ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed)."""
     if not tuning_enabled():
-        return False
+        return "im2col"
     signature, full_key = machine_signature(), f"convolution {key}"
     record = _recall(signature, full_key, _valid_way)
     if record is None:
         with _machine_lock():
             record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
-    return record["way"] == "winograd"
+    return record["way"]
 
 
 def kept_ways() -> dict[str, dict]:
-    """The convolution ways kept for this machine (``winograd_pays``): key (shape, dtype, how
+    """The convolution ways kept for this machine (``conv_way``): key (shape, dtype, how
     the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
     signature = machine_signature()
     kept = {key: record for key, record in _read().get(signature, {}).items()
@@ -408,15 +415,16 @@ def kept_ways() -> dict[str, dict]:
 
 
 def _valid_way(record: object) -> bool:
-    return isinstance(record, dict) and record.get("way") in ("im2col", "winograd")
+    return isinstance(record, dict) and record.get("way") in CONV_WAYS
 
 
 def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str, float]]) -> dict:
     try:
         seconds = measure()
+        winograd = min((way for way in seconds if way in CONV_WAYS[1:]), key=seconds.__getitem__)
+        way = winograd if seconds[winograd] < (1 - MARGIN) * seconds["im2col"] else "im2col"
     except Exception:  # any: the convolution itself then reports what is wrong with its input
         return {"way": "im2col"}  # not kept: measured again next time
-    way = "winograd" if seconds["winograd"] < (1 - MARGIN) * seconds["im2col"] else "im2col"
     record = {"way": way, "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()},
               "measured": time.strftime("%Y-%m-%d")}
     _remember(signature, full_key, record)

@@ -20,7 +20,7 @@ benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt; with the tran
 products since, 0.76-0.90 of those Winograd times, benchmarks/results/2026-12-05-winograd-blas/
 transform_ways-skylakex.txt). Where it pays depends on
 the machine's products against its memory (the family-26 VM's products ran 2.5× faster than
-Zen 4's), so ``kernels.conv`` asks ``kernels.tuning.winograd_pays``, which measures each shape
+Zen 4's), so ``kernels.conv`` asks ``kernels.tuning.conv_way``, which measures each shape
 once on the machine and keeps the answer.
 """
 
@@ -33,13 +33,24 @@ import numpy as np
 from . import tuning
 from .threads import in_chunks, sum_in_chunks
 
-__all__ = ["applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
+__all__ = ["TRANSFORMS", "applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
 
 #: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs (as Aᵀ).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
 _G_KRON = np.kron(G, G)  # (16, 9): row (a, b), column (i, j) holds G[a, i]·G[b, j]
+
+
+#: The two ways the tiles' transforms compute, the same sums: ``"products"``, each direction one
+#: BLAS product with the small matrix (``_input_transform``: why), or ``"sums"``, four sums or
+#: differences of slices (``_input_transform_by_sums``). Which is faster depends on the BLAS:
+#: with OpenBLAS's SkylakeX kernels the products took DeepConvNet's layers' forwards in
+#: 0.76-0.90 of the time; with its Haswell kernels, on the same CPU, they were slower (conv2's
+#: forward on 32 images 2.64 ms against 2.48, conv6's 1.31 against 1.24; runs
+#: benchmarks/results/2026-12-05-winograd-blas/haswell.txt against 2026-12-05-winograd/haswell.txt),
+#: their products of 4 rows packing the whole chunk first. So ``kernels.conv`` measures both.
+TRANSFORMS = ("products", "sums")
 
 
 def applies(W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype) -> bool:
@@ -58,10 +69,12 @@ def filter_transform(W: np.ndarray) -> np.ndarray:
     return (_G_KRON.astype(W.dtype) @ W.transpose(2, 3, 1, 0).reshape(9, C * FN)).reshape(16, C, FN)
 
 
-def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
+def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products") -> np.ndarray:
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
     rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``; a few images at a time
-    (as many as keep their V within the core's own cache, ``tuning.core_cache_bytes``)."""
+    (as many as keep their V within the core's own cache, ``tuning.core_cache_bytes``), the
+    tiles transformed by ``transforms`` (one of ``TRANSFORMS``)."""
+    input_transform, output_transform, _ = _transforms(transforms)
     N, C, H, Wd = x.shape
     FN = W.shape[0]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
@@ -72,12 +85,21 @@ def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int) -> np.ndarray:
     x_cl = x.transpose(0, 2, 3, 1)  # channels-last; a Convolution's input usually is already
 
     def chunk(images: slice) -> None:
-        V = _input_transform(x_cl[images], pad, TH, TW)
+        V = input_transform(x_cl[images], pad, TH, TW)
         M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
-        _output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
+        output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
     in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * out.itemsize, N))
     return out
+
+
+def _transforms(transforms: str) -> tuple:
+    """(input transform, output transform, its adjoint) for one of ``TRANSFORMS``."""
+    if transforms == "products":
+        return _input_transform, _output_transform, _output_transform_adjoint
+    if transforms == "sums":
+        return _input_transform_by_sums, _output_transform_by_sums, _output_transform_adjoint_by_sums
+    raise ValueError(f"winograd: transforms must be one of {TRANSFORMS}, got {transforms!r}")
 
 
 def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
@@ -86,7 +108,7 @@ def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
     return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
 
 
-def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
+def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, transforms: str = "products") -> np.ndarray:
     """The weight gradient of that convolution, (FN, C, 3, 3), from ``d`` = dout as rows
     (N·OH·OW, FN) ordered (n, oh, ow): ``conv.im2col_weight_grad(d, x, 3, 3, 1, pad)`` with its
     columns (fh, fw, c) as W's axes.
@@ -95,7 +117,8 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     dg = Gᵀ dU G. Summed over tiles, per position k of the 4×4 transformed tile, that is one
     product dU_k (C, FN) = V_kᵀ (C, tiles) · E_k (tiles, FN) with E = A dY Aᵀ of every 2×2 block
     of dout: 16 products with 2.25× fewer multiply-adds than dᵀ·col. The chunks' sums are
-    added in chunk order, whichever threads computed them."""
+    added in chunk order, whichever threads computed them. ``transforms`` as in ``winograd_conv``."""
+    input_transform, _, output_transform_adjoint = _transforms(transforms)
     N, C, H, Wd = x.shape
     FN = d.shape[1]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
@@ -103,8 +126,8 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int) -> np.ndarray:
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)
     def chunk(images: slice) -> np.ndarray:
-        V = _input_transform(x_cl[images], pad, TH, TW)
-        E = _output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
+        V = input_transform(x_cl[images], pad, TH, TW)
+        E = output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
         return np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
 
     total = sum_in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * x.itemsize, N))
@@ -201,4 +224,98 @@ def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW:
     A = _matrix("A", d_rows.dtype)
     across = np.matmul(A, blocks.reshape(2, -1))  # A dY over the block's rows: (k, b·tiles·FN)
     E = np.matmul(A, across.reshape(4, 2, -1))  # then over its columns: (k, l, tiles·FN)
+    return E.reshape(16, n * TH * TW, FN)
+
+
+# The same transforms as sums and differences of slices (see TRANSFORMS for when).
+
+
+def _input_transform_by_sums(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray:
+    """V = Bᵀ d B of every 4×4 tile d (stride 2) of the zero-padded channels-last images
+    ``x_cl`` (n, H, W, C), as (16, n·TH·TW, C). Bᵀ is applied along the columns first and then
+    along the rows, each as four sums or differences of whole slices: the padded image is
+    first split into its even and odd columns (each pixel's C values moved as one np.void,
+    one memcpy), so that every pass runs along whole rows instead of runs of C values."""
+    x_cl = np.ascontiguousarray(x_cl)  # each pixel's C values contiguous, to move as one np.void
+    n, H, Wd, C = x_cl.shape
+    pixel = np.dtype((np.void, C * x_cl.itemsize))
+    # split[p][:, q, k] = the padded image's pixel (row q, column 2k + p)
+    split = np.zeros((2, n, 2 * TH + 2, TW + 1, C), dtype=x_cl.dtype)
+    for parity in (0, 1):
+        first = (parity - pad) % 2  # the first input column that lands on this parity
+        count = len(range(first, Wd, 2))
+        start = (first + pad) // 2
+        np.copyto(split[parity, :, pad : pad + H, start : start + count].view(pixel)[..., 0],
+                  x_cl.view(pixel)[:, :, first::2, 0])
+    even, odd = split[0], split[1]
+    c0, c1, c2, c3 = even[:, :, :TW], odd[:, :, :TW], even[:, :, 1:], odd[:, :, 1:]  # the tiles' columns
+    across = np.empty((4, n, 2 * TH + 2, TW, C), dtype=x_cl.dtype)  # d B, for every row
+    np.subtract(c0, c2, out=across[0])
+    np.add(c1, c2, out=across[1])
+    np.subtract(c2, c1, out=across[2])
+    np.subtract(c1, c3, out=across[3])
+    r0, r1, r2, r3 = (across[:, :, k : k + 2 * TH : 2] for k in range(4))  # the tiles' rows
+    V = np.empty((4, 4, n, TH, TW, C), dtype=x_cl.dtype)  # Bᵀ d B
+    np.subtract(r0, r2, out=V[0])
+    np.add(r1, r2, out=V[1])
+    np.subtract(r2, r1, out=V[2])
+    np.subtract(r1, r3, out=V[3])
+    return V.reshape(16, n * TH * TW, C)
+
+
+def _output_transform_by_sums(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
+    """Y = Aᵀ M A of every tile's 4×4 products M (16, tiles, FN), each tile's 2×2 block of
+    outputs written to its place in ``out_rows`` (n·OH·OW, FN); blocks that overhang an odd
+    OH or OW are cropped."""
+    FN = M.shape[2]
+    n = M.shape[1] // (TH * TW)
+    m = M.reshape(4, 4, -1)
+    rows = np.empty((2, 4, m.shape[2]), dtype=M.dtype)  # Aᵀ M
+    np.add(m[0], m[1], out=rows[0])
+    rows[0] += m[2]
+    np.subtract(m[1], m[2], out=rows[1])
+    rows[1] -= m[3]
+    Y = np.empty((2, 2, n, TH, TW, FN), dtype=M.dtype)  # Aᵀ M A, block position (a, b) first
+    flat = Y.reshape(2, 2, -1)
+    np.add(rows[:, 0], rows[:, 1], out=flat[:, 0])
+    flat[:, 0] += rows[:, 2]
+    np.subtract(rows[:, 1], rows[:, 2], out=flat[:, 1])
+    flat[:, 1] -= rows[:, 3]
+    pixel = np.dtype((np.void, FN * M.itemsize))  # one output position's FN values, moved whole
+    blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
+    if (OH, OW) == (2 * TH, 2 * TW):
+        np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
+        return
+    full = np.empty((n, TH, 2, TW, 2), dtype=pixel)
+    np.copyto(full, blocks)
+    np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])
+
+
+def _output_transform_adjoint_by_sums(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
+    """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
+    block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
+    ``_output_transform_by_sums``, which the weight gradient needs. With Aᵀ's rows (1, 1, 1, 0) and
+    (0, 1, -1, -1), a block's rows y0, y1 become y0, y0 + y1, y0 - y1, -y1, and likewise its
+    columns."""
+    FN = d_rows.shape[1]
+    n = d_rows.shape[0] // (OH * OW)
+    pixel = np.dtype((np.void, FN * d_rows.itemsize))
+    blocks = np.zeros((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
+    source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
+    if (OH, OW) != (2 * TH, 2 * TW):
+        full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
+        full[:, :OH, :OW] = source
+        source = full
+    np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
+    across = np.empty((2, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # dY Aᵀ, for both rows a
+    flat = blocks.reshape(2, 2, -1)
+    np.copyto(across[:, 0], flat[:, 0])
+    np.add(flat[:, 0], flat[:, 1], out=across[:, 1])
+    np.subtract(flat[:, 0], flat[:, 1], out=across[:, 2])
+    np.negative(flat[:, 1], out=across[:, 3])
+    E = np.empty((4, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # A dY Aᵀ
+    np.copyto(E[0], across[0])
+    np.add(across[0], across[1], out=E[1])
+    np.subtract(across[0], across[1], out=E[2])
+    np.negative(across[1], out=E[3])
     return E.reshape(16, n * TH * TW, FN)
