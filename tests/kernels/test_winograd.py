@@ -253,8 +253,8 @@ def test_unknown_transforms_are_refused():
 def test_inside_a_splits_parts_the_ways_are_timed_side_by_side_under_their_own_key(monkeypatch, cache, faster):
     monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
     copies = []
-    # _time_ways times the ways in turn, im2col first: the fake side by side says which won.
-    seconds = itertools.cycle([1.0, 2.0] if faster == "im2col" else [2.0, 1.0])
+    # _time_ways times the ways in turn, in tuning.CONV_WAYS's order: the fake side by side says which won.
+    seconds = itertools.cycle([1.0, 2.0, 2.0] if faster == "im2col" else [2.0, 1.0, 1.5])  # as tuning.CONV_WAYS
     monkeypatch.setattr(conv_kernels, "side_by_side", lambda fn, n: copies.append(n) or next(seconds))
     calls = _spy(monkeypatch)
     x, Wt = _large_enough(np.random.default_rng(15))
