@@ -10,7 +10,8 @@ Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplications instead of 36. Summed o
 channels, the 16 elementwise products become 16 matrix products, one per position k of the
 4×4 transformed tile: M_k (tiles, FN) = V_k (tiles, C) · U_k (C, FN), V = Bᵀ d B of every
 tile, U = G g Gᵀ of every filter. The transforms are products with the small matrices Bᵀ,
-Aᵀ and A, a few images at a time so that V and M stay in the core's own cache.
+Aᵀ and A, or sums and differences of slices, whichever the machine runs faster
+(``TRANSFORMS``), a few images at a time so that V and M stay in the core's own cache.
 
 Why: the products are 2.25× fewer multiply-adds, and DeepConvNet's products are most of its
 time. With the transforms' passes over V and M, the way pays more the more channels there are
