@@ -198,8 +198,16 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     A_t = _matrix("A_T", M.dtype)
     across = np.matmul(A_t, M.reshape(4, -1))  # Aᵀ M over the tile's rows: (a, k·tiles·FN)
     Y = np.matmul(A_t, across.reshape(2, 4, -1))  # then over its columns: (a, b, tiles·FN)
-    pixel = np.dtype((np.void, FN * M.itemsize))  # one output position's FN values, moved whole
-    blocks = Y.reshape(2, 2, n, TH, TW, FN).view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
+    _write_blocks(Y.reshape(2, 2, n, TH, TW, FN), out_rows, OH, OW)
+
+
+def _write_blocks(Y: np.ndarray, out_rows: np.ndarray, OH: int, OW: int) -> None:
+    """Each tile's 2×2 block of outputs Y (2, 2, n, TH, TW, FN), block position (a, b) first,
+    written to its place in ``out_rows`` (n·OH·OW, FN), each position's FN values moved as one
+    ``np.void``; blocks that overhang an odd OH or OW are cropped. Both output transforms end here."""
+    n, TH, TW, FN = Y.shape[2:]
+    pixel = np.dtype((np.void, FN * Y.itemsize))
+    blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
     if (OH, OW) == (2 * TH, 2 * TW):
         np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
         return
@@ -208,20 +216,30 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])
 
 
-def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
-    """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
-    block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
-    ``_output_transform``, which the weight gradient needs; two products with the 4×2 A."""
+def _read_blocks(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
+    """The 2×2 blocks dY of ``d_rows`` (n·OH·OW, FN) as (2, 2, n, TH, TW, FN), block position
+    (a, b) first, zeros where a block overhangs an odd OH or OW: ``_write_blocks`` backwards,
+    where both adjoints of the output transform start."""
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
     pixel = np.dtype((np.void, FN * d_rows.itemsize))
-    blocks = np.empty((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
+    blocks = np.empty((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)
     source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
     if (OH, OW) != (2 * TH, 2 * TW):
         full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
         full[:, :OH, :OW] = source
         source = full
     np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
+    return blocks
+
+
+def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
+    """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
+    block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
+    ``_output_transform``, which the weight gradient needs; two products with the 4×2 A."""
+    FN = d_rows.shape[1]
+    n = d_rows.shape[0] // (OH * OW)
+    blocks = _read_blocks(d_rows, TH, TW, OH, OW)
     A = _matrix("A", d_rows.dtype)
     across = np.matmul(A, blocks.reshape(2, -1))  # A dY over the block's rows: (k, b·tiles·FN)
     E = np.matmul(A, across.reshape(4, 2, -1))  # then over its columns: (k, l, tiles·FN)
@@ -282,14 +300,7 @@ def _output_transform_by_sums(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: 
     flat[:, 0] += rows[:, 2]
     np.subtract(rows[:, 1], rows[:, 2], out=flat[:, 1])
     flat[:, 1] -= rows[:, 3]
-    pixel = np.dtype((np.void, FN * M.itemsize))  # one output position's FN values, moved whole
-    blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
-    if (OH, OW) == (2 * TH, 2 * TW):
-        np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
-        return
-    full = np.empty((n, TH, 2, TW, 2), dtype=pixel)
-    np.copyto(full, blocks)
-    np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])
+    _write_blocks(Y, out_rows, OH, OW)
 
 
 def _output_transform_adjoint_by_sums(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
@@ -300,14 +311,7 @@ def _output_transform_adjoint_by_sums(d_rows: np.ndarray, TH: int, TW: int, OH: 
     columns."""
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
-    pixel = np.dtype((np.void, FN * d_rows.itemsize))
-    blocks = np.zeros((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)  # block position (a, b) first
-    source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
-    if (OH, OW) != (2 * TH, 2 * TW):
-        full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
-        full[:, :OH, :OW] = source
-        source = full
-    np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
+    blocks = _read_blocks(d_rows, TH, TW, OH, OW)
     across = np.empty((2, 4, n * TH * TW * FN), dtype=d_rows.dtype)  # dY Aᵀ, for both rows a
     flat = blocks.reshape(2, 2, -1)
     np.copyto(across[:, 0], flat[:, 0])
