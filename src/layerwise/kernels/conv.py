@@ -210,11 +210,11 @@ def conv_forward(
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
     W_shape = (FN, C, FH, FW)
-    transforms = None
+    way = None
     if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
-        transforms = use_winograd(x, W_shape, stride, pad, col_W.dtype)
-    if transforms:
-        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad, transforms)
+        way = use_winograd(x, W_shape, stride, pad, col_W.dtype)
+    if way:
+        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad, *way)
         add_to_rows(out, b.reshape(-1))
         return out
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
@@ -222,10 +222,11 @@ def conv_forward(
 
 def use_winograd(
     x: np.ndarray, W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype, what: str = "forward"
-) -> str | None:
+) -> tuple[str, int] | None:
     """Whether the convolution of ``x`` with weights of ``W_shape`` computes ``what`` (its
-    ``"forward"``, or its ``"weight gradient"``) by Winograd, as the transforms to use (one of
-    ``winograd.TRANSFORMS``), or None for im2col: where ``winograd.applies``, with at least
+    ``"forward"``, or its ``"weight gradient"``) by Winograd, as the transforms and the output
+    block to use (one of ``winograd.TRANSFORMS``, one of ``winograd.BLOCKS``), or None for
+    im2col: where ``winograd.applies``, with at least
     ``WINOGRAD_MIN_WORK`` multiply-adds an image and ``WINOGRAD_MIN_IMAGES`` images, and where
     ``tuning.conv_way`` finds it faster on this machine (measured once, the ways in turn, and
     kept)."""
@@ -247,11 +248,13 @@ def use_winograd(
     if what != "forward":
         key = f"{key}, {what}"
     way = tuning.conv_way(key, lambda: _time_ways((C, H, W), W_shape, pad, dtype, what))
-    return _WAY_TRANSFORMS[way]
+    return _WAY_ARGUMENTS[way]
 
 
-#: The transforms each of ``tuning.CONV_WAYS`` computes with (None: im2col).
-_WAY_TRANSFORMS = {"im2col": None, "winograd": "products", "winograd by sums": "sums"}
+#: The transforms and output block each of ``tuning.CONV_WAYS`` computes with (None: im2col).
+_WAY_ARGUMENTS: dict[str, tuple[str, int] | None] = {
+    "im2col": None, "winograd": ("products", 2), "winograd by sums": ("sums", 2), "winograd 4x4": ("products", 4),
+}
 
 
 def _time_ways(
@@ -279,9 +282,9 @@ def _time_ways(
         d = rng.standard_normal((len(x) * OH * OW, W_shape[0])).astype(dtype)
         ways = {"im2col": lambda: im2col_weight_grad(d, x, 3, 3, 1, pad)}
         by_winograd = functools.partial(winograd.winograd_weight_grad, d, x, pad)
-    for way, transforms in _WAY_TRANSFORMS.items():
-        if transforms is not None:
-            ways[way] = functools.partial(by_winograd, transforms=transforms)
+    for way, arguments in _WAY_ARGUMENTS.items():
+        if arguments is not None:
+            ways[way] = functools.partial(by_winograd, *arguments)
     copies = parts_at_once()
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(9):  # the first two rounds only warm up
@@ -306,11 +309,11 @@ def conv_weight_grad(
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")  # a bad x reported as there
     FN = d.shape[1] if d.ndim == 2 else 0
     rows = (x.shape[2] + 2 * pad - FH + 1) * (x.shape[3] + 2 * pad - FW + 1)
-    transforms = None
+    way = None
     if d.shape == (x.shape[0] * rows, FN):
-        transforms = use_winograd(x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient")
-    if transforms:
-        dW = winograd.winograd_weight_grad(d, x, pad, transforms)  # (FN, C, 3, 3)
+        way = use_winograd(x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient")
+    if way:
+        dW = winograd.winograd_weight_grad(d, x, pad, *way)  # (FN, C, 3, 3)
         return dW.transpose(0, 2, 3, 1).reshape(FN, -1)
     return im2col_weight_grad(d, x, FH, FW, stride, pad)  # which also reports a bad d
 
@@ -414,9 +417,9 @@ def _input_grad_by_correlation(
     FN, _, FH, FW = W.shape
     dout = d.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)  # an NCHW view of d's channels-last rows
     turned_W = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, FN, FH, FW): the filters of this convolution
-    transforms = use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype)
-    if transforms:
-        dx = winograd.winograd_conv(dout, turned_W, FH - 1 - pad, transforms)
+    way = use_winograd(dout, turned_W.shape, 1, FH - 1 - pad, W.dtype)
+    if way:
+        dx = winograd.winograd_conv(dout, turned_W, FH - 1 - pad, *way)
         return dx.reshape(N, H, Wd, C).transpose(0, 3, 1, 2)
     turned = W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(FH * FW * FN, C)  # rows (fh, fw, f)
     dx = np.empty((N, H, Wd, C), dtype=np.result_type(d, W))

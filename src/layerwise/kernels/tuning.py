@@ -97,9 +97,9 @@ CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
 PLANS = ("blas", "blas1", "owned", "split")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 5  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
+_FORMAT = 6  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
 # 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products or
-# sums (the ways compare anew)
+# sums (the ways compare anew); 6: Winograd's F(4×4, 3×3) as a fourth way
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -381,9 +381,10 @@ def _measured(
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
-#: The ways a 3×3 convolution can compute (``conv_way``): im2col, or Winograd with its tiles'
-#: transforms as products or as sums (``kernels.winograd.TRANSFORMS``).
-CONV_WAYS = ("im2col", "winograd", "winograd by sums")
+#: The ways a 3×3 convolution can compute (``conv_way``): im2col, or Winograd's F(2×2, 3×3) with
+#: its tiles' transforms as products or as sums (``kernels.winograd.TRANSFORMS``), or its
+#: F(4×4, 3×3) with products (``kernels.winograd.BLOCKS``).
+CONV_WAYS = ("im2col", "winograd", "winograd by sums", "winograd 4x4")
 
 
 def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:

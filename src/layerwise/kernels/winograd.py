@@ -1,20 +1,25 @@
-"""Convolution's Winograd fast path: F(2×2, 3×3) for stride-1 3×3 convolutions (Lavin and
-Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+"""Convolution's Winograd fast path: F(2×2, 3×3) and F(4×4, 3×3) for stride-1 3×3
+convolutions (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
 
 Plain expression (checked in tests/kernels/test_winograd.py): ``winograd_conv(x, W, pad)`` is
-``conv.im2col(x, 3, 3, 1, pad) @ col_W`` with ``col_W`` W's (fh, fw, c) rows: the same sums of
-the same products, formed another way, so equal up to float rounding.
+``conv.im2col(x, 3, 3, 1, pad) @ col_W`` with ``col_W`` W's (fh, fw, c) rows: the same sums,
+formed another way, so equal up to float rounding.
 
-How: each 2×2 block of outputs of one filter g (3×3) on one 4×4 input tile d is
-Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplications instead of 36. Summed over the input
-channels, the 16 elementwise products become 16 matrix products, one per position k of the
-4×4 transformed tile: M_k (tiles, FN) = V_k (tiles, C) · U_k (C, FN), V = Bᵀ d B of every
-tile, U = G g Gᵀ of every filter. The transforms are products with the small matrices Bᵀ,
+How: each m×m block of outputs (``block`` m = 2 or 4) of one filter g (3×3) on one t×t input
+tile d (t = m + 2, tiles m apart) is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, t² multiplications instead
+of 9·m² (16 for 4 outputs, 36 for 16). Summed over the input channels, the t² elementwise
+products become t² matrix products, one per position k of the transformed tile:
+M_k (tiles, FN) = V_k (tiles, C) · U_k (C, FN), V = Bᵀ d B of every tile, U = G g Gᵀ of
+every filter. The transforms are products with the small matrices Bᵀ,
 Aᵀ and A, or sums and differences of slices, whichever the machine runs faster
 (``TRANSFORMS``), a few images at a time so that V and M stay in the core's own cache.
 
-Why: the products are 2.25× fewer multiply-adds, and DeepConvNet's products are most of its
-time. With the transforms' passes over V and M, the way pays more the more channels there are
+Why: the products are 2.25× (F(2×2)) or 4× (F(4×4)) fewer multiply-adds, and DeepConvNet's
+products are most of its time. F(4×4)'s V and M are also 0.56× F(2×2)'s size (2.25 against 4
+transformed values an output), so all its passes move less; its price is rounding, its
+matrices holding 1/2 to 8 where F(2×2)'s hold 0 and ±1 (float32 rows 8-15× further from the
+exact sums than im2col's, see ``BLOCKS``).
+With the transforms' passes over V and M, the way pays more the more channels there are
 (ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd: C16->16
 28×28 7.3 / 6.8, C32->32 14×14 pad 2 6.7 / 5.2, C32->64 8×8 2.8 / 2.0, C64->64 8×8 5.6 / 3.6;
 benchmarks/results/2026-12-05-winograd/winograd_ways-skylakex.txt; with the transforms as
@@ -36,11 +41,26 @@ from .threads import in_chunks, sum_in_chunks
 
 __all__ = ["TRANSFORMS", "applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
 
-#: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs (as Aᵀ).
+#: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs
+#: (as Aᵀ), from the interpolation points 0, 1, -1 (and ∞).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
-_G_KRON = np.kron(G, G)  # (16, 9): row (a, b), column (i, j) holds G[a, i]·G[b, j]
+#: F(4×4, 3×3)'s, from the points 0, 1, -1, 1/2, -2 (and ∞): Aᵀ's columns are the points'
+#: powers, G's rows their powers over Π(p - q), Bᵀ what makes the identity exact (checked in
+#: tests/kernels/test_winograd.py). Lavin's points 0, ±1, ±2 put one tile's float32 result 1.5×
+#: as far from the exact sums (mean max error over 2,000 random tiles: 7.9e-7 against 5.2e-7).
+B_T_4 = np.array([
+    [1, -3 / 2, -2, 3 / 2, 1, 0], [0, -1, 1 / 2, 5 / 2, 1, 0], [0, 1, -5 / 2, 1 / 2, 1, 0],
+    [0, -2, -1, 2, 1, 0], [0, 1 / 2, -1, -1 / 2, 1, 0], [0, 1, -3 / 2, -2, 3 / 2, 1],
+])
+G_4 = np.array([
+    [1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [-1 / 3, 1 / 3, -1 / 3],
+    [-16 / 15, -8 / 15, -4 / 15], [1 / 15, -2 / 15, 4 / 15], [0, 0, 1],
+])
+A_T_4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 0], [0, 1, 1, 1 / 4, 4, 0], [0, 1, -1, 1 / 8, -8, 1]])
+#: The output blocks m (F(m×m, 3×3)) there are matrices for, each with (Bᵀ, G, Aᵀ).
+BLOCKS = {2: (B_T, G, A_T), 4: (B_T_4, G_4, A_T_4)}
 
 
 #: The two ways the tiles' transforms compute, the same sums: ``"products"``, each direction one
@@ -51,6 +71,7 @@ _G_KRON = np.kron(G, G)  # (16, 9): row (a, b), column (i, j) holds G[a, i]·G[b
 #: forward on 32 images 2.64 ms against 2.48, conv6's 1.31 against 1.24; runs
 #: benchmarks/results/2026-12-05-winograd-blas/haswell.txt against 2026-12-05-winograd/haswell.txt),
 #: their products of 4 rows packing the whole chunk first. So ``kernels.conv`` measures both.
+#: The sums are F(2×2)'s only.
 TRANSFORMS = ("products", "sums")
 
 
@@ -61,45 +82,64 @@ def applies(W_shape: tuple[int, ...], stride: int, pad: int, dtype: np.dtype) ->
     return tuple(W_shape[2:]) == (3, 3) and stride == 1 and 0 <= pad <= 2 and float_type
 
 
-def filter_transform(W: np.ndarray) -> np.ndarray:
-    """U = G g Gᵀ of every filter g = W[f, c] (FN, C, 3, 3), as 16 matrices (16, C, FN), one per
-    position (a, b) of the transformed tile: U[(a, b)] = Σ_ij G[a, i] G[b, j] g[i, j], all of
-    them one product with the Kronecker product G⊗G (16, 9). (G @ W @ Gᵀ broadcast over the
-    filters took 0.4 ms for 64×32 filters, this 18 us.)"""
+def filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
+    """U = G g Gᵀ of every filter g = W[f, c] (FN, C, 3, 3), as t² matrices (t², C, FN), one per
+    position (a, b) of the transformed t×t tile: U[(a, b)] = Σ_ij G[a, i] G[b, j] g[i, j], all
+    of them one product with the Kronecker product G⊗G (t², 9), in float64 (G_4's thirds and
+    fifteenths are not exact in float32) and then in W's dtype. (G @ W @ Gᵀ broadcast over
+    the filters took 0.4 ms for 64×32 filters, this 18 us.)"""
     FN, C = W.shape[:2]
-    return (_G_KRON.astype(W.dtype) @ W.transpose(2, 3, 1, 0).reshape(9, C * FN)).reshape(16, C, FN)
+    t = block + 2
+    U = _kron_G(block) @ W.transpose(2, 3, 1, 0).reshape(9, C * FN).astype(np.float64)
+    return U.astype(W.dtype).reshape(t * t, C, FN)
 
 
-def winograd_conv(x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products") -> np.ndarray:
+@functools.cache
+def _kron_G(block: int) -> np.ndarray:
+    """G⊗G (t², 9) of F(block×block, 3×3): row (a, b), column (i, j) holds G[a, i]·G[b, j]."""
+    G_m = BLOCKS[block][1]
+    return np.kron(G_m, G_m)
+
+
+def winograd_conv(
+    x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products", block: int = 2
+) -> np.ndarray:
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
-    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``; a few images at a time
-    (as many as keep their V within the core's own cache, ``tuning.core_cache_bytes``), the
-    tiles transformed by ``transforms`` (one of ``TRANSFORMS``)."""
-    input_transform, output_transform, _ = _transforms(transforms)
+    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by F(block×block, 3×3);
+    a few images at a time (as many as keep their V within the core's own cache,
+    ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of ``TRANSFORMS``)."""
+    input_transform, output_transform, _ = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = W.shape[0]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
-    TH, TW = -(-OH // 2), -(-OW // 2)  # 2×2 output blocks down and across
-    U = filter_transform(W)
+    TH, TW = -(-OH // block), -(-OW // block)  # output blocks down and across
+    t = block + 2
+    U = filter_transform(W, block)
     out = np.empty((N * OH * OW, FN), dtype=np.result_type(x, W))
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)  # channels-last; a Convolution's input usually is already
 
     def chunk(images: slice) -> None:
         V = input_transform(x_cl[images], pad, TH, TW)
-        M = np.matmul(V, U)  # (16, tiles, FN): the 16 products
+        M = np.matmul(V, U)  # (t², tiles, FN): the t² products
         output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
-    in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * out.itemsize, N))
+    in_chunks(chunk, N, _images_per_chunk(t * t * TH * TW * C * out.itemsize, N))
     return out
 
 
-def _transforms(transforms: str) -> tuple:
-    """(input transform, output transform, its adjoint) for one of ``TRANSFORMS``."""
+def _transforms(transforms: str, block: int) -> tuple:
+    """(input transform, output transform, its adjoint) for one of ``TRANSFORMS`` and one of
+    ``BLOCKS``."""
+    if block not in BLOCKS:
+        raise ValueError(f"winograd: block must be one of {tuple(BLOCKS)}, got {block!r}")
     if transforms == "products":
-        return _input_transform, _output_transform, _output_transform_adjoint
-    if transforms == "sums":
+        return (functools.partial(_input_transform, block=block), _output_transform,
+                functools.partial(_output_transform_adjoint, block=block))
+    if transforms == "sums" and block == 2:
         return _input_transform_by_sums, _output_transform_by_sums, _output_transform_adjoint_by_sums
+    if transforms == "sums":
+        raise ValueError(f"winograd: the sums transforms are F(2×2)'s only, got block {block}")
     raise ValueError(f"winograd: transforms must be one of {TRANSFORMS}, got {transforms!r}")
 
 
@@ -109,7 +149,9 @@ def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
     return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
 
 
-def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, transforms: str = "products") -> np.ndarray:
+def winograd_weight_grad(
+    d: np.ndarray, x: np.ndarray, pad: int, transforms: str = "products", block: int = 2
+) -> np.ndarray:
     """The weight gradient of that convolution, (FN, C, 3, 3), from ``d`` = dout as rows
     (N·OH·OW, FN) ordered (n, oh, ow): ``conv.im2col_weight_grad(d, x, 3, 3, 1, pad)`` with its
     columns (fh, fw, c) as W's axes.
@@ -117,48 +159,52 @@ def winograd_weight_grad(d: np.ndarray, x: np.ndarray, pad: int, transforms: str
     Backward through Y = Aᵀ[U ⊙ V]A and U = G g Gᵀ: each tile's dU = (A dY Aᵀ) ⊙ V, and
     dg = Gᵀ dU G. Summed over tiles, per position k of the 4×4 transformed tile, that is one
     product dU_k (C, FN) = V_kᵀ (C, tiles) · E_k (tiles, FN) with E = A dY Aᵀ of every 2×2 block
-    of dout: 16 products with 2.25× fewer multiply-adds than dᵀ·col. The chunks' sums are
-    added in chunk order, whichever threads computed them. ``transforms`` as in ``winograd_conv``."""
-    input_transform, _, output_transform_adjoint = _transforms(transforms)
+    of dout: t² products with 2.25× (4×) fewer multiply-adds than dᵀ·col. The chunks' sums are
+    added in chunk order, whichever threads computed them; Gᵀ dU G is formed in float64.
+    ``transforms`` and ``block`` as in ``winograd_conv``."""
+    input_transform, _, output_transform_adjoint = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = d.shape[1]
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
-    TH, TW = -(-OH // 2), -(-OW // 2)
+    TH, TW = -(-OH // block), -(-OW // block)
+    t = block + 2
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)
     def chunk(images: slice) -> np.ndarray:
         V = input_transform(x_cl[images], pad, TH, TW)
         E = output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
-        return np.matmul(V.transpose(0, 2, 1), E)  # (16, C, FN)
+        return np.matmul(V.transpose(0, 2, 1), E)  # (t², C, FN)
 
-    total = sum_in_chunks(chunk, N, _images_per_chunk(16 * TH * TW * C * x.itemsize, N))
+    total = sum_in_chunks(chunk, N, _images_per_chunk(t * t * TH * TW * C * x.itemsize, N))
     if total is None:  # no images: nothing to sum
         return np.zeros((FN, C, 3, 3), dtype=np.result_type(d, x))
-    dW = _G_KRON.T.astype(total.dtype) @ total.reshape(16, C * FN)  # Gᵀ dU G: (9, C·FN), rows (i, j)
-    return dW.reshape(3, 3, C, FN).transpose(3, 2, 0, 1)
+    dW = _kron_G(block).T @ total.reshape(t * t, C * FN).astype(np.float64)  # Gᵀ dU G: (9, C·FN), rows (i, j)
+    return dW.astype(total.dtype).reshape(3, 3, C, FN).transpose(3, 2, 0, 1)
 
 
-def _matrix(name: str, dtype: np.dtype) -> np.ndarray:
-    """``B_T``, ``A_T`` or ``A`` (Aᵀ's transpose) in ``dtype``, made once per dtype."""
-    return _matrices(name, np.dtype(dtype).str)
+def _matrix(name: str, dtype: np.dtype, block: int = 2) -> np.ndarray:
+    """Bᵀ (``"B_T"``), Aᵀ (``"A_T"``) or A (``"A"``) of F(block×block, 3×3) in ``dtype``, made
+    once per dtype (all their entries are exact in float32)."""
+    return _matrices(name, np.dtype(dtype).str, block)
 
 
 @functools.cache
-def _matrices(name: str, dtype: str) -> np.ndarray:
-    matrix = {"B_T": B_T, "A_T": A_T, "A": A_T.T}[name]
+def _matrices(name: str, dtype: str, block: int) -> np.ndarray:
+    B_t, _, A_t = BLOCKS[block]
+    matrix = {"B_T": B_t, "A_T": A_t, "A": A_t.T}[name]
     return np.ascontiguousarray(matrix, dtype=dtype)
 
 
-def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray:
-    """V = Bᵀ d B of every 4×4 tile d (stride 2) of the zero-padded channels-last images
-    ``x_cl`` (n, H, W, C), as (16, n·TH·TW, C): the tiles gathered into D (4, 4, tiles, C),
-    each pixel's C values moved as one ``np.void`` value, then Bᵀ applied along the tiles'
-    rows and along their columns as two products with the 4×4 Bᵀ (row (i, j) of D is the
-    tiles' pixel (i, j)).
+def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 2) -> np.ndarray:
+    """V = Bᵀ d B of every t×t tile d (t = block + 2, ``block`` apart) of the zero-padded
+    channels-last images ``x_cl`` (n, H, W, C), as (t², n·TH·TW, C): the tiles gathered into
+    D (t, t, tiles, C), each pixel's C values moved as one ``np.void`` value, then Bᵀ applied
+    along the tiles' rows and along their columns as two products with the t×t Bᵀ (row (i, j)
+    of D is the tiles' pixel (i, j)).
 
-    Why products with a matrix of 0s and ±1s: each is one BLAS call over the whole chunk,
-    where four sums or differences of slices for each of the two directions were eight NumPy
-    calls (and a split into even and odd columns before them), and beside a second thread
+    Why products with a matrix of 0s and ±1s (F(2×2)'s): each is one BLAS call over the whole
+    chunk, where four sums or differences of slices for each of the two directions were eight
+    NumPy calls (and a split into even and odd columns before them), and beside a second thread
     (the parts of a 2-thread predict) every NumPy call may wait for the GIL. A chunk of
     DeepConvNet's second layer (5 images, 16 channels) took 146 us against 160 alone, 164
     against 233 beside another thread; its layers' whole forwards of 50 images 0.76-0.90 of
@@ -167,7 +213,8 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray
     0·x terms: for finite x they change nothing (x + 0·y is x); an infinite activation gives
     NaN instead of ±inf (only once training has diverged)."""
     n, H, Wd, C = x_cl.shape
-    rows, cols = 2 * TH + 2, 2 * TW + 2  # the padded images, out to the last tile's edge
+    t = block + 2
+    rows, cols = block * TH + 2, block * TW + 2  # the padded images, out to the last tile's edge
     padded = np.empty((n, rows, cols, C), dtype=x_cl.dtype)
     padded[:, :pad] = 0
     padded[:, pad + H :] = 0
@@ -177,73 +224,78 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int) -> np.ndarray
     pixel = np.dtype((np.void, C * x_cl.itemsize))
     pixels = padded.view(pixel)[..., 0]
     image, row, col = pixels.strides
-    tiles = np.ndarray((4, 4, n, TH, TW), pixel, pixels, 0, (row, col, image, 2 * row, 2 * col))
+    tiles = np.ndarray((t, t, n, TH, TW), pixel, pixels, 0, (row, col, image, block * row, block * col))
     D = np.empty(tiles.shape, dtype=pixel)
     np.copyto(D, tiles)
-    B_t = _matrix("B_T", x_cl.dtype)
-    across = np.matmul(B_t, D.view(x_cl.dtype).reshape(4, -1))  # Bᵀ d: (a, j·tiles·C)
-    V = np.matmul(B_t, across.reshape(4, 4, -1))  # (Bᵀ d) B: (a, b, tiles·C), as B's rows are Bᵀ's columns
-    return V.reshape(16, n * TH * TW, C)
+    B_t = _matrix("B_T", x_cl.dtype, block)
+    across = np.matmul(B_t, D.view(x_cl.dtype).reshape(t, -1))  # Bᵀ d: (a, j·tiles·C)
+    V = np.matmul(B_t, across.reshape(t, t, -1))  # (Bᵀ d) B: (a, b, tiles·C), as B's rows are Bᵀ's columns
+    return V.reshape(t * t, n * TH * TW, C)
 
 
 def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
-    """Y = Aᵀ M A of every tile's 4×4 products M (16, tiles, FN), each tile's 2×2 block of
-    outputs written to its place in ``out_rows`` (n·OH·OW, FN); blocks that overhang an odd
-    OH or OW are cropped. Aᵀ is applied as two products with the 2×4 Aᵀ, like the input's
-    transform (there, why): a chunk of DeepConvNet's second layer took 53 us against 74 alone,
-    76 against 160 beside another thread (with 32 or 64 filters on 8×8 or 14×14 images up to
-    1.24x as long alone, while their whole forwards still took 0.78 of the time)."""
+    """Y = Aᵀ M A of every tile's t×t products M (t², tiles, FN), each tile's m×m block of
+    outputs (m = t - 2) written to its place in ``out_rows`` (n·OH·OW, FN); blocks that
+    overhang OH or OW are cropped. Aᵀ is applied as two products with the m×t Aᵀ, like the
+    input's transform (there, why): a chunk of DeepConvNet's second layer took 53 us against
+    74 alone, 76 against 160 beside another thread (with 32 or 64 filters on 8×8 or 14×14
+    images up to 1.24x as long alone, while their whole forwards still took 0.78 of the time)."""
     FN = M.shape[2]
+    t = round(M.shape[0] ** 0.5)
+    m = t - 2
     n = M.shape[1] // (TH * TW)
-    A_t = _matrix("A_T", M.dtype)
-    across = np.matmul(A_t, M.reshape(4, -1))  # Aᵀ M over the tile's rows: (a, k·tiles·FN)
-    Y = np.matmul(A_t, across.reshape(2, 4, -1))  # then over its columns: (a, b, tiles·FN)
-    _write_blocks(Y.reshape(2, 2, n, TH, TW, FN), out_rows, OH, OW)
+    A_t = _matrix("A_T", M.dtype, m)
+    across = np.matmul(A_t, M.reshape(t, -1))  # Aᵀ M over the tile's rows: (a, k·tiles·FN)
+    Y = np.matmul(A_t, across.reshape(m, t, -1))  # then over its columns: (a, b, tiles·FN)
+    _write_blocks(Y.reshape(m, m, n, TH, TW, FN), out_rows, OH, OW)
 
 
 def _write_blocks(Y: np.ndarray, out_rows: np.ndarray, OH: int, OW: int) -> None:
-    """Each tile's 2×2 block of outputs Y (2, 2, n, TH, TW, FN), block position (a, b) first,
+    """Each tile's m×m block of outputs Y (m, m, n, TH, TW, FN), block position (a, b) first,
     written to its place in ``out_rows`` (n·OH·OW, FN), each position's FN values moved as one
-    ``np.void``; blocks that overhang an odd OH or OW are cropped. Both output transforms end here."""
+    ``np.void``; blocks that overhang OH or OW are cropped. Both output transforms end here."""
+    m = Y.shape[0]
     n, TH, TW, FN = Y.shape[2:]
     pixel = np.dtype((np.void, FN * Y.itemsize))
     blocks = Y.view(pixel)[..., 0].transpose(2, 3, 0, 4, 1)  # (n, TH, a, TW, b)
-    if (OH, OW) == (2 * TH, 2 * TW):
-        np.copyto(out_rows.reshape(n, TH, 2, TW, 2 * FN).view(pixel).reshape(n, TH, 2, TW, 2), blocks)
+    if (OH, OW) == (m * TH, m * TW):
+        np.copyto(out_rows.reshape(n, TH, m, TW, m * FN).view(pixel).reshape(n, TH, m, TW, m), blocks)
         return
-    full = np.empty((n, TH, 2, TW, 2), dtype=pixel)
+    full = np.empty((n, TH, m, TW, m), dtype=pixel)
     np.copyto(full, blocks)
-    np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, 2 * TH, 2 * TW)[:, :OH, :OW])
+    np.copyto(out_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0], full.reshape(n, m * TH, m * TW)[:, :OH, :OW])
 
 
-def _read_blocks(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
-    """The 2×2 blocks dY of ``d_rows`` (n·OH·OW, FN) as (2, 2, n, TH, TW, FN), block position
-    (a, b) first, zeros where a block overhangs an odd OH or OW: ``_write_blocks`` backwards,
+def _read_blocks(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int, block: int = 2) -> np.ndarray:
+    """The block×block blocks dY of ``d_rows`` (n·OH·OW, FN) as (m, m, n, TH, TW, FN), block
+    position (a, b) first, zeros where a block overhangs OH or OW: ``_write_blocks`` backwards,
     where both adjoints of the output transform start."""
+    m = block
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
     pixel = np.dtype((np.void, FN * d_rows.itemsize))
-    blocks = np.empty((2, 2, n, TH, TW, FN), dtype=d_rows.dtype)
+    blocks = np.empty((m, m, n, TH, TW, FN), dtype=d_rows.dtype)
     source = d_rows.reshape(n, OH, OW, FN).view(pixel)[..., 0]
-    if (OH, OW) != (2 * TH, 2 * TW):
-        full = np.zeros((n, 2 * TH, 2 * TW), dtype=pixel)  # zero bytes are 0.0
+    if (OH, OW) != (m * TH, m * TW):
+        full = np.zeros((n, m * TH, m * TW), dtype=pixel)  # zero bytes are 0.0
         full[:, :OH, :OW] = source
         source = full
-    np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, 2, TW, 2).transpose(2, 4, 0, 1, 3))
+    np.copyto(blocks.view(pixel)[..., 0], source.reshape(n, TH, m, TW, m).transpose(2, 4, 0, 1, 3))
     return blocks
 
 
-def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> np.ndarray:
-    """E = A dY Aᵀ of every 2×2 block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where a
-    block overhangs an odd OH or OW), as (16, n·TH·TW, FN): the transpose of
-    ``_output_transform``, which the weight gradient needs; two products with the 4×2 A."""
+def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int, block: int = 2) -> np.ndarray:
+    """E = A dY Aᵀ of every block×block block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where
+    a block overhangs OH or OW), as (t², n·TH·TW, FN): the transpose of ``_output_transform``,
+    which the weight gradient needs; two products with the t×m A."""
+    m, t = block, block + 2
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
-    blocks = _read_blocks(d_rows, TH, TW, OH, OW)
-    A = _matrix("A", d_rows.dtype)
-    across = np.matmul(A, blocks.reshape(2, -1))  # A dY over the block's rows: (k, b·tiles·FN)
-    E = np.matmul(A, across.reshape(4, 2, -1))  # then over its columns: (k, l, tiles·FN)
-    return E.reshape(16, n * TH * TW, FN)
+    blocks = _read_blocks(d_rows, TH, TW, OH, OW, block)
+    A = _matrix("A", d_rows.dtype, block)
+    across = np.matmul(A, blocks.reshape(m, -1))  # A dY over the block's rows: (k, b·tiles·FN)
+    E = np.matmul(A, across.reshape(t, m, -1))  # then over its columns: (k, l, tiles·FN)
+    return E.reshape(t * t, n * TH * TW, FN)
 
 
 # The same transforms as sums and differences of slices (see TRANSFORMS for when).
