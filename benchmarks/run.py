@@ -373,8 +373,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     ways = conv_ways_table(results)
     if ways:
         lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.conv_way`): each 3x3 "
-                      "shape's forward and weight gradient timed once by im2col and by Winograd (its transforms as "
-                      "products, and as sums) on 32 images "
+                      "shape's forward and weight gradient timed once by im2col and by Winograd (F(2×2, 3×3) with its "
+                      "transforms as products, and as sums; F(4×4, 3×3) with products) on 32 images "
                       "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads (inside a "
                       "split's parts, each way timed on the parts' threads at once).", "", ways]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
@@ -389,10 +389,12 @@ def conv_ways_table(results: list[dict]) -> str:
         ways.update(r.get("lw_conv_ways") or {})
     if not ways:
         return ""
-    out = ["| convolution (input, dtype, threads) | way | ms im2col / Winograd / Winograd by sums |", "|---|---|--:|"]
+    names = ("im2col", "winograd", "winograd by sums", "winograd 4x4")  # kernels.tuning.CONV_WAYS, in this file's runs
+    out = ["| convolution (input, dtype, threads) | way | ms im2col / Winograd / Winograd by sums / Winograd 4x4 |",
+           "|---|---|--:|"]
     for key, record in sorted(ways.items()):
         ms = record.get("ms", {})
-        times = " / ".join(f"{ms[w]:.3g}" if w in ms else "-" for w in ("im2col", "winograd", "winograd by sums"))
+        times = " / ".join(f"{ms[w]:.3g}" if w in ms else "-" for w in names)
         out.append(f"| {key} | {record['way']} | {times} |")
     return "\n".join(out)
 

@@ -197,8 +197,8 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
 
 
 def test_the_convolution_ways_kept_are_shown_once_each() -> None:
-    way = {"way": "winograd", "ms": {"im2col": 2.06, "winograd": 1.6, "winograd by sums": 1.7},
-           "measured": "2026-12-05"}
+    way = {"way": "winograd 4x4", "ms": {"im2col": 2.06, "winograd": 1.6, "winograd by sums": 1.7,
+                                          "winograd 4x4": 1.2}, "measured": "2026-12-05"}
     before_sums = {"way": "winograd", "ms": {"im2col": 2.06, "winograd": 1.6}}  # kept before the sums were a way
     results = [{"lw_conv_ways": {"C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1": way}},
                {"lw_conv_ways": {"C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1": way,
@@ -206,9 +206,9 @@ def test_the_convolution_ways_kept_are_shown_once_each() -> None:
                                  "C64 FN64 8x8 pad 1 float32, BLAS threads 1, chunks on 1": before_sums}},
                {}]  # a run from before the choice
     assert conv_ways_table(results).splitlines()[2:] == [
-        "| C16 FN16 28x28 pad 1 float32, BLAS threads 1, chunks on 1 | im2col | - / - / - |",
-        "| C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1 | winograd | 2.06 / 1.6 / 1.7 |",
-        "| C64 FN64 8x8 pad 1 float32, BLAS threads 1, chunks on 1 | winograd | 2.06 / 1.6 / - |"]
+        "| C16 FN16 28x28 pad 1 float32, BLAS threads 1, chunks on 1 | im2col | - / - / - / - |",
+        "| C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1 | winograd 4x4 | 2.06 / 1.6 / 1.7 / 1.2 |",
+        "| C64 FN64 8x8 pad 1 float32, BLAS threads 1, chunks on 1 | winograd | 2.06 / 1.6 / - / - |"]
     assert conv_ways_table([{}]) == ""
 
 
