@@ -29,9 +29,9 @@ IMAGES = 100
 #: convolutions of the layers that compute dx (dout's channels in, the layer's C as filters).
 SHAPES = [
     ("conv2", 16, 16, 28, 1), ("conv3", 16, 32, 14, 1), ("conv4", 32, 32, 14, 2),
-    ("conv5", 32, 64, 7, 1), ("conv6", 64, 64, 7, 1),
+    ("conv5", 32, 64, 8, 1), ("conv6", 64, 64, 8, 1),
     ("conv2 dx", 16, 16, 28, 1), ("conv3 dx", 32, 16, 14, 1), ("conv4 dx", 32, 32, 16, 0),
-    ("conv5 dx", 64, 32, 7, 1), ("conv6 dx", 64, 64, 7, 1),
+    ("conv5 dx", 64, 32, 8, 1), ("conv6 dx", 64, 64, 8, 1),
 ]
 
 
