@@ -17,13 +17,14 @@ Aᵀ and A, or sums and differences of slices, whichever the machine runs faster
 Why: the products are 2.25× (F(2×2)) or 4× (F(4×4)) fewer multiply-adds, and DeepConvNet's
 products are most of its time. F(4×4)'s V and M are also 0.56× F(2×2)'s size (2.25 against 4
 transformed values an output), so all its passes move less: DeepConvNet's layers' forwards
-and weight gradients took 0.73-0.86 of F(2×2)'s time, except where 14 output rows leave a
-third of the last tiles cropped (0.94-1.07; 100 images, 1 thread, Zen 4 VM, SkylakeX kernels,
-benchmarks/results/2026-12-05-winograd-4x4/ways-skylakex.txt). Its price is rounding: its
-matrices hold 1/15 to 8 where F(2×2)'s hold 0, ±1/2 and ±1, and its float32 results were
-1.3-2.7e-6 of the largest value away from the exact sums, against im2col's 4.5-9.1e-7 and
-F(2×2)'s 2.0-4.2e-7 (same file). Like im2col's, that is far below what float32 training
-notices; in float64 all ways agree to ~1e-14.
+and input gradients took 0.69-0.82 of F(2×2)'s time, except where 14 output rows leave the
+last tiles half cropped (0.98-1.06; 100 images, 1 thread, Zen 4 VM, SkylakeX kernels,
+benchmarks/results/2026-12-05-winograd-4x4/ways-skylakex.txt; Haswell kernels 0.66-0.71 and
+0.93-0.94, ways-haswell.txt). Its price is rounding: its matrices hold 1/15 to 8 where
+F(2×2)'s hold 0, ±1/2 and ±1, and its float32 results were 1.1-2.7e-6 of the largest value
+away from the exact sums, against im2col's 4.1-6.8e-7 and F(2×2)'s 1.8-3.8e-7 (same files);
+in float64 all ways agree to ~1e-14. DeepConvNet trained with it stayed within 0.31-0.44
+points of PyTorch's test accuracy (means over 3 seeds, benchmarks/README.md).
 With the transforms' passes over V and M, the way pays more the more channels there are
 (ms for 100 images, 1 thread, Zen 4 VM, SkylakeX kernels, im2col_dot / Winograd: C16->16
 28×28 7.3 / 6.8, C32->32 14×14 pad 2 6.7 / 5.2, C32->64 8×8 2.8 / 2.0, C64->64 8×8 5.6 / 3.6;
