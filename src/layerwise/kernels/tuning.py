@@ -37,7 +37,8 @@ Four choices here, none a constant tuned on one VM:
   says why convolutions run in chunks, and the function the measurements behind the size.
 
 - **Whether a 3×3 convolution computes by Winograd or by im2col** (:func:`conv_way`), and
-  Winograd's transforms by products or by sums: Winograd does fewer multiply-adds and more
+  Winograd's tiles (F(2×2, 3×3) or F(4×4, 3×3)) and its transforms (by products, or for
+  F(2×2) by sums): Winograd does fewer multiply-adds and more
   passes over memory, so which is faster depends on the machine's products against its
   memory, on the BLAS's small products, and on the shape and how the call runs on the threads
   (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time a shape runs

@@ -36,8 +36,9 @@ class Convolution(Layer):
       (``kernels.conv.im2col_dot`` has the measurements). Backward makes col again, chunk by
       chunk, for dW. ``col`` is still there to look at, made on demand.
     - A stride-1 3×3 convolution with many channels may compute out, dW and dx by Winograd's
-      F(2×2, 3×3) instead, where this machine measured it faster (``kernels.winograd``): the
-      same sums, formed with fewer multiplications, equal up to float rounding.
+      F(2×2, 3×3) or F(4×4, 3×3) instead, where this machine measured it faster
+      (``kernels.winograd``): the same sums, formed with fewer multiplications, equal up to
+      float rounding.
     Set ``needs_input_grad = False`` on a network's first layer to skip dx. The output is a
     transposed view of the product, as in the book.
     """
