@@ -45,7 +45,7 @@ import numpy as np
 from . import tuning
 from .threads import in_chunks, sum_in_chunks
 
-__all__ = ["TRANSFORMS", "applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
+__all__ = ["BLOCKS", "TRANSFORMS", "applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
 
 #: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs
 #: (as Aᵀ), from the interpolation points 0, 1, -1 (and ∞).
