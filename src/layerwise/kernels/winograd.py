@@ -206,7 +206,15 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 
     channels-last images ``x_cl`` (n, H, W, C), as (t², n·TH·TW, C): the tiles gathered into
     D (t, t, tiles, C), each pixel's C values moved as one ``np.void`` value, then Bᵀ applied
     along the tiles' rows and along their columns as two products with the t×t Bᵀ (row (i, j)
-    of D is the tiles' pixel (i, j)).
+    of D is the tiles' pixel (i, j)). Each direction is one batched product: t products
+    (t×t)·(t×Y), one for each column j (then row a) of the tiles, Y = tiles·C.
+
+    Why batched: one product (t×t)·(t×t·Y) over the whole chunk took twice as long with
+    OpenBLAS's SkylakeX kernels as t products of a t-th of it (6 × 47,040 floats: 86 us against
+    40; its small-matrix path takes the small ones without packing them), and F(4×4)'s
+    forwards of DeepConvNet's layers took 0.75-0.91 of the time batched, F(2×2)'s 0.83-1.01;
+    with Haswell's kernels 0.96-1.02, the same bits with SkylakeX's (100 images, 1 thread, Zen 4
+    VM; benchmarks/results/2026-12-05-winograd-4x4/batched_transforms-*.txt).
 
     Why products with a matrix of 0s and ±1s (F(2×2)'s): each is one BLAS call over the whole
     chunk, where four sums or differences of slices for each of the two directions were eight
@@ -234,16 +242,17 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 
     D = np.empty(tiles.shape, dtype=pixel)
     np.copyto(D, tiles)
     B_t = _matrix("B_T", x_cl.dtype, block)
-    across = np.matmul(B_t, D.view(x_cl.dtype).reshape(t, -1))  # Bᵀ d: (a, j·tiles·C)
-    V = np.matmul(B_t, across.reshape(t, t, -1))  # (Bᵀ d) B: (a, b, tiles·C), as B's rows are Bᵀ's columns
+    rows_by_column = D.view(x_cl.dtype).reshape(t, t, -1).transpose(1, 0, 2)  # (j, i, tiles·C)
+    across = np.matmul(B_t, rows_by_column)  # Bᵀ d, column by column: (j, a, tiles·C)
+    V = np.matmul(B_t, across.transpose(1, 0, 2))  # (Bᵀ d) B row by row, B's rows Bᵀ's columns: (a, b, tiles·C)
     return V.reshape(t * t, n * TH * TW, C)
 
 
 def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
     """Y = Aᵀ M A of every tile's t×t products M (t², tiles, FN), each tile's m×m block of
     outputs (m = t - 2) written to its place in ``out_rows`` (n·OH·OW, FN); blocks that
-    overhang OH or OW are cropped. Aᵀ is applied as two products with the m×t Aᵀ, like the
-    input's transform (there, why): a chunk of DeepConvNet's second layer took 53 us against
+    overhang OH or OW are cropped. Aᵀ is applied as two batched products with the m×t Aᵀ, like
+    the input's transform (there, why): a chunk of DeepConvNet's second layer took 53 us against
     74 alone, 76 against 160 beside another thread (with 32 or 64 filters on 8×8 or 14×14
     images up to 1.24x as long alone, while their whole forwards still took 0.78 of the time)."""
     FN = M.shape[2]
@@ -251,8 +260,8 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     m = t - 2
     n = M.shape[1] // (TH * TW)
     A_t = _matrix("A_T", M.dtype, m)
-    across = np.matmul(A_t, M.reshape(t, -1))  # Aᵀ M over the tile's rows: (a, k·tiles·FN)
-    Y = np.matmul(A_t, across.reshape(m, t, -1))  # then over its columns: (a, b, tiles·FN)
+    across = np.matmul(A_t, M.reshape(t, t, -1).transpose(1, 0, 2))  # Aᵀ M, column by column: (l, a, tiles·FN)
+    Y = np.matmul(A_t, across.transpose(1, 0, 2))  # then (Aᵀ M) A, row by row: (a, b, tiles·FN)
     _write_blocks(Y.reshape(m, m, n, TH, TW, FN), out_rows, OH, OW)
 
 
@@ -293,14 +302,15 @@ def _read_blocks(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int, block: 
 def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int, block: int = 2) -> np.ndarray:
     """E = A dY Aᵀ of every block×block block dY of dout (``d_rows`` (n·OH·OW, FN), zeros where
     a block overhangs OH or OW), as (t², n·TH·TW, FN): the transpose of ``_output_transform``,
-    which the weight gradient needs; two products with the t×m A."""
+    which the weight gradient needs; two batched products with the t×m A (``_input_transform``:
+    why batched)."""
     m, t = block, block + 2
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
     blocks = _read_blocks(d_rows, TH, TW, OH, OW, block)
     A = _matrix("A", d_rows.dtype, block)
-    across = np.matmul(A, blocks.reshape(m, -1))  # A dY over the block's rows: (k, b·tiles·FN)
-    E = np.matmul(A, across.reshape(t, m, -1))  # then over its columns: (k, l, tiles·FN)
+    across = np.matmul(A, blocks.reshape(m, m, -1).transpose(1, 0, 2))  # A dY, column by column: (b, k, tiles·FN)
+    E = np.matmul(A, across.transpose(1, 0, 2))  # then (A dY) Aᵀ, row by row: (k, l, tiles·FN)
     return E.reshape(t * t, n * TH * TW, FN)
 
 
