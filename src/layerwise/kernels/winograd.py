@@ -210,11 +210,13 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 
     (t×t)·(t×Y), one for each column j (then row a) of the tiles, Y = tiles·C.
 
     Why batched: one product (t×t)·(t×t·Y) over the whole chunk took twice as long with
-    OpenBLAS's SkylakeX kernels as t products of a t-th of it (6 × 47,040 floats: 86 us against
-    40; its small-matrix path takes the small ones without packing them), and F(4×4)'s
-    forwards of DeepConvNet's layers took 0.75-0.91 of the time batched, F(2×2)'s 0.83-1.01;
-    with Haswell's kernels 0.96-1.02, the same bits with SkylakeX's (100 images, 1 thread, Zen 4
-    VM; benchmarks/results/2026-12-05-winograd-4x4/batched_transforms-*.txt).
+    OpenBLAS's SkylakeX kernels as t products of a t-th of it (6 × 47,040 floats: 92 us against
+    42; its small-matrix path takes the small ones without packing them). Batched, F(4×4)'s
+    forwards and weight gradients of DeepConvNet's layers took 0.74-0.91 of the time, F(2×2)'s
+    0.77-1.04, with the same bits; with Haswell's kernels 0.96-1.08 (100 images, 1 thread, Zen 4
+    VM; benchmarks/results/2026-12-05-winograd-4x4/batched_transforms-*.txt); DeepConvNet's
+    training 0.90 / 0.93 of the time on 1 / 2 threads, predict 0.92 / 0.94
+    (before_after-batched-skylakex.txt).
 
     Why products with a matrix of 0s and ±1s (F(2×2)'s): each is one BLAS call over the whole
     chunk, where four sums or differences of slices for each of the two directions were eight
