@@ -1,7 +1,8 @@
 """Winograd's transforms as one product over the whole chunk (the way before 7715db9, kept
-here) against t batched products of a t-th of it each (``kernels.winograd`` since): the
+here as ``one_product``, put in place of ``kernels.winograd._both_sides``) against t batched
+products of a t-th of it each (``_both_sides`` since): the
 forward and the weight gradient of DeepConvNet's 3×3 convolutions by F(2×2, 3×3) and
-F(4×4, 3×3), 100 images, float32, BLAS on 1 thread, ms (median of 9), and the largest
+F(4×4, 3×3), 100 images, float32, BLAS on 1 thread, ms (median of 21), and the largest
 difference between the two ways' results. A first part times the bare product: Bᵀ (6×6)
 times 6 × 47,040 floats (a chunk of conv2 by F(4×4)) at once, and as 6 products of 6 × 7,840.
 
@@ -27,43 +28,12 @@ SHAPES = [("conv2", 16, 16, 28, 1), ("conv3", 16, 32, 14, 1), ("conv4", 32, 32, 
           ("conv5", 32, 64, 8, 1), ("conv6", 64, 64, 8, 1)]
 
 
-def one_product(B_t: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """Bᵀ·D over the first axis and then over the second of D (t, t, Y), each one product over
-    the whole of D, as the transforms did before."""
-    t = B_t.shape[1]
-    across = np.matmul(B_t, D.reshape(t, -1))  # (a, j·Y)
-    return np.matmul(B_t, across.reshape(B_t.shape[0], t, -1))  # (a, b, Y)
-
-
-def input_transform_before(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 2) -> np.ndarray:
-    """``winograd._input_transform`` with one product a direction."""
-    n, H, Wd, C = x_cl.shape
-    t = block + 2
-    padded = np.zeros((n, block * TH + 2, block * TW + 2, C), dtype=x_cl.dtype)
-    padded[:, pad : pad + H, pad : pad + Wd] = x_cl
-    pixel = np.dtype((np.void, C * x_cl.itemsize))
-    pixels = padded.view(pixel)[..., 0]
-    image, row, col = pixels.strides
-    tiles = np.ndarray((t, t, n, TH, TW), pixel, pixels, 0, (row, col, image, block * row, block * col))
-    D = np.empty(tiles.shape, dtype=pixel)
-    np.copyto(D, tiles)
-    V = one_product(winograd._matrix("B_T", x_cl.dtype, block), D.view(x_cl.dtype).reshape(t, t, -1))
-    return V.reshape(t * t, n * TH * TW, C)
-
-
-def output_transform_before(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
-    """``winograd._output_transform`` with one product a direction."""
-    t = round(M.shape[0] ** 0.5)
-    n = M.shape[1] // (TH * TW)
-    Y = one_product(winograd._matrix("A_T", M.dtype, t - 2), M.reshape(t, t, -1))
-    winograd._write_blocks(Y.reshape(t - 2, t - 2, n, TH, TW, M.shape[2]), out_rows, OH, OW)
-
-
-def adjoint_before(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int, block: int = 2) -> np.ndarray:
-    """``winograd._output_transform_adjoint`` with one product a direction."""
-    blocks = winograd._read_blocks(d_rows, TH, TW, OH, OW, block)
-    E = one_product(winograd._matrix("A", d_rows.dtype, block), blocks.reshape(block, block, -1))
-    return E.reshape((block + 2) ** 2, -1, d_rows.shape[1])
+def one_product(P: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``winograd._both_sides`` as the transforms computed it before: P X Pᵀ over the first two
+    axes of X (k, k, Y), each direction one product over the whole of X."""
+    k = X.shape[0]
+    across = np.matmul(P, X.reshape(k, -1))  # (a, j·Y)
+    return np.matmul(P, across.reshape(P.shape[0], k, -1))  # (a, b, Y)
 
 
 def main() -> None:
@@ -73,14 +43,13 @@ def main() -> None:
     D = rng.standard_normal((6, 6, 7840)).astype(np.float32)
     with threadpool_limits(1):
         whole = median_seconds(partial(np.matmul, B_t, D.reshape(6, -1)), 101, 5)
-        batched = median_seconds(partial(np.matmul, B_t, D.transpose(1, 0, 2)), 101, 5)
+        six = median_seconds(partial(np.matmul, B_t, D.transpose(1, 0, 2)), 101, 5)
     print(f"Bᵀ (6×6) times 6 × 47,040 floats: one product {whole * 1e6:.1f} us, 6 batched products "
-          f"{batched * 1e6:.1f} us\n")
-    print("100 images, float32, BLAS on 1 thread: ms (median of 9), one product a direction -> batched\n")
+          f"{six * 1e6:.1f} us\n")
+    print("100 images, float32, BLAS on 1 thread: ms (median of 21), one product a direction -> batched\n")
     print("| convolution | F(2×2) forward | weight gradient | F(4×4) forward | weight gradient | largest difference |")
     print("|---|--:|--:|--:|--:|--:|")
-    after = (winograd._input_transform, winograd._output_transform, winograd._output_transform_adjoint)
-    before = (input_transform_before, output_transform_before, adjoint_before)
+    batched = winograd._both_sides
     for what, C, FN, side, pad in SHAPES:
         x = rng.standard_normal((100, side, side, C)).astype(np.float32).transpose(0, 3, 1, 2)  # channels-last
         W = rng.standard_normal((FN, C, 3, 3)).astype(np.float32)
@@ -92,15 +61,14 @@ def main() -> None:
                      partial(winograd.winograd_weight_grad, d, x, pad, "products", block))
             for call in calls:
                 ms, results = [], []
-                for transforms in (before, after):
-                    (winograd._input_transform, winograd._output_transform,
-                     winograd._output_transform_adjoint) = transforms
+                for both_sides in (one_product, batched):
+                    winograd._both_sides = both_sides
                     results.append(call())
                     with threadpool_limits(1):
-                        ms.append(median_seconds(call, 9, 2) * 1e3)
+                        ms.append(median_seconds(call, 21, 2) * 1e3)
                 largest = max(largest, float(np.abs(results[1] - results[0]).max()))
                 cells.append(f"{ms[0]:.2f} -> {ms[1]:.2f} ({ms[1] / ms[0]:.2f})")
-        (winograd._input_transform, winograd._output_transform, winograd._output_transform_adjoint) = after
+        winograd._both_sides = batched
         print(f"| {what} C{C} FN{FN} {side}x{side} pad {pad} | " + " | ".join(cells) + f" | {largest:.1e} |")
 
 

@@ -212,9 +212,10 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 
     Why batched: one product (t×t)·(t×t·Y) over the whole chunk took twice as long with
     OpenBLAS's SkylakeX kernels as t products of a t-th of it (6 × 47,040 floats: 92 us against
     42; its small-matrix path takes the small ones without packing them). Batched, F(4×4)'s
-    forwards and weight gradients of DeepConvNet's layers took 0.74-0.91 of the time, F(2×2)'s
-    0.77-1.04, with the same bits; with Haswell's kernels 0.96-1.08 (100 images, 1 thread, Zen 4
-    VM; benchmarks/results/2026-12-05-winograd-4x4/batched_transforms-*.txt); DeepConvNet's
+    forwards and weight gradients of DeepConvNet's layers took 0.74-0.90 of the time, F(2×2)'s
+    0.81-1.01, with the same bits; with Haswell's kernels 0.95-1.06 but conv2, which wandered
+    between 0.98 and 1.26 on a noisy VM (100 images, 1 thread, Zen 4 VM;
+    benchmarks/results/2026-12-05-winograd-4x4/batched_transforms-*.txt); DeepConvNet's
     training 0.90 / 0.93 of the time on 1 / 2 threads, predict 0.92 / 0.94
     (before_after-batched-skylakex.txt).
 
@@ -243,11 +244,17 @@ def _input_transform(x_cl: np.ndarray, pad: int, TH: int, TW: int, block: int = 
     tiles = np.ndarray((t, t, n, TH, TW), pixel, pixels, 0, (row, col, image, block * row, block * col))
     D = np.empty(tiles.shape, dtype=pixel)
     np.copyto(D, tiles)
-    B_t = _matrix("B_T", x_cl.dtype, block)
-    rows_by_column = D.view(x_cl.dtype).reshape(t, t, -1).transpose(1, 0, 2)  # (j, i, tiles·C)
-    across = np.matmul(B_t, rows_by_column)  # Bᵀ d, column by column: (j, a, tiles·C)
-    V = np.matmul(B_t, across.transpose(1, 0, 2))  # (Bᵀ d) B row by row, B's rows Bᵀ's columns: (a, b, tiles·C)
+    V = _both_sides(_matrix("B_T", x_cl.dtype, block), D.view(x_cl.dtype).reshape(t, t, -1))  # Bᵀ d B
     return V.reshape(t * t, n * TH * TW, C)
+
+
+def _both_sides(P: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """P X Pᵀ of every tile: Z[a, b] = Σ_ij P[a, i] P[b, j] X[i, j] for X (k, k, Y), one
+    tile's k×k values in each column y, as (r, r, Y) for P (r, k). Each direction is one
+    batched product, k products (r×k)·(k×Y), over strided views of X (``_input_transform``:
+    why batched). All three transforms are this: Bᵀ d B, Aᵀ M A and A dY Aᵀ."""
+    across = np.matmul(P, X.transpose(1, 0, 2))  # P X, column by column: (j, a, Y)
+    return np.matmul(P, across.transpose(1, 0, 2))  # (P X) Pᵀ, row by row: (a, b, Y)
 
 
 def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH: int, OW: int) -> None:
@@ -261,9 +268,7 @@ def _output_transform(M: np.ndarray, out_rows: np.ndarray, TH: int, TW: int, OH:
     t = round(M.shape[0] ** 0.5)
     m = t - 2
     n = M.shape[1] // (TH * TW)
-    A_t = _matrix("A_T", M.dtype, m)
-    across = np.matmul(A_t, M.reshape(t, t, -1).transpose(1, 0, 2))  # Aᵀ M, column by column: (l, a, tiles·FN)
-    Y = np.matmul(A_t, across.transpose(1, 0, 2))  # then (Aᵀ M) A, row by row: (a, b, tiles·FN)
+    Y = _both_sides(_matrix("A_T", M.dtype, m), M.reshape(t, t, -1))  # Aᵀ M A: (a, b, tiles·FN)
     _write_blocks(Y.reshape(m, m, n, TH, TW, FN), out_rows, OH, OW)
 
 
@@ -310,9 +315,7 @@ def _output_transform_adjoint(d_rows: np.ndarray, TH: int, TW: int, OH: int, OW:
     FN = d_rows.shape[1]
     n = d_rows.shape[0] // (OH * OW)
     blocks = _read_blocks(d_rows, TH, TW, OH, OW, block)
-    A = _matrix("A", d_rows.dtype, block)
-    across = np.matmul(A, blocks.reshape(m, m, -1).transpose(1, 0, 2))  # A dY, column by column: (b, k, tiles·FN)
-    E = np.matmul(A, across.transpose(1, 0, 2))  # then (A dY) Aᵀ, row by row: (k, l, tiles·FN)
+    E = _both_sides(_matrix("A", d_rows.dtype, block), blocks.reshape(m, m, -1))  # A dY Aᵀ: (k, l, tiles·FN)
     return E.reshape(t * t, n * TH * TW, FN)
 
 
