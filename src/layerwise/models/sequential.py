@@ -21,6 +21,7 @@ from ..io import PathLike, load_book_params, save_book_params
 from ..kernels.inference import all_finite, forward_in_chunks
 from ..kernels.tuning import inference_chunk_bytes
 from ..layers import Layer, SoftmaxWithLoss
+from .fusion import training_steps
 
 __all__ = ["Sequential"]
 
@@ -230,7 +231,9 @@ class Sequential:
         return self._forward(x, train_flg)
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
-        for layer in self._layers if layers is None else layers:
+        layers = self._layers if layers is None else layers
+        # In training, a Convolution, Relu, Pooling run goes as one step (models.fusion).
+        for layer in training_steps(layers) if train_flg else layers:
             x = layer.forward(x, train=train_flg)
         return x
 
@@ -278,7 +281,7 @@ class Sequential:
         """Backpropagation: forward in training mode, then backward; returns the grads."""
         self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self._layers[self._first_trainable :]):
+        for layer in reversed(training_steps(self._layers[self._first_trainable :])):  # as forward ran them
             dout = layer.backward(dout)
         if self.weight_decay_lambda:
             lam = self.weight_decay_lambda

@@ -1,0 +1,205 @@
+"""A Convolution, the ReLU after it and the max pooling after that, computed together a few
+images at a time, in training: the kernel of ``models.fusion``.
+
+Plain expressions (the three layers one after another; checked in tests/kernels/test_fused.py):
+with ``y = im2col(x) @ col_W + b`` (``kernels.conv``),
+
+- ``conv_relu_pool(x, col_W, b, ...)`` is ``(out, mask, arg_max)`` with ``mask = y <= 0``
+  and ``out, arg_max = max_pool(max(y, 0), pool, pool, pool)`` (``kernels.pool``), every
+  array in the layers' channels-last layouts;
+- ``conv_relu_pool_backward(dout, x, W, mask, arg_max, ...)`` is ``(dW, db, dx)`` of
+  ``d = relu_grad(max_pool_backward(dout, arg_max, ...), mask)`` as rows (N·OH·OW, FN):
+  ``dW = dᵀ·im2col(x)``, ``db = Σ_rows d``, ``dx = conv_input_grad(d, W, ...)`` (None unless
+  asked for).
+
+Equal to float rounding: the bias is a row of the weights, met by a column of ones in col,
+so it is added inside the product, and db is summed inside the weight gradient's product.
+
+Why: the three layers each write and read the convolution's whole output, 6.9 MB for
+SimpleConvNet's batch of 100, twice forward (y, max(y, 0)) and twice backward (the pooling's
+dx, the ReLU's), and max pooling copies it once more to pool dense rows (``max_pool``'s fast
+path). Here each chunk's rows of y are made in the order pooling reads them: the rows of col
+are ordered (i, j, n, ph, pw) for output position (ph·pool + i, pw·pool + j), so the pool
+windows' values are pool² dense blocks of the chunk's product, and backward writes each
+block's gradient densely too. Nothing of the convolution's output size leaves the cache but
+the ReLU's mask, and the bias costs no pass of its own. SimpleConvNet's training step took
+13.4 ms as the prototype (bias apart, row order as the layers'), 15.5 as layers
+(1 thread, Zen 4 VM, SkylakeX kernels); the numbers of this module are in
+``models.fusion``'s docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import conv_output_shape
+from ..errors import ShapeError
+from .activations import max_zero
+from .conv import _channels_last_windows, conv_input_grad, images_per_chunk, pad_hw
+from .pool import _max_and_arg_max
+from .threads import in_chunks, sum_in_chunks
+
+__all__ = ["applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col"]
+
+
+def applies(x_shape: tuple[int, ...], W_shape: tuple[int, ...], stride: int, pad: int, pool: int) -> bool:
+    """Whether the pooling's ``pool``×``pool`` windows (stride ``pool``, no padding) tile the
+    convolution's whole output, as this module needs: every output position in one window."""
+    if len(x_shape) != 4 or len(W_shape) != 4 or x_shape[1] != W_shape[1] or pool < 1:
+        return False
+    OH = (x_shape[2] + 2 * pad - W_shape[2]) // stride + 1
+    OW = (x_shape[3] + 2 * pad - W_shape[3]) // stride + 1
+    return OH >= pool and OW >= pool and OH % pool == 0 and OW % pool == 0
+
+
+def pooled_order_col(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, pool: int) -> np.ndarray:
+    """``im2col(x, FH, FW, stride, pad)`` (``kernels.conv``: columns (fh, fw, c)) with one
+    more column of ones, its rows in pooling order: (i, j, n, ph, pw) for output position
+    (ph·pool + i, pw·pool + j), i and j in range(pool). (pool²·N·PH·PW, FH·FW·C + 1)."""
+    N, C = x.shape[:2]
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "pooled_order_col")
+    PH, PW = OH // pool, OW // pool
+    K = FH * FW * C
+    if C == 1:
+        return _one_channel_col(x, FH, FW, stride, pad, pool, PH, PW)
+    col = np.empty((pool, pool, N, PH, PW, K + 1), dtype=x.dtype)
+    col[..., K] = 1
+    windows = _channels_last_windows(x, FH, FW, stride, pad, OH, OW)  # (N, OH, OW, FH) window rows
+    # The first K values of each row of col, as FH window rows of FW·C values (one memcpy each).
+    item = col.itemsize
+    rows = np.ndarray((pool, pool, N, PH, PW, FH), windows.dtype, col, 0,
+                      (*col.strides[:5], FW * C * item))
+    for i in range(pool):
+        for j in range(pool):
+            np.copyto(rows[i, j], windows[:, i : i + pool * PH : pool, j : j + pool * PW : pool])
+    return col.reshape(-1, K + 1)
+
+
+def _one_channel_col(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, pool: int, PH: int, PW: int) -> np.ndarray:
+    """``pooled_order_col`` of a one-channel input, filled as a column-major array, as
+    ``kernels.conv``'s one-channel im2col is (its docstring says why), from the shifted grids
+    ``Q[A, B] = img[:, A::step, B::step]`` (PH×PW values from each start A, B; step =
+    stride·pool): col's column (fh, fw) at pooling position (i, j) is ``Q[fh + stride·i,
+    fw + stride·j]``, so all of col is one strided view of Q, copied at once in runs of PW
+    values. Q is (FH + stride·(pool - 1))·(FW + ...)/step² times the image (9/4 for the book's
+    5×5 filters): for SimpleConvNet's 50 images 0.21 ms against 0.45 as 100 copies from
+    polyphase parts, and 0.25 for ``kernels.conv.im2col`` in the layers' order."""
+    N = x.shape[0]
+    img = pad_hw(x, pad)[:, 0]
+    step = stride * pool
+    A, B = FH + stride * (pool - 1), FW + stride * (pool - 1)
+    s_n, s_h, s_w = img.strides
+    Q = np.empty((A, B, N, PH, PW), dtype=x.dtype)
+    np.copyto(Q, np.lib.stride_tricks.as_strided(img, Q.shape, (s_h, s_w, s_n, step * s_h, step * s_w)))
+    K = FH * FW
+    col_t = np.empty((K + 1, pool, pool, N, PH, PW), dtype=x.dtype)  # col transposed, as it lies
+    col_t[K] = 1
+    q_a, q_b, *q_rest = Q.strides
+    windows = np.lib.stride_tricks.as_strided(
+        Q, (FH, FW, pool, pool, N, PH, PW), (q_a, q_b, stride * q_a, stride * q_b, *q_rest), writeable=False
+    )
+    np.copyto(col_t[:K].reshape(FH, FW, pool, pool, N, PH, PW), windows)
+    return col_t.reshape(K + 1, -1).T
+
+
+def _pixel(nbytes: int) -> np.dtype:
+    """One value of ``nbytes`` bytes: a pixel's channels, moved by one memcpy."""
+    return np.dtype((np.void, nbytes))
+
+
+def _pooled_pixels(a: np.ndarray, pool: int) -> np.ndarray:
+    """A C-contiguous channels-last array (n, OH, OW, C) as its (pool, pool, n·PH, PW) pixels
+    (one ``np.void`` of C values each) in pooling order: a transposed view, which one
+    ``np.copyto`` turns into dense blocks or back (``kernels.pool._tiled_offsets`` does the same)."""
+    n, OH, OW, C = a.shape
+    return a.reshape(n * (OH // pool), pool, OW // pool, pool * C).view(_pixel(C * a.itemsize)).transpose(1, 3, 0, 2)
+
+
+def _weights_with_bias(col_W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """col_W (K, FN) with b as a last row: the product with a ones column adds the bias."""
+    K, FN = col_W.shape
+    weights = np.empty((K + 1, FN), dtype=np.result_type(col_W, b))
+    weights[:K] = col_W
+    weights[K] = b
+    return weights
+
+
+def conv_relu_pool(
+    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int, pad: int, pool: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Convolution, ReLU and tiling max Pooling forward of ``x`` (N, C, H, W): ``(out,
+    mask, arg_max)``, out and arg_max (N, FN, PH, PW) and mask (N, FN, OH, OW), each an NCHW
+    view of a channels-last array, as the layers make them (module docstring)."""
+    N, C = x.shape[:2]
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "conv_relu_pool")
+    FN = col_W.shape[1]
+    if col_W.shape != (FH * FW * C, FN) or b.shape != (FN,) or OH % pool or OW % pool:
+        raise ShapeError(
+            f"conv_relu_pool: col_W {col_W.shape}, b {b.shape}, x {x.shape}: expected ({FH * FW * C}, FN) and "
+            f"(FN,), and an output ({OH}x{OW}) that {pool}x{pool} windows tile"
+        )
+    PH, PW = OH // pool, OW // pool
+    weights = _weights_with_bias(col_W, b)
+    dtype = np.result_type(x, weights)
+    mask = np.empty((N, OH, OW, FN), dtype=bool)
+    out = np.empty((N, PH, PW, FN), dtype=dtype)
+    arg_max = np.empty((N, PH, PW, FN), dtype=np.min_scalar_type(pool * pool - 1))
+
+    def chunk(images: slice) -> None:
+        n = images.stop - images.start
+        y = np.dot(pooled_order_col(x[images], FH, FW, stride, pad, pool), weights)  # im2col·col_W + b
+        flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order ...
+        np.copyto(_pooled_pixels(mask[images], pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))  # ... put back
+        max_zero(y, y)  # the ReLU, in place: nothing else reads y
+        _max_and_arg_max(y.reshape(pool * pool, -1), out[images].reshape(-1), arg_max[images].reshape(-1))
+
+    in_chunks(chunk, N, images_per_chunk(OH * OW * (FH * FW * C + 1) * x.itemsize, N))
+    return out.transpose(0, 3, 1, 2), mask.transpose(0, 3, 1, 2), arg_max.transpose(0, 3, 1, 2)
+
+
+def conv_relu_pool_backward(
+    dout: np.ndarray, x: np.ndarray, W: np.ndarray, mask: np.ndarray, arg_max: np.ndarray,
+    stride: int, pad: int, pool: int, input_grad: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The three layers' backward from the pooled output's gradient ``dout`` (N, FN, PH, PW),
+    the convolution's input ``x`` and weights ``W`` (FN, C, FH, FW), and the caches ``mask``
+    and ``arg_max`` that ``conv_relu_pool`` made: ``(dW, db, dx)``, dW (FN, FH·FW·C) with
+    columns (fh, fw, c) as ``kernels.conv.conv_weight_grad`` gives it, dx None unless
+    ``input_grad`` (module docstring)."""
+    N, C = x.shape[:2]
+    FN, _, FH, FW = W.shape
+    OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "conv_relu_pool_backward")
+    PH, PW = OH // pool, OW // pool
+    K = FH * FW * C
+    dtype = np.result_type(dout, x, W)
+    d_cl = np.empty((N, PH, PW, FN), dtype=dtype)  # dout channels-last, as arg_max lies
+    np.copyto(d_cl, dout.transpose(0, 2, 3, 1))
+    mask_cl = np.ascontiguousarray(mask.transpose(0, 2, 3, 1))  # no copy: the layers' caches are channels-last
+    arg_cl = np.ascontiguousarray(arg_max.transpose(0, 2, 3, 1))
+    d_rows = np.empty((N, OH, OW, FN), dtype=dtype) if input_grad else None  # d as (n, oh, ow) rows
+
+    def chunk(images: slice) -> np.ndarray:
+        n = images.stop - images.start
+        d = np.empty((pool * pool, n * PH * PW * FN), dtype=dtype)  # the ReLU's dx, in col's row order
+        blocked = np.empty((pool, pool, n * PH, PW), dtype=_pixel(FN))  # the ReLU's mask, in that order too
+        np.copyto(blocked, _pooled_pixels(mask_cl[images], pool))
+        blocked_flags = blocked.view(bool).reshape(pool * pool, -1)
+        flag = np.empty(n * PH * PW * FN, dtype=bool)
+        arg, dout_part = arg_cl[images].reshape(-1), d_cl[images].reshape(-1)
+        for k in range(pool * pool):
+            np.equal(arg, k, out=flag)  # the window's max sits at k ...
+            np.greater(flag, blocked_flags[k], out=flag)  # ... and the ReLU let it through
+            np.multiply(dout_part, flag, out=d[k])
+        d += 0  # -0.0 -> 0.0, as kernels.activations.relu_grad leaves it
+        if d_rows is not None:
+            np.copyto(_pooled_pixels(d_rows[images], pool), d.view(_pixel(FN * d.itemsize)).reshape(pool, pool, -1, PW))
+        # colᵀ·d: its last row, the ones column's, is Σ_rows d
+        return np.dot(pooled_order_col(x[images], FH, FW, stride, pad, pool).T, d.reshape(-1, FN))
+
+    total = sum_in_chunks(chunk, N, images_per_chunk(OH * OW * (K + 1) * x.itemsize, N))
+    if total is None:  # no images
+        total = np.zeros((K + 1, FN), dtype=dtype)
+    dx = None
+    if d_rows is not None:
+        dx = conv_input_grad(d_rows.reshape(-1, FN), W, x.shape, stride, pad)
+    return total[:K].T, total[K], dx

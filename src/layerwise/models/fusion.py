@@ -1,0 +1,101 @@
+"""Runs of layers a training step computes as one: a Convolution, the Relu after it and the
+max Pooling after that (``kernels.fused``).
+
+Plain expression (checked in tests/models/test_fusion.py): ``ConvReluPool(conv, relu,
+pool).forward(x)`` is ``pool.forward(relu.forward(conv.forward(x)))`` and leaves the
+three layers' caches as those calls do (``x`` and ``col_W``, ``mask``, ``arg_max``); its
+``backward(dout)`` is ``conv.backward(relu.backward(pool.backward(dout)))`` and sets the
+convolution's grads as that does. Equal to float rounding (see ``kernels.fused``).
+
+Only in training mode (evaluation keeps other caches, see ``Relu`` and ``Pooling``), for
+the book's layer classes themselves with their own forward and backward, for windows that
+tile the convolution's output, and for a convolution that computes by im2col on this machine
+(not by Winograd: ``kernels.conv.use_winograd``). Otherwise the three layers run as layers.
+
+Why: SimpleConvNet's training step, 1 thread, batch 100 (measured in
+benchmarks/results/2026-12-06-fusion/, see there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..checks import check_dout
+from ..kernels.conv import use_winograd
+from ..kernels.fused import applies, conv_relu_pool, conv_relu_pool_backward
+from ..layers import Convolution, Layer, Pooling, Relu
+
+__all__ = ["ConvReluPool", "training_steps"]
+
+
+class ConvReluPool:
+    """A Convolution, the Relu after it and the max Pooling after that, as one step."""
+
+    def __init__(self, conv: Convolution, relu: Relu, pool: Pooling) -> None:
+        self.conv, self.relu, self.pool = conv, relu, pool
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        conv, relu, pool = self.conv, self.relu, self.pool
+        x = conv._input(x)
+        if not train or not self._fused(x):
+            return pool.forward(relu.forward(conv.forward(x, train), train), train)
+        W, b = conv.params["W"], conv.params["b"]
+        FN, _, FH, FW = W.shape
+        OH, OW = conv._out_hw(x.shape)  # a bad x reported as the Convolution would
+        col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), as Convolution's
+        out, relu.mask, pool.arg_max = conv_relu_pool(x, col_W, b, FH, FW, conv.stride, conv.pad, pool.pool_h)
+        conv.x, conv.col_W, conv._shown_col = x, col_W, None
+        relu.x = None
+        pool._x, pool.x_shape = None, (x.shape[0], FN, OH, OW)
+        pool._channels_last = FN > 1 and OH * OW > 1  # the layout the Convolution's output has
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        conv, relu, pool = self.conv, self.relu, self.pool
+        if conv.x is None or relu.mask is None or pool.arg_max is None or not self._fused(conv.x):
+            return conv.backward(relu.backward(pool.backward(dout)))
+        dout = np.asarray(dout)
+        pool._need(pool.arg_max)
+        check_dout(pool.name, dout, pool._out_shape(pool.x_shape))
+        FN, C, FH, FW = conv.params["W"].shape
+        W = conv.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # the W forward used
+        dW, db, dx = conv_relu_pool_backward(dout, conv.x, W, relu.mask, pool.arg_max, conv.stride, conv.pad,
+                                             pool.pool_h, conv.needs_input_grad)
+        conv.grads["W"] = np.ascontiguousarray(dW.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
+        conv.grads["b"] = db
+        return dx
+
+    def _fused(self, x: np.ndarray) -> bool:
+        conv = self.conv
+        W = conv.params["W"]
+        dtype = np.result_type(x, W)
+        return (
+            dtype.kind == "f"
+            and applies(x.shape, W.shape, conv.stride, conv.pad, self.pool.pool_h)
+            and use_winograd(x, W.shape, conv.stride, conv.pad, dtype) is None
+            and use_winograd(x, W.shape, conv.stride, conv.pad, dtype, "weight gradient") is None
+        )
+
+
+def _plain(layer: Layer, cls: type) -> bool:
+    """``layer`` is exactly ``cls``, with the class's own forward and backward."""
+    return type(layer) is cls and not {"forward", "backward"} & set(vars(layer))
+
+
+def training_steps(layers: Sequence[Layer]) -> list[Layer | ConvReluPool]:
+    """``layers`` with every Convolution, Relu, Pooling run whose pooling tiles (stride equal
+    to its square window, no padding) as one ``ConvReluPool``."""
+    steps: list[Layer | ConvReluPool] = []
+    k = 0
+    while k < len(layers):
+        run = layers[k : k + 3]
+        if (len(run) == 3 and _plain(run[0], Convolution) and _plain(run[1], Relu) and _plain(run[2], Pooling)
+                and run[2].pool_h == run[2].pool_w == run[2].stride and run[2].pad == 0):
+            steps.append(ConvReluPool(*run))
+            k += 3
+        else:
+            steps.append(layers[k])
+            k += 1
+    return steps
