@@ -146,10 +146,9 @@ def conv_relu_pool(
     arg_max = np.empty((N, PH, PW, FN), dtype=np.min_scalar_type(pool * pool - 1))
 
     def chunk(images: slice) -> None:
-        n = images.stop - images.start
         y = np.dot(pooled_order_col(x[images], FH, FW, stride, pad, pool), weights)  # im2col·col_W + b
-        flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order ...
-        np.copyto(_pooled_pixels(mask[images], pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))  # ... put back
+        flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order, put back in the layer's
+        np.copyto(_pooled_pixels(mask[images], pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))
         max_zero(y, y)  # the ReLU, in place: nothing else reads y
         _max_and_arg_max(y.reshape(pool * pool, -1), out[images].reshape(-1), arg_max[images].reshape(-1))
 

@@ -1,0 +1,108 @@
+"""kernels.fused equals the Convolution, ReLU and max pooling kernels one after another."""
+
+import numpy as np
+import pytest
+from book_reference import SEEDS
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from layerwise.errors import ShapeError
+from layerwise.kernels import fused
+from layerwise.kernels.activations import relu, relu_grad
+from layerwise.kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
+from layerwise.kernels.pool import max_pool, max_pool_backward
+
+
+@st.composite
+def tiled_geometries(draw):
+    """(N, C, H, W, F, stride, pad, pool): a convolution whose output pool×pool windows tile."""
+    F, stride, pad, pool = draw(st.integers(1, 5)), draw(st.integers(1, 2)), draw(st.integers(0, 2)), draw(
+        st.integers(1, 3))
+    PH, PW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    OH, OW = PH * pool, PW * pool
+    H, W = (OH - 1) * stride + F - 2 * pad, (OW - 1) * stride + F - 2 * pad
+    assume(H >= 1 and W >= 1 and pad < F)
+    return draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 3])), H, W, F, stride, pad, pool
+
+
+def layers_forward(x, W, b, stride, pad, pool):
+    """What Convolution, Relu and Pooling compute, one kernel after another."""
+    FN, _, F, _ = W.shape
+    N = len(x)
+    OH, OW = (x.shape[2] + 2 * pad - F) // stride + 1, (x.shape[3] + 2 * pad - F) // stride + 1
+    col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T
+    y = im2col_dot(x, col_W, b, F, F, stride, pad).reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
+    h, mask = relu(y)
+    out, arg_max = max_pool(h, pool, pool, pool)
+    return col_W, out, mask, arg_max
+
+
+@given(tiled_geometries(), st.integers(1, 4), SEEDS)
+def test_forward_and_backward_equal_the_three_layers(geom, FN, seed):
+    N, C, H, Wd, F, stride, pad, pool = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, Wd, C)).transpose(0, 3, 1, 2)  # channels-last, as between layers
+    W, b = rng.standard_normal((FN, C, F, F)), rng.standard_normal(FN)
+    col_W, out, mask, arg_max = layers_forward(x, W, b, stride, pad, pool)
+
+    got_out, got_mask, got_arg = fused.conv_relu_pool(x, col_W, b, F, F, stride, pad, pool)
+    np.testing.assert_allclose(got_out, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got_mask, mask)
+    np.testing.assert_array_equal(got_arg, arg_max)
+    # the layers' layouts: channels-last arrays seen as NCHW
+    for a in (got_out, got_mask, got_arg):
+        assert a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+    dout = rng.standard_normal(out.shape)
+    d = relu_grad(max_pool_backward(dout, arg_max, mask.shape, pool, pool, pool, channels_last=True), mask)
+    rows = d.transpose(0, 2, 3, 1).reshape(-1, FN)
+    dW, db, dx = fused.conv_relu_pool_backward(dout, x, W, mask, arg_max, stride, pad, pool)
+    np.testing.assert_allclose(dW, im2col_weight_grad(rows, x, F, F, stride, pad), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, rows.sum(axis=0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, conv_input_grad(rows, W, x.shape, stride, pad), rtol=1e-10, atol=1e-10)
+    assert fused.conv_relu_pool_backward(dout, x, W, mask, arg_max, stride, pad, pool, input_grad=False)[2] is None
+
+
+@given(tiled_geometries(), SEEDS)
+def test_col_in_pooling_order_is_im2col_with_its_rows_reordered_and_a_ones_column(geom, seed):
+    N, C, H, Wd, F, stride, pad, pool = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, Wd))
+    col = im2col(x, F, F, stride, pad)
+    OH, OW = (H + 2 * pad - F) // stride + 1, (Wd + 2 * pad - F) // stride + 1
+    PH, PW = OH // pool, OW // pool
+    # rows (n, ph, i, pw, j) -> (i, j, n, ph, pw)
+    reordered = col.reshape(N, PH, pool, PW, pool, -1).transpose(2, 4, 0, 1, 3, 5).reshape(col.shape)
+    got = fused.pooled_order_col(x, F, F, stride, pad, pool)
+    np.testing.assert_array_equal(got[:, :-1], reordered)
+    np.testing.assert_array_equal(got[:, -1], 1.0)
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    W, b = rng.standard_normal((3, 1, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
+    out, mask, arg_max = fused.conv_relu_pool(x, W.reshape(3, -1).T, b, 3, 3, 1, 1, 2)
+    assert out.dtype == np.float32 and mask.dtype == bool and arg_max.dtype == np.uint8
+    dW, db, dx = fused.conv_relu_pool_backward(np.ones(out.shape, np.float32), x, W, mask, arg_max, 1, 1, 2)
+    assert dW.dtype == db.dtype == dx.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "W_shape", "stride", "pad", "pool", "expected"),
+    [
+        ((2, 1, 28, 28), (30, 1, 5, 5), 1, 0, 2, True),  # SimpleConvNet: 24x24 in 2x2 windows
+        ((2, 16, 7, 7), (16, 16, 3, 3), 1, 1, 2, False),  # DeepConvNet's last: 7x7 leaves a row over
+        ((2, 3, 11, 11), (4, 3, 3, 3), 1, 0, 3, True),  # 9x9 in 3x3 windows
+        ((2, 3, 11, 11), (4, 2, 3, 3), 1, 0, 3, False),  # channels disagree
+        ((2, 3, 2, 2), (4, 3, 3, 3), 1, 1, 3, False),  # an output smaller than the window
+    ],
+)
+def test_applies_only_where_the_windows_tile_the_output(x_shape, W_shape, stride, pad, pool, expected):
+    assert fused.applies(x_shape, W_shape, stride, pad, pool) is expected
+
+
+def test_weights_that_do_not_fit_are_refused_by_name():
+    with pytest.raises(ShapeError, match=r"conv_relu_pool: col_W \(8, 3\)"):
+        fused.conv_relu_pool(np.zeros((1, 1, 6, 6)), np.zeros((8, 3)), np.zeros(3), 3, 3, 1, 0, 2)
+    with pytest.raises(ShapeError, match="that 3x3 windows tile"):
+        fused.conv_relu_pool(np.zeros((1, 1, 6, 6)), np.zeros((9, 3)), np.zeros(3), 3, 3, 1, 0, 3)

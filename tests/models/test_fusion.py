@@ -1,0 +1,190 @@
+"""models.fusion: a Convolution, Relu, Pooling run trains as the three layers would, to float
+rounding, with the same caches, and runs as layers wherever the fused kernel does not apply."""
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import layerwise as lw
+import layerwise.models.sequential as sequential
+from layerwise.errors import ShapeError
+from layerwise.gradcheck import check_model
+from layerwise.kernels import threads
+from layerwise.layers import Affine, AvgPooling, Convolution, Pooling, Relu
+from layerwise.models import Sequential, fusion
+from layerwise.models.batch_parts import _gradient_in_parts
+from layerwise.models.fusion import ConvReluPool, training_steps
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two threads for layerwise, whatever the number of CPUs (only the speed differs)."""
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+
+
+def two_convs(seed=0, dtype=np.float64, pool=2):
+    """conv (2 -> 3) relu, then conv (3 -> 4) relu pool: the second run needs its input gradient."""
+    rng = np.random.default_rng(seed)
+    side = 6 // pool
+    return Sequential([
+        Convolution(rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3), pad=1), Relu(),
+        Convolution(rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), pad=1), Relu(),
+        Pooling(pool, pool, stride=pool), Affine(rng.standard_normal((4 * side * side, 5)), rng.standard_normal(5)),
+    ]).astype(dtype)
+
+
+def as_layers(model, x, t, monkeypatch):
+    """The gradient and the caches with every layer run on its own."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sequential, "training_steps", list)
+        grads = {k: v.copy() for k, v in model.gradient(x, t).items()}
+    return grads, caches(model)
+
+
+def caches(model):
+    return [(la.x if isinstance(la, Convolution) else None, getattr(la, "mask", None), getattr(la, "arg_max", None))
+            for la in model]
+
+
+def assert_same_caches(a, b):
+    for one, other in zip(a, b, strict=True):
+        for x, y in zip(one, other, strict=True):
+            if x is None:
+                assert y is None
+            else:
+                np.testing.assert_array_equal(x, y)
+                assert x.strides == y.strides  # the same memory layout
+
+
+def test_runs_are_grouped():
+    model = two_convs()
+    steps = training_steps(model.layers)
+    assert [type(s).__name__ for s in steps] == ["Convolution", "Relu", "ConvReluPool", "Affine"]
+    assert steps[2].conv is model[2] and steps[2].relu is model[3] and steps[2].pool is model[4]
+    book = lw.SimpleConvNet(seed=0)
+    assert [type(s).__name__ for s in training_steps(list(book))] == ["ConvReluPool", "Affine", "Relu", "Affine"]
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda layers: layers.__setitem__(4, AvgPooling(2, 2, stride=2)),  # not max pooling
+        lambda layers: layers.__setitem__(4, Pooling(2, 2, stride=1)),  # overlapping windows
+        lambda layers: layers.__setitem__(4, Pooling(2, 2, stride=2, pad=1)),
+        lambda layers: layers.__setitem__(3, type("MyRelu", (Relu,), {})()),  # a subclass may compute otherwise
+        lambda layers: setattr(layers[2], "forward", layers[2].forward),  # a hook on one layer
+    ],
+)
+def test_other_runs_stay_layers(replace):
+    layers = list(two_convs().layers)
+    replace(layers)
+    assert not any(isinstance(s, ConvReluPool) for s in training_steps(layers))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), pool=st.sampled_from([1, 2, 3]))
+def test_a_step_equals_the_layers_and_leaves_their_caches(monkeypatch, n, seed, pool):
+    model = two_convs(seed, pool=pool)
+    rng = np.random.default_rng(seed + 1)
+    x, t = rng.standard_normal((n, 2, 6, 6)), rng.integers(0, 5, n)
+    expected, expected_caches = as_layers(model, x, t, monkeypatch)
+    got = model.gradient(x, t)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    assert_same_caches(caches(model), expected_caches)
+
+
+def test_simple_convnet_float32_equals_the_layers(monkeypatch):
+    model = lw.SimpleConvNet((1, 12, 12), {"filter_num": 6, "filter_size": 5}, 10, 10, seed=0, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    x, t = rng.random((7, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 7)
+    expected, expected_caches = as_layers(model, x, t, monkeypatch)
+    got = model.gradient(x, t)
+    for key in expected:
+        assert got[key].dtype == np.float32
+        np.testing.assert_allclose(got[key], expected[key], rtol=2e-5, atol=1e-6, err_msg=key)
+    assert_same_caches(caches(model), expected_caches)
+    assert model[1].mask.shape == (7, 6, 8, 8) and model[2].x_shape == (7, 6, 8, 8)
+
+
+@pytest.mark.parametrize("pool", [2, 3])
+def test_the_fused_gradient_passes_the_gradient_check(pool):
+    # (seed 3 puts a ReLU or a window's max within h of a kink: 6e-7 there, fused or as layers)
+    model = two_convs(4, pool=pool)
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((3, 2, 6, 6)), rng.integers(0, 5, 3)
+    errors = check_model(model, x, t)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_the_layers_own_backward_works_after_a_fused_forward(monkeypatch):
+    """A reader (or the graph views) may call a layer's backward after model.gradient."""
+    model = two_convs(5)
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
+    model.gradient(x, t)
+    dout = rng.standard_normal((2, 4, 3, 3))
+    fused_dx = ConvReluPool(*model[2:5]).backward(dout)
+    fused_dW = model[2].grads["W"].copy()
+    layers_dx = model[2].backward(model[3].backward(model[4].backward(dout)))
+    np.testing.assert_allclose(fused_dx, layers_dx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fused_dW, model[2].grads["W"], rtol=1e-10, atol=1e-12)
+
+
+def test_on_two_threads_the_gradient_is_the_same(two_threads):
+    model = lw.SimpleConvNet((1, 12, 12), {"filter_num": 6, "filter_size": 5}, 10, 10, seed=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x, t = rng.random((9, 1, 12, 12)), rng.integers(0, 10, 9)
+    one = {k: v.copy() for k, v in model.gradient(x, t).items()}
+    with threads.owned_threads() as count:
+        assert count == 2
+        two = model.gradient(x, t)
+    for key in one:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
+
+
+def test_a_convolution_by_winograd_runs_as_layers(monkeypatch):
+    model = two_convs(6)
+    rng = np.random.default_rng(6)
+    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
+    monkeypatch.setattr(fusion, "use_winograd", lambda *args: ("products", 2))
+    called = []
+    monkeypatch.setattr(fusion, "conv_relu_pool", lambda *args: called.append(args))
+    model.gradient(x, t)
+    assert not called
+
+
+def test_evaluation_mode_runs_the_layers(monkeypatch):
+    model = two_convs(7)
+    called = []
+    monkeypatch.setattr(fusion, "conv_relu_pool", lambda *args: called.append(args))
+    model.predict(np.ones((2, 2, 6, 6)))
+    assert not called and model[4].arg_max is None  # evaluation keeps x, not arg_max
+
+
+def test_a_bad_input_is_reported_by_the_convolution():
+    model = two_convs()
+    with pytest.raises(ShapeError, match="Convolution: input has 3 channels"):
+        model.gradient(np.ones((2, 3, 6, 6)), np.zeros(2, int))
+
+
+def test_a_bad_dout_is_reported_by_the_pooling():
+    model = two_convs()
+    step = ConvReluPool(*model[2:5])
+    model.loss(np.ones((2, 2, 6, 6)), np.zeros(2, int))
+    with pytest.raises(ShapeError, match="Pooling"):
+        step.backward(np.ones((2, 4, 2, 2)))
+
+
+def test_a_replica_for_the_split_plan_fuses_its_own_layers(two_threads):
+    model = lw.SimpleConvNet((1, 12, 12), {"filter_num": 6, "filter_size": 5}, 10, 10, seed=0, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    x, t = rng.random((8, 1, 12, 12)), rng.integers(0, 10, 8)
+    expected = {k: v.copy() for k, v in copy.deepcopy(model).gradient(x, t).items()}
+    with threads.owned_threads():
+        got = _gradient_in_parts(model, x, t)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12)
