@@ -263,11 +263,12 @@ def _train_convnet(steps: int, plan: str | None = None) -> tuple[list[float], di
     return history.step_loss, {k: v.copy() for k, v in model.params.items()}
 
 
-@pytest.mark.parametrize(("plan", "handoffs_per_step"), [("owned", 8), ("split", 1)])
+@pytest.mark.parametrize(("plan", "handoffs_per_step"), [("owned", 6), ("split", 1)])
 def test_a_convnet_trains_to_the_same_weights_on_owned_threads(monkeypatch, plan, handoffs_per_step):
     # SimpleConvNet's steps make arrays of 40 x 30 x 24 x 24 values: the Trainer owns the
-    # threads and either splits ReLU, pooling, im2col, the products and Adam ("owned"), or
-    # runs each half of the batch through the whole network on a thread ("split").
+    # threads and either splits the convolution-ReLU-pooling run (models.fusion: its chunks,
+    # forward and backward), the Affine products and Adam ("owned"), or runs each half of the
+    # batch through the whole network on a thread ("split").
     for module in (_threads, layerwise.train):
         monkeypatch.setattr(module, "run_threads", lambda: (1, True))
     losses_serial, params_serial = _train_convnet(3)
