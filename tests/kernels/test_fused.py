@@ -37,30 +37,35 @@ def layers_forward(x, W, b, stride, pad, pool):
     return col_W, out, mask, arg_max
 
 
-@given(tiled_geometries(), st.integers(1, 4), SEEDS)
-def test_forward_and_backward_equal_the_three_layers(geom, FN, seed):
+@given(tiled_geometries(), st.integers(1, 4), SEEDS, st.booleans())
+def test_forward_and_backward_equal_the_three_layers(geom, FN, seed, keep_cols):
     N, C, H, Wd, F, stride, pad, pool = geom
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, H, Wd, C)).transpose(0, 3, 1, 2)  # channels-last, as between layers
     W, b = rng.standard_normal((FN, C, F, F)), rng.standard_normal(FN)
     col_W, out, mask, arg_max = layers_forward(x, W, b, stride, pad, pool)
 
-    got_out, got_mask, got_arg = fused.conv_relu_pool(x, col_W, b, F, F, stride, pad, pool)
-    np.testing.assert_allclose(got_out, out, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(got_mask, mask)
-    np.testing.assert_array_equal(got_arg, arg_max)
+    made = fused.conv_relu_pool(x, col_W, b, F, F, stride, pad, pool, keep_cols=keep_cols)
+    np.testing.assert_allclose(made.out, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(made.mask, mask)
+    np.testing.assert_array_equal(made.arg_max, arg_max)
+    np.testing.assert_array_equal(made.passed, out.transpose(0, 2, 3, 1) > 0)
+    assert (made.cols is not None) is keep_cols
     # the layers' layouts: channels-last arrays seen as NCHW
-    for a in (got_out, got_mask, got_arg):
+    for a in (made.out, made.mask, made.arg_max):
         assert a.transpose(0, 2, 3, 1).flags.c_contiguous
 
     dout = rng.standard_normal(out.shape)
     d = relu_grad(max_pool_backward(dout, arg_max, mask.shape, pool, pool, pool, channels_last=True), mask)
     rows = d.transpose(0, 2, 3, 1).reshape(-1, FN)
-    dW, db, dx = fused.conv_relu_pool_backward(dout, x, W, mask, arg_max, stride, pad, pool)
+    dW, db, dx = fused.conv_relu_pool_backward(dout, x, W, made.passed, made.arg_max, stride, pad, pool,
+                                               cols=made.cols)
     np.testing.assert_allclose(dW, im2col_weight_grad(rows, x, F, F, stride, pad), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, rows.sum(axis=0), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dx, conv_input_grad(rows, W, x.shape, stride, pad), rtol=1e-10, atol=1e-10)
-    assert fused.conv_relu_pool_backward(dout, x, W, mask, arg_max, stride, pad, pool, input_grad=False)[2] is None
+    without_dx = fused.conv_relu_pool_backward(dout, x, W, made.passed, made.arg_max, stride, pad, pool, False)
+    assert without_dx[2] is None
+    np.testing.assert_array_equal(without_dx[0], dW)
 
 
 @given(tiled_geometries(), SEEDS)
@@ -81,9 +86,10 @@ def test_float32_stays_float32():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
     W, b = rng.standard_normal((3, 1, 3, 3)).astype(np.float32), np.zeros(3, np.float32)
-    out, mask, arg_max = fused.conv_relu_pool(x, W.reshape(3, -1).T, b, 3, 3, 1, 1, 2)
-    assert out.dtype == np.float32 and mask.dtype == bool and arg_max.dtype == np.uint8
-    dW, db, dx = fused.conv_relu_pool_backward(np.ones(out.shape, np.float32), x, W, mask, arg_max, 1, 1, 2)
+    made = fused.conv_relu_pool(x, W.reshape(3, -1).T, b, 3, 3, 1, 1, 2)
+    assert made.out.dtype == np.float32 and made.mask.dtype == bool and made.arg_max.dtype == np.uint8
+    dW, db, dx = fused.conv_relu_pool_backward(np.ones(made.out.shape, np.float32), x, W, made.passed, made.arg_max,
+                                               1, 1, 2)
     assert dW.dtype == db.dtype == dx.dtype == np.float32
 
 

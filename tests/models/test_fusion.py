@@ -85,16 +85,20 @@ def test_other_runs_stay_layers(replace):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), pool=st.sampled_from([1, 2, 3]))
-def test_a_step_equals_the_layers_and_leaves_their_caches(monkeypatch, n, seed, pool):
+@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), pool=st.sampled_from([1, 2, 3]), keep_cols=st.booleans())
+def test_a_step_equals_the_layers_and_leaves_their_caches(monkeypatch, n, seed, pool, keep_cols):
+    monkeypatch.setattr(fusion, "kept_col_bytes", lambda: 2**30 if keep_cols else 0)
     model = two_convs(seed, pool=pool)
     rng = np.random.default_rng(seed + 1)
     x, t = rng.standard_normal((n, 2, 6, 6)), rng.integers(0, 5, n)
     expected, expected_caches = as_layers(model, x, t, monkeypatch)
+    model.loss(x, t, train_flg=True)
+    assert (fused_step(model)._made[3].cols is not None) is keep_cols
     got = model.gradient(x, t)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12, err_msg=key)
     assert_same_caches(caches(model), expected_caches)
+    assert fused_step(model)._made is None  # the kept cols are let go after the backward
 
 
 def test_simple_convnet_float32_equals_the_layers(monkeypatch):
@@ -120,18 +124,42 @@ def test_the_fused_gradient_passes_the_gradient_check(pool):
     assert max(errors.values()) < 1e-7, errors
 
 
-def test_the_layers_own_backward_works_after_a_fused_forward(monkeypatch):
-    """A reader (or the graph views) may call a layer's backward after model.gradient."""
+def fused_step(model):
+    """The run's step of the model's last training forward."""
+    (step,) = [s for s in model._steps_run if isinstance(s, ConvReluPool)]
+    return step
+
+
+def test_the_layers_own_backward_works_after_a_fused_forward():
+    """A reader (the book's own gradient loop, the graph views) may call a layer's backward
+    after a training forward."""
     model = two_convs(5)
     rng = np.random.default_rng(5)
     x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
-    model.gradient(x, t)
+    model.loss(x, t, train_flg=True)
     dout = rng.standard_normal((2, 4, 3, 3))
-    fused_dx = ConvReluPool(*model[2:5]).backward(dout)
+    fused_dx = fused_step(model).backward(dout)
     fused_dW = model[2].grads["W"].copy()
     layers_dx = model[2].backward(model[3].backward(model[4].backward(dout)))
     np.testing.assert_allclose(fused_dx, layers_dx, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fused_dW, model[2].grads["W"], rtol=1e-10, atol=1e-12)
+
+
+def test_a_layer_run_again_after_the_fused_forward_sends_backward_to_the_layers(monkeypatch):
+    model = two_convs(8)
+    rng = np.random.default_rng(8)
+    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
+    model.loss(x, t, train_flg=True)
+    step = fused_step(model)
+    h = model[1].forward(model[0].forward(rng.standard_normal((2, 2, 6, 6))))
+    model[4].forward(model[3].forward(model[2].forward(h)))  # the layers' caches are new now
+    called = []
+    monkeypatch.setattr(fusion, "conv_relu_pool_backward", lambda *args: called.append(args))
+    dout = rng.standard_normal((2, 4, 3, 3))
+    dx = step.backward(dout)
+    assert not called
+    np.testing.assert_array_equal(dx, model[2].backward(model[3].backward(model[4].backward(dout))))
+    assert step.backward(dout) is not None  # once more: as layers again
 
 
 def test_on_two_threads_the_gradient_is_the_same(two_threads):

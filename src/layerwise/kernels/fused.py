@@ -30,6 +30,8 @@ the ReLU's mask, and the bias costs no pass of its own. SimpleConvNet's training
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..checks import conv_output_shape
@@ -39,7 +41,7 @@ from .conv import _channels_last_windows, conv_input_grad, images_per_chunk, pad
 from .pool import _max_and_arg_max
 from .threads import in_chunks, sum_in_chunks
 
-__all__ = ["applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col"]
+__all__ = ["Forward", "applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col"]
 
 
 def applies(x_shape: tuple[int, ...], W_shape: tuple[int, ...], stride: int, pad: int, pool: int) -> bool:
@@ -124,12 +126,24 @@ def _weights_with_bias(col_W: np.ndarray, b: np.ndarray) -> np.ndarray:
     return weights
 
 
+class Forward(NamedTuple):
+    """What ``conv_relu_pool`` gives: the three layers' output and caches, and what its
+    backward takes besides them."""
+
+    out: np.ndarray  #: the Pooling's output (N, FN, PH, PW)
+    mask: np.ndarray  #: the Relu's mask (N, FN, OH, OW)
+    arg_max: np.ndarray  #: the Pooling's arg_max (N, FN, PH, PW)
+    passed: np.ndarray  #: out > 0: the windows whose max the ReLU let through, (N, PH, PW, FN)
+    cols: dict[int, np.ndarray] | None  #: each chunk's col by its first image, when kept
+
+
 def conv_relu_pool(
-    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int, pad: int, pool: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Convolution, ReLU and tiling max Pooling forward of ``x`` (N, C, H, W): ``(out,
-    mask, arg_max)``, out and arg_max (N, FN, PH, PW) and mask (N, FN, OH, OW), each an NCHW
-    view of a channels-last array, as the layers make them (module docstring)."""
+    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int, pad: int, pool: int,
+    keep_cols: bool = False,
+) -> Forward:
+    """The Convolution, ReLU and tiling max Pooling forward of ``x`` (N, C, H, W): out,
+    mask and arg_max as the layers make them (each an NCHW view of a channels-last array), and
+    ``passed``; with ``keep_cols``, each chunk's col too, for the backward (module docstring)."""
     N, C = x.shape[:2]
     OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "conv_relu_pool")
     FN = col_W.shape[1]
@@ -144,56 +158,62 @@ def conv_relu_pool(
     mask = np.empty((N, OH, OW, FN), dtype=bool)
     out = np.empty((N, PH, PW, FN), dtype=dtype)
     arg_max = np.empty((N, PH, PW, FN), dtype=np.min_scalar_type(pool * pool - 1))
+    passed = np.empty((N, PH, PW, FN), dtype=bool)
+    cols: dict[int, np.ndarray] | None = {} if keep_cols else None
 
     def chunk(images: slice) -> None:
-        y = np.dot(pooled_order_col(x[images], FH, FW, stride, pad, pool), weights)  # im2col·col_W + b
+        col = pooled_order_col(x[images], FH, FW, stride, pad, pool)
+        if cols is not None:
+            cols[images.start] = col
+        y = np.dot(col, weights)  # im2col·col_W + b
         flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order, put back in the layer's
         np.copyto(_pooled_pixels(mask[images], pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))
         max_zero(y, y)  # the ReLU, in place: nothing else reads y
         _max_and_arg_max(y.reshape(pool * pool, -1), out[images].reshape(-1), arg_max[images].reshape(-1))
+        np.greater(out[images], 0, out=passed[images])
 
     in_chunks(chunk, N, images_per_chunk(OH * OW * (FH * FW * C + 1) * x.itemsize, N))
-    return out.transpose(0, 3, 1, 2), mask.transpose(0, 3, 1, 2), arg_max.transpose(0, 3, 1, 2)
+    return Forward(out.transpose(0, 3, 1, 2), mask.transpose(0, 3, 1, 2), arg_max.transpose(0, 3, 1, 2), passed, cols)
 
 
 def conv_relu_pool_backward(
-    dout: np.ndarray, x: np.ndarray, W: np.ndarray, mask: np.ndarray, arg_max: np.ndarray,
-    stride: int, pad: int, pool: int, input_grad: bool = True,
+    dout: np.ndarray, x: np.ndarray, W: np.ndarray, passed: np.ndarray, arg_max: np.ndarray,
+    stride: int, pad: int, pool: int, input_grad: bool = True, cols: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The three layers' backward from the pooled output's gradient ``dout`` (N, FN, PH, PW),
-    the convolution's input ``x`` and weights ``W`` (FN, C, FH, FW), and the caches ``mask``
-    and ``arg_max`` that ``conv_relu_pool`` made: ``(dW, db, dx)``, dW (FN, FH·FW·C) with
-    columns (fh, fw, c) as ``kernels.conv.conv_weight_grad`` gives it, dx None unless
-    ``input_grad`` (module docstring)."""
+    the convolution's input ``x`` and weights ``W`` (FN, C, FH, FW), the Pooling's
+    ``arg_max`` and ``passed`` (and the kept ``cols``, else col is made again) that
+    ``conv_relu_pool`` gave: ``(dW, db, dx)``, dW (FN, FH·FW·C) with columns (fh, fw, c)
+    as ``kernels.conv.conv_weight_grad`` gives it, dx None unless ``input_grad``.
+
+    The Relu's mask is not needed: the Pooling sends a window's gradient to its max alone,
+    and the ReLU lets it through exactly where that max is positive (``passed``), for finite
+    values. So d's blocks are dout·passed·(arg_max == k), k = 0 .. pool²-1."""
     N, C = x.shape[:2]
     FN, _, FH, FW = W.shape
     OH, OW = conv_output_shape(x.shape, FH, FW, stride, pad, "conv_relu_pool_backward")
     PH, PW = OH // pool, OW // pool
     K = FH * FW * C
     dtype = np.result_type(dout, x, W)
-    d_cl = np.empty((N, PH, PW, FN), dtype=dtype)  # dout channels-last, as arg_max lies
-    np.copyto(d_cl, dout.transpose(0, 2, 3, 1))
-    mask_cl = np.ascontiguousarray(mask.transpose(0, 2, 3, 1))  # no copy: the layers' caches are channels-last
-    arg_cl = np.ascontiguousarray(arg_max.transpose(0, 2, 3, 1))
+    g = np.empty((N, PH, PW, FN), dtype=dtype)  # dout where the ReLU passed it, channels-last as arg_max
+    np.multiply(dout.transpose(0, 2, 3, 1), passed, out=g)
+    arg_cl = np.ascontiguousarray(arg_max.transpose(0, 2, 3, 1))  # no copy: the Pooling's is channels-last
     d_rows = np.empty((N, OH, OW, FN), dtype=dtype) if input_grad else None  # d as (n, oh, ow) rows
 
     def chunk(images: slice) -> np.ndarray:
         n = images.stop - images.start
         d = np.empty((pool * pool, n * PH * PW * FN), dtype=dtype)  # the ReLU's dx, in col's row order
-        blocked = np.empty((pool, pool, n * PH, PW), dtype=_pixel(FN))  # the ReLU's mask, in that order too
-        np.copyto(blocked, _pooled_pixels(mask_cl[images], pool))
-        blocked_flags = blocked.view(bool).reshape(pool * pool, -1)
         flag = np.empty(n * PH * PW * FN, dtype=bool)
-        arg, dout_part = arg_cl[images].reshape(-1), d_cl[images].reshape(-1)
+        arg, g_part = arg_cl[images].reshape(-1), g[images].reshape(-1)
         for k in range(pool * pool):
-            np.equal(arg, k, out=flag)  # the window's max sits at k ...
-            np.greater(flag, blocked_flags[k], out=flag)  # ... and the ReLU let it through
-            np.multiply(dout_part, flag, out=d[k])
-        d += 0  # -0.0 -> 0.0, as kernels.activations.relu_grad leaves it
+            np.equal(arg, k, out=flag)  # the window's max sits at k
+            np.multiply(g_part, flag, out=d[k])
         if d_rows is not None:
             np.copyto(_pooled_pixels(d_rows[images], pool), d.view(_pixel(FN * d.itemsize)).reshape(pool, pool, -1, PW))
-        # colᵀ·d: its last row, the ones column's, is Σ_rows d
-        return np.dot(pooled_order_col(x[images], FH, FW, stride, pad, pool).T, d.reshape(-1, FN))
+        col = None if cols is None else cols.get(images.start)
+        if col is None or col.shape[0] != d.size // FN:  # not kept (or other chunks): made again
+            col = pooled_order_col(x[images], FH, FW, stride, pad, pool)
+        return np.dot(col.T, d.reshape(-1, FN))  # colᵀ·d: its last row, the ones column's, is Σ_rows d
 
     total = sum_in_chunks(chunk, N, images_per_chunk(OH * OW * (K + 1) * x.itemsize, N))
     if total is None:  # no images

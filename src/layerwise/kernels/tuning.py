@@ -86,6 +86,7 @@ __all__ = [
     "enter_plan",
     "inference_chunk_bytes",
     "inference_share_parts",
+    "kept_col_bytes",
     "kept_ways",
     "last_level_cache",
     "machine_signature",
@@ -514,6 +515,17 @@ def conv_chunk_bytes() -> int:
     83.5 / 48.1 (SkylakeX kernels); 2 MiB 78.8 / 47.6, 4 MiB 78.6 / 52.5, 8 MiB 83.1 / 59.1,
     whole batch 113.7 / 64.2 (Haswell kernels)."""
     return _share_of_cache(4, 2**19, 16 * 2**20)
+
+
+@functools.cache
+def kept_col_bytes() -> int:
+    """Bytes of col a Convolution-ReLU-Pooling run keeps from its forward to its backward
+    (``models.fusion``) rather than make again: the last-level cache's share per CPU
+    (clamped to 2-64 MiB; 16 MiB here), so a kept col comes back from the cache, not from
+    memory. SimpleConvNet's 6 MB is kept (its step took 0.95 of the time it takes making col
+    again, benchmarks/results/2026-12-05-fusion/), DeepConvNet's 45 MB second layer would not be.
+    16 MiB without sysfs."""
+    return _share_of_cache(1, 2**21, 64 * 2**20)
 
 
 def _share_of_cache(parts: int, low: int, high: int) -> int:

@@ -24,10 +24,11 @@ import numpy as np
 
 from ..checks import check_dout
 from ..kernels.conv import use_winograd
-from ..kernels.fused import applies, conv_relu_pool, conv_relu_pool_backward
+from ..kernels.fused import Forward, applies, conv_relu_pool, conv_relu_pool_backward
+from ..kernels.tuning import kept_col_bytes
 from ..layers import Convolution, Layer, Pooling, Relu
 
-__all__ = ["ConvReluPool", "training_steps"]
+__all__ = ["ConvReluPool", "steps_from", "training_steps"]
 
 
 class ConvReluPool:
@@ -35,6 +36,12 @@ class ConvReluPool:
 
     def __init__(self, conv: Convolution, relu: Relu, pool: Pooling) -> None:
         self.conv, self.relu, self.pool = conv, relu, pool
+        #: The last fused forward's caches (x, mask, arg_max) and all it gave, for the backward.
+        self._made: tuple[np.ndarray, np.ndarray, np.ndarray, Forward] | None = None
+
+    @property
+    def layers(self) -> tuple[Convolution, Relu, Pooling]:
+        return self.conv, self.relu, self.pool
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         conv, relu, pool = self.conv, self.relu, self.pool
@@ -45,24 +52,29 @@ class ConvReluPool:
         FN, _, FH, FW = W.shape
         OH, OW = conv._out_hw(x.shape)  # a bad x reported as the Convolution would
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), as Convolution's
-        out, relu.mask, pool.arg_max = conv_relu_pool(x, col_W, b, FH, FW, conv.stride, conv.pad, pool.pool_h)
+        keep_cols = x.shape[0] * OH * OW * (col_W.shape[0] + 1) * x.itemsize <= kept_col_bytes()
+        made = conv_relu_pool(x, col_W, b, FH, FW, conv.stride, conv.pad, pool.pool_h, keep_cols)
+        self._made = (x, made.mask, made.arg_max, made)
+        relu.mask, pool.arg_max = made.mask, made.arg_max
         conv.x, conv.col_W, conv._shown_col = x, col_W, None
         relu.x = None
         pool._x, pool.x_shape = None, (x.shape[0], FN, OH, OW)
         pool._channels_last = FN > 1 and OH * OW > 1  # the layout the Convolution's output has
-        return out
+        return made.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         conv, relu, pool = self.conv, self.relu, self.pool
-        if conv.x is None or relu.mask is None or pool.arg_max is None or not self._fused(conv.x):
+        made, self._made = self._made, None  # the kept cols go with the step
+        if made is None or not all(a is b for a, b in zip((conv.x, relu.mask, pool.arg_max), made, strict=False)):
+            # forward ran as layers, or a layer ran forward again since: the layers' own backward
             return conv.backward(relu.backward(pool.backward(dout)))
         dout = np.asarray(dout)
         pool._need(pool.arg_max)
         check_dout(pool.name, dout, pool._out_shape(pool.x_shape))
         FN, C, FH, FW = conv.params["W"].shape
         W = conv.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # the W forward used
-        dW, db, dx = conv_relu_pool_backward(dout, conv.x, W, relu.mask, pool.arg_max, conv.stride, conv.pad,
-                                             pool.pool_h, conv.needs_input_grad)
+        dW, db, dx = conv_relu_pool_backward(dout, conv.x, W, made[3].passed, pool.arg_max, conv.stride, conv.pad,
+                                             pool.pool_h, conv.needs_input_grad, made[3].cols)
         conv.grads["W"] = np.ascontiguousarray(dW.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
         conv.grads["b"] = db
         return dx
@@ -99,3 +111,14 @@ def training_steps(layers: Sequence[Layer]) -> list[Layer | ConvReluPool]:
             steps.append(layers[k])
             k += 1
     return steps
+
+
+def steps_from(steps: Sequence[Layer | ConvReluPool], first: int) -> list[Layer | ConvReluPool]:
+    """The steps that begin at layer index ``first`` or after (a run is never cut: its
+    Relu and Pooling have no parameters, and ``first`` is a layer with some)."""
+    kept, index = [], 0
+    for step in steps:
+        if index >= first:
+            kept.append(step)
+        index += len(step.layers) if isinstance(step, ConvReluPool) else 1
+    return kept

@@ -21,7 +21,7 @@ from ..io import PathLike, load_book_params, save_book_params
 from ..kernels.inference import all_finite, forward_in_chunks
 from ..kernels.tuning import inference_chunk_bytes
 from ..layers import Layer, SoftmaxWithLoss
-from .fusion import training_steps
+from .fusion import ConvReluPool, steps_from, training_steps
 
 __all__ = ["Sequential"]
 
@@ -89,6 +89,7 @@ class Sequential:
         self.loss_layer: Layer = loss if loss is not None else SoftmaxWithLoss()
         self.weight_decay_lambda = float(weight_decay_lambda)
         self._chunk_cache: dict[tuple, int] = {}  # inference_batch_size by input shape
+        self._steps_run: list[Layer | ConvReluPool] = []  # the last training forward's steps
         if not self._layers:
             raise InputError("Sequential: needs at least one layer")
         self._index_tensors()
@@ -232,8 +233,9 @@ class Sequential:
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
         layers = self._layers if layers is None else layers
-        # In training, a Convolution, Relu, Pooling run goes as one step (models.fusion).
-        for layer in training_steps(layers) if train_flg else layers:
+        if train_flg:  # a Convolution, Relu, Pooling run goes as one step (models.fusion) ...
+            layers = self._steps_run = training_steps(layers)  # ... and backward takes the same steps
+        for layer in layers:
             x = layer.forward(x, train=train_flg)
         return x
 
@@ -281,7 +283,7 @@ class Sequential:
         """Backpropagation: forward in training mode, then backward; returns the grads."""
         self.loss(x, t, train_flg=True)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(training_steps(self._layers[self._first_trainable :])):  # as forward ran them
+        for layer in reversed(steps_from(self._steps_run, self._first_trainable)):
             dout = layer.backward(dout)
         if self.weight_decay_lambda:
             lam = self.weight_decay_lambda
