@@ -13,19 +13,23 @@ with ``y = im2col(x) @ col_W + b`` (``kernels.conv``),
   asked for).
 
 Equal to float rounding: the bias is a row of the weights, met by a column of ones in col,
-so it is added inside the product, and db is summed inside the weight gradient's product.
+so it is added inside the product, and db is summed inside the weight gradient's product;
+a zero of d may be -0.0 where the layers' is +0.0 (every sum over it is the same).
 
 Why: the three layers each write and read the convolution's whole output, 6.9 MB for
 SimpleConvNet's batch of 100, twice forward (y, max(y, 0)) and twice backward (the pooling's
-dx, the ReLU's), and max pooling copies it once more to pool dense rows (``max_pool``'s fast
-path). Here each chunk's rows of y are made in the order pooling reads them: the rows of col
-are ordered (i, j, n, ph, pw) for output position (ph·pool + i, pw·pool + j), so the pool
-windows' values are pool² dense blocks of the chunk's product, and backward writes each
-block's gradient densely too. Nothing of the convolution's output size leaves the cache but
-the ReLU's mask, and the bias costs no pass of its own. SimpleConvNet's training step took
-13.4 ms as the prototype (bias apart, row order as the layers'), 15.5 as layers
-(1 thread, Zen 4 VM, SkylakeX kernels); the numbers of this module are in
-``models.fusion``'s docstring.
+dx, the ReLU's), max pooling copies it once more into dense rows (``max_pool``'s fast path),
+and the bias and db take a pass each. Here each chunk's rows of y are made in the order
+pooling reads them: the rows of col are ordered (i, j, n, ph, pw) for output position
+(ph·pool + i, pw·pool + j), so a window's values lie in pool² dense blocks of the chunk's
+product, the ReLU runs on the pooled maxima (a quarter of the values), and backward writes
+each block's gradient densely, from the windows the ReLU passed, without the mask. Nothing
+of the output's size leaves the core's cache but the ReLU's mask (the Relu layer's cache),
+and col is kept for the backward while it fits the last-level cache
+(``tuning.kept_col_bytes``). SimpleConvNet's training step (1 thread, batch 100, Zen 4 VM,
+SkylakeX kernels) takes 0.81 of the three layers' time, the run's forward 0.84 and its
+backward 0.58 (benchmarks/results/2026-12-05-fusion/run_parts-skylakex.txt; the Trainer's
+steps before and after, 1 / 2 threads: before_after-skylakex.txt).
 """
 
 from __future__ import annotations

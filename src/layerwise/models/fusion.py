@@ -12,8 +12,11 @@ the book's layer classes themselves with their own forward and backward, for win
 tile the convolution's output, and for a convolution that computes by im2col on this machine
 (not by Winograd: ``kernels.conv.use_winograd``). Otherwise the three layers run as layers.
 
-Why: SimpleConvNet's training step, 1 thread, batch 100 (measured in
-benchmarks/results/2026-12-06-fusion/, see there).
+Why: the run's arrays of the convolution's output size are made and read once instead of six
+times, and its pooling reads dense blocks (``kernels.fused`` has the measurements).
+SimpleConvNet's first three layers are such a run. DeepConvNet's runs go as layers where
+their convolution computes by Winograd (as it measured faster on the Zen 4 VM), and its last
+run's 7×7 output is not tiled by 2×2 windows.
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ class Sequential:
     predict(x) = layers[-1](... layers[0](x)); loss(x, t) = loss_layer(predict(x), t)
     + ½ λ Σ ||W||² (weight decay on the weight matrices, as the book does).
     gradient(x, t) runs forward and backward and returns the flat grads dict; backward stops
-    at the first layer with parameters, whose input gradient nothing uses.
+    at the first layer with parameters, whose input gradient nothing uses. In training, a
+    Convolution, Relu, max Pooling run is computed as one step (``models.fusion``), which
+    leaves the three layers' caches as they would.
 
     ``model.layers`` is the list of layers (the book's nets give an OrderedDict by the book's
     names instead); ``for layer in model``, ``model[i]`` and ``len(model)`` work on any model.
