@@ -1,8 +1,9 @@
 """The fused run's chunk size: SimpleConvNet's training step (gradient and Adam, batch 100 of
-Fashion-MNIST, float32) with the run's chunks holding 512 KiB to 8 MiB of col (``kernels.fused``
-takes ``tuning.core_cache_bytes``, the level-2 cache: 1 MiB here), ms, median of 7 rounds
-of 40 steps, the sizes taking turns; on 1 thread, and on 2 with layerwise owning the threads
-(the Trainer's "owned" plan, which spreads the chunks over them).
+Fashion-MNIST, float32) with the run's chunks holding 512 KiB to 8 MiB of col, ms, median of
+7 rounds of 40 steps, the sizes taking turns; on 1 thread, and on 2 with layerwise owning the
+threads (the Trainer's "owned" plan, which spreads the chunks over them). It sets both budgets
+``kernels.fused`` reads: ``tuning.core_cache_bytes`` on one thread, ``tuning.conv_chunk_bytes``
+on several.
 
     python benchmarks/results/2026-12-05-fusion/chunk_sizes.py
 
@@ -39,7 +40,7 @@ def main() -> None:
           "ms, median of 7 rounds of 40 steps")
     print("| col in a chunk | " + " | ".join(f"{size >> 10} KiB" for size in SIZES) + " |")
     print("|---|" + "--:|" * len(SIZES))
-    original = fused.core_cache_bytes
+    original = fused.core_cache_bytes, fused.conv_chunk_bytes
     for label, threads_used in (("1 thread", 1), ("2 threads, owned", 2)):
         spent: dict[int, list[float]] = {size: [] for size in SIZES}
         context = threadpool_limits(1, user_api="blas") if threads_used == 1 else contextlib.nullcontext()
@@ -49,14 +50,14 @@ def main() -> None:
             with threads.owned_threads() if threads_used == 2 else contextlib.nullcontext():
                 for _ in range(7):
                     for size in SIZES:
-                        fused.core_cache_bytes = lambda size=size: size
+                        fused.core_cache_bytes = fused.conv_chunk_bytes = lambda size=size: size
                         for i in range(3):
                             optimizer.update(model.params, model.gradient(xs[i], ts[i]))
                         start = time.perf_counter()
                         for i in range(40):
                             optimizer.update(model.params, model.gradient(xs[i], ts[i]))
                         spent[size].append((time.perf_counter() - start) / 40)
-        fused.core_cache_bytes = original
+        fused.core_cache_bytes, fused.conv_chunk_bytes = original
         print(f"| {label} | " + " | ".join(f"{statistics.median(spent[size]) * 1e3:.2f}" for size in SIZES) + " |")
 
 

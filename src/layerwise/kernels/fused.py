@@ -43,8 +43,8 @@ from ..errors import ShapeError
 from .activations import max_zero
 from .conv import _channels_last_windows, conv_input_grad, pad_hw
 from .pool import _max_and_arg_max
-from .threads import in_chunks, sum_in_chunks
-from .tuning import core_cache_bytes
+from .threads import chunk_threads, in_chunks, sum_in_chunks
+from .tuning import conv_chunk_bytes, core_cache_bytes
 
 __all__ = ["Forward", "applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col"]
 
@@ -89,8 +89,10 @@ def _one_channel_col(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, poo
     stride·pool): col's column (fh, fw) at pooling position (i, j) is ``Q[fh + stride·i,
     fw + stride·j]``, so all of col is one strided view of Q, copied at once in runs of PW
     values. Q is (FH + stride·(pool - 1))·(FW + ...)/step² times the image (9/4 for the book's
-    5×5 filters): for SimpleConvNet's 50 images 0.21 ms against 0.45 as 100 copies from
-    polyphase parts, and 0.25 for ``kernels.conv.im2col`` in the layers' order."""
+    5×5 filters): for SimpleConvNet's 50 images 0.225 ms, against 0.486 as 100 copies from
+    the image's polyphase parts, 0.374 as one view of the image (runs of one value), and
+    0.230 for ``kernels.conv.im2col`` in the layers' order
+    (benchmarks/results/2026-12-05-fusion/col_ways-skylakex.txt)."""
     N = x.shape[0]
     img = pad_hw(x, pad)[:, 0]
     step = stride * pool
@@ -123,13 +125,16 @@ def _pooled_pixels(a: np.ndarray, pool: int) -> np.ndarray:
 
 
 def _images_per_chunk(col_bytes_per_image: int, n: int) -> int:
-    """Images a chunk of the run takes: as many as make a col the size of the core's own
-    cache (``tuning.core_cache_bytes``, its level 2: 1 MiB here), at least one, at most n.
-    A chunk's product, mask and pooling then work on values still in that cache.
-    SimpleConvNet's step (1 thread, ms, median of 7 alternating rounds of 40 steps) with
-    chunks of 512 KiB of col 13.31, 1 MiB 12.93, 2 MiB 13.43, 4 MiB (a convolution's own
-    chunks, ``tuning.conv_chunk_bytes``) 13.61, 8 MiB 14.30."""
-    return max(1, min(n, core_cache_bytes() // max(1, col_bytes_per_image)))
+    """Images a chunk of the run takes: on one thread as many as make a col the size of the
+    core's own cache (``tuning.core_cache_bytes``, its level 2: 1 MiB here), so that a chunk's
+    product, mask and pooling work on values still there; when the chunks are spread over
+    several threads, a convolution's chunk (``tuning.conv_chunk_bytes``: 4 MiB here), so
+    that each thread takes few, long ones. At least one, at most n. SimpleConvNet's step, ms,
+    with chunks of 512 KiB, 1, 2, 4 and 8 MiB of col: 14.06, 14.02, 14.60, 14.69, 16.51 on
+    1 thread, 11.41, 9.41, 10.19, 9.20, 8.85 on 2 owned threads (median of 7 alternating
+    rounds of 40 steps: benchmarks/results/2026-12-05-fusion/chunk_sizes-skylakex.txt)."""
+    budget = core_cache_bytes() if chunk_threads() == 1 else conv_chunk_bytes()
+    return max(1, min(n, budget // max(1, col_bytes_per_image)))
 
 
 def _weights_with_bias(col_W: np.ndarray, b: np.ndarray) -> np.ndarray:
