@@ -522,8 +522,10 @@ def kept_col_bytes() -> int:
     """Bytes of col a Convolution-ReLU-Pooling run keeps from its forward to its backward
     (``models.fusion``) rather than make again: the last-level cache's share per CPU
     (clamped to 2-64 MiB; 16 MiB here), so a kept col comes back from the cache, not from
-    memory. SimpleConvNet's 6 MB is kept (its step took 0.95 of the time it takes making col
-    again, benchmarks/results/2026-12-05-fusion/), DeepConvNet's 45 MB second layer would not be.
+    memory. SimpleConvNet's 6 MB is kept (its step took 0.95 of the time it took making col
+    again, in 7 alternating rounds of a prototype of the run; benchmarks/README.md, "A
+    Convolution, ReLU and Pooling run as one training step"), DeepConvNet's 45 MB second
+    layer would not be.
     16 MiB without sysfs."""
     return _share_of_cache(1, 2**21, 64 * 2**20)
 
