@@ -97,7 +97,7 @@ def test_float32_stays_float32():
     ("x_shape", "W_shape", "stride", "pad", "pool", "expected"),
     [
         ((2, 1, 28, 28), (30, 1, 5, 5), 1, 0, 2, True),  # SimpleConvNet: 24x24 in 2x2 windows
-        ((2, 16, 7, 7), (16, 16, 3, 3), 1, 1, 2, False),  # DeepConvNet's last: 7x7 leaves a row over
+        ((2, 16, 7, 7), (16, 16, 3, 3), 1, 1, 2, False),  # a 7x7 output leaves a row over
         ((2, 3, 11, 11), (4, 3, 3, 3), 1, 0, 3, True),  # 9x9 in 3x3 windows
         ((2, 3, 11, 11), (4, 2, 3, 3), 1, 0, 3, False),  # channels disagree
         ((2, 3, 2, 2), (4, 3, 3, 3), 1, 1, 3, False),  # an output smaller than the window

@@ -42,7 +42,7 @@ from ..checks import conv_output_shape
 from ..errors import ShapeError
 from .activations import max_zero
 from .conv import _channels_last_windows, conv_input_grad, pad_hw
-from .pool import _max_and_arg_max
+from .pool import _max_and_arg_max, window_pixels
 from .threads import chunk_threads, in_chunks, sum_in_chunks
 from .tuning import conv_chunk_bytes, core_cache_bytes
 
@@ -116,14 +116,6 @@ def _pixel(nbytes: int) -> np.dtype:
     return np.dtype((np.void, nbytes))
 
 
-def _pooled_pixels(a: np.ndarray, pool: int) -> np.ndarray:
-    """A C-contiguous channels-last array (n, OH, OW, C) as its (pool, pool, n·PH, PW) pixels
-    (one ``np.void`` of C values each) in pooling order: a transposed view, which one
-    ``np.copyto`` turns into dense blocks or back (``kernels.pool._tiled_offsets`` does the same)."""
-    n, OH, OW, C = a.shape
-    return a.reshape(n * (OH // pool), pool, OW // pool, pool * C).view(_pixel(C * a.itemsize)).transpose(1, 3, 0, 2)
-
-
 def _images_per_chunk(col_bytes_per_image: int, n: int) -> int:
     """Images a chunk of the run takes: on one thread as many as make a col the size of the
     core's own cache (``tuning.core_cache_bytes``, its level 2: 1 MiB here), so that a chunk's
@@ -187,7 +179,7 @@ def conv_relu_pool(
             cols[images.start] = col
         y = np.dot(col, weights)  # im2col·col_W + b
         flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order, put back in the layer's
-        np.copyto(_pooled_pixels(mask[images], pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))
+        np.copyto(window_pixels(mask[images], pool, pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))
         # Pooled first, the ReLU after: max(max(y, 0) over a window) = max(max over the window, 0),
         # and where the window's max is positive it sits at the same positions. Where it is not,
         # the ReLU's zeros tie and the first position takes the window (arg_max 0).
@@ -232,7 +224,8 @@ def conv_relu_pool_backward(
         at_k = np.equal(arg_cl[images].reshape(1, -1), np.arange(pool * pool, dtype=arg_cl.dtype).reshape(-1, 1))
         d = np.multiply(g[images].reshape(1, -1), at_k)
         if d_rows is not None:
-            np.copyto(_pooled_pixels(d_rows[images], pool), d.view(_pixel(FN * d.itemsize)).reshape(pool, pool, -1, PW))
+            rows_back = d.view(_pixel(FN * d.itemsize)).reshape(pool, pool, -1, PW)  # back in (n, oh, ow) order
+            np.copyto(window_pixels(d_rows[images], pool, pool), rows_back)
         col = None if cols is None else cols.get(images.start)
         if col is None or col.shape[0] != d.size // FN:  # not kept (or other chunks): made again
             col = pooled_order_col(x[images], FH, FW, stride, pad, pool)

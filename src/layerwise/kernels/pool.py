@@ -21,7 +21,7 @@ from ..checks import conv_output_shape
 from .conv import add_windows, offset_slices, pad_hw
 from .threads import SPLIT_MIN_ELEMENTS, in_parts
 
-__all__ = ["avg_pool", "avg_pool_backward", "is_channels_last", "max_pool", "max_pool_backward"]
+__all__ = ["avg_pool", "avg_pool_backward", "is_channels_last", "max_pool", "max_pool_backward", "window_pixels"]
 
 
 def max_pool(
@@ -123,13 +123,20 @@ def _tiled_offsets(x_cl: np.ndarray, ph: int, pw: int) -> np.ndarray:
     x_cl[n, oh·ph + i, ow·pw + j, c] in (n, oh, ow, c) order, a channels-last ``out``'s. One
     copy, each pixel's C values moved as one ``np.void`` value (one memcpy, as
     ``kernels.conv`` moves window rows)."""
-    N, H, W, C = x_cl.shape
-    OH, OW = H // ph, W // pw
-    pixel = np.dtype((np.void, C * x_cl.itemsize))
-    windows = x_cl.reshape(N * OH, ph, OW, pw * C).view(pixel)  # (N·OH, ph, OW, pw) pixels
-    rows = np.empty((ph, pw, N * OH, OW), dtype=pixel)
-    np.copyto(rows, windows.transpose(1, 3, 0, 2))
+    windows = window_pixels(x_cl, ph, pw)
+    rows = np.empty(windows.shape, dtype=windows.dtype)
+    np.copyto(rows, windows)
     return rows.view(x_cl.dtype).reshape(ph * pw, -1)
+
+
+def window_pixels(a_cl: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """The pixels of a C-contiguous channels-last ``a_cl`` (N, H, W, C) whose ph×pw windows
+    tile it, as a (ph, pw, N·OH, OW) view: [i, j] holds each window's pixel (i, j) in (n, oh,
+    ow) order, a pixel being one ``np.void`` of its C values (one memcpy). One ``np.copyto``
+    from it gathers the windows' offsets into dense rows; one into it puts dense rows back."""
+    N, H, W, C = a_cl.shape
+    pixel = np.dtype((np.void, C * a_cl.itemsize))
+    return a_cl.reshape(N * (H // ph), ph, W // pw, pw * C).view(pixel).transpose(1, 3, 0, 2)
 
 
 def is_channels_last(a: np.ndarray) -> bool:

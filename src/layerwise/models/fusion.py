@@ -14,9 +14,9 @@ tile the convolution's output, and for a convolution that computes by im2col on 
 
 Why: the run's arrays of the convolution's output size are made and read once instead of six
 times, and its pooling reads dense blocks (``kernels.fused`` has the measurements).
-SimpleConvNet's first three layers are such a run. DeepConvNet's runs go as layers where
-their convolution computes by Winograd (as it measured faster on the Zen 4 VM), and its last
-run's 7×7 output is not tiled by 2×2 windows.
+SimpleConvNet's first three layers are such a run. DeepConvNet's three runs go as layers
+wherever their convolution computes by Winograd (on the Zen 4 VM all three do, with SkylakeX
+and with Haswell kernels).
 """
 
 from __future__ import annotations
