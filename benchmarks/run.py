@@ -344,7 +344,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
         f"and sample order for both; median (min-max) over {args.epochs} epochs, alternating layerwise / PyTorch "
         "epoch by epoch. "
         f"Test accuracy after epoch {args.epochs}; *max acc gap*: the largest difference after any epoch; "
-        f"*weights Δ*: max |w_lw - w_PT| / max |w| after {args.check_steps} steps of float64 twins; "
+        f"*weights Δ*: max |w_lw - w_PT| / max |w| after {args.check_steps} steps of float64 twins "
+        "(biases off zero, the same dropout masks); "
         "*ratio per epoch pair*: lw/PT of each pair of back-to-back epochs, median (min-max); "
         "*other CPU*: cores other processes used meanwhile.",
         "",
@@ -361,7 +362,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
                       "largest speed-up of an im2col-based implementation.", "", inference_table(results)]
     if raw.get("accuracy"):
         lines += ["", f"Accuracy over seeds: test accuracy after epoch {args.epochs} of each seed's run (untimed, "
-                      "each seed its own initial weights and sample order, shared by both implementations).",
+                      "each seed its own initial weights, sample order and dropout masks, shared by both "
+                      "implementations).",
                   "", accuracy_table(raw["accuracy"])]
     if memory:
         lines += ["", f"Peak memory (ru_maxrss of a separate process: load data, train {args.memory_epochs} "

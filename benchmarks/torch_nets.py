@@ -6,6 +6,8 @@ what a PyTorch user writes, not a tuned one.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -16,9 +18,33 @@ from layerwise.layers.norm import Dropout
 from layerwise.models import Sequential
 
 
-def to_torch(model: Sequential) -> nn.Sequential:
+class SameMaskDropout(nn.Module):
+    """Inverted dropout whose masks are the ones a layerwise ``Dropout`` draws: its generator
+    is a copy of the layer's, taken before either trains, and each training forward draws
+    ``rng.random(x.shape) >= p`` as the layer does. Two twins that see the same batches then
+    drop the same units, so what sets them apart is the arithmetic alone. With ``nn.Dropout``
+    (torch's own generator) a float64 check of DeepConvNet after 5 steps differed by 9e-3 of
+    the weights, and the seeds' test accuracies by as much as 1.6 points, from the masks.
+
+    train: out = x · mask / (1 - p);   eval: out = x   (the layer's order of operations)."""
+
+    def __init__(self, layer: Dropout) -> None:
+        super().__init__()
+        self.p = layer.dropout_ratio
+        self.rng = copy.deepcopy(layer.rng)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        mask = torch.from_numpy(self.rng.random(tuple(x.shape)) >= self.p)
+        return x * mask * (1.0 / (1.0 - self.p))
+
+
+def to_torch(model: Sequential, same_masks: bool = False) -> nn.Sequential:
     """An ``nn.Sequential`` computing what ``model.predict`` does, starting from its weights
     (in the model's dtype; the modules are made in float64 so the copy loses nothing).
+    Dropout is ``nn.Dropout``, what a PyTorch user writes, or with ``same_masks`` a
+    ``SameMaskDropout`` drawing the masks the model's own Dropout layers will draw.
 
     layerwise's Affine W is (in, out) and computes x·W; nn.Linear keeps (out, in) and computes
     x·Wᵀ, so the weight is copied transposed. Convolution W (FN, C, FH, FW) is Conv2d's layout.
@@ -52,7 +78,8 @@ def to_torch(model: Sequential) -> nn.Sequential:
         elif isinstance(layer, ReLU):
             modules.append(nn.ReLU())
         elif isinstance(layer, Dropout) and layer.mode == "inverted":
-            modules.append(nn.Dropout(layer.dropout_ratio))  # the identity in eval mode, like ours
+            # both the identity in eval mode, like ours
+            modules.append(SameMaskDropout(layer) if same_masks else nn.Dropout(layer.dropout_ratio))
         else:
             raise TypeError(f"no PyTorch twin for {layer!r}")
     return nn.Sequential(*modules).to(torch.from_numpy(np.zeros(0, model.dtype)).dtype)

@@ -170,15 +170,24 @@ def _warm_up(spec, x, t, seed, steps: int) -> None:
 
 
 def _agreement(spec, x, t, seed, steps: int) -> float:
-    """Train float64 twins ``steps`` steps from the same weights on the same batches and
-    return how far apart their weights end up (max |Δ| / max |w|). Float64 because Adam turns
-    float32 rounding in a near-zero gradient into a full ±lr step; in float64 a tiny number
-    says both implementations compute the same thing."""
+    """Train float64 twins ``steps`` steps from the same weights on the same batches, with the
+    same dropout masks (``torch_nets.SameMaskDropout``), and return how far apart their weights
+    end up (max |Δ| / max |w|). Float64 because Adam turns float32 rounding in a near-zero
+    gradient into a full ±lr step; in float64 a tiny number says both implementations compute
+    the same thing."""
     from . import torch_nets
 
     n = steps * spec.batch_size
     model = spec.build(seed).astype(np.float64)
-    tmodel = torch_nets.to_torch(model).double()
+    # Biases off zero: with the book's zero biases a convolution's output over a window of
+    # zeros is exactly 0 by im2col and ±1e-17 by Winograd, and the ReLU passes the gradient
+    # of one and not of the other (both are subgradients at the kink). On DeepConvNet that
+    # made the twins' first bias steps differ by 2·lr, and the check read 4e-3 instead of 3e-12.
+    biases = np.random.default_rng(seed)
+    for layer in model:
+        if "b" in layer.params:
+            layer.params["b"][...] = biases.uniform(-0.01, 0.01, layer.params["b"].shape)
+    tmodel = torch_nets.to_torch(model, same_masks=True).double()
     x64 = x[:n].astype(np.float64)
     _layerwise_epoch(_layerwise_trainer(spec, model, x64, t[:n], seed))
     run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(), spec.lr),
@@ -330,7 +339,9 @@ def memory(job: dict) -> dict:
 def accuracy(job: dict) -> dict:
     """Test accuracy after every epoch for several seeds (untimed): one seed's run is a noisy
     sample, since float32 rounding differs between the implementations and training amplifies
-    it (Adam most of all); the means over seeds are what should agree."""
+    it (Adam most of all); the means over seeds are what should agree. Both sides draw the
+    same dropout masks (``torch_nets.SameMaskDropout``), so that the gap measures the
+    implementations and not two random generators."""
     import torch
 
     from . import torch_nets
@@ -343,7 +354,7 @@ def accuracy(job: dict) -> dict:
     with threadpool_limits(threads, user_api="blas"):
         for seed in job["seeds"]:
             model = spec.build(seed)
-            tmodel = torch_nets.to_torch(model)
+            tmodel = torch_nets.to_torch(model, same_masks=True)
             trainer = _layerwise_trainer(spec, model, x, t, seed)
             run = torch_nets.TorchRun(tmodel, torch_nets.make_optimizer(spec.optimizer, tmodel.parameters(),
                                                                         spec.lr), x, t, spec.batch_size)

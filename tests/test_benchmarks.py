@@ -26,7 +26,8 @@ from benchmarks.run import (
     parse_args,
     training_table,
 )
-from layerwise.models import DeepConvNet, SimpleConvNet, TwoLayerNet
+from layerwise.layers import Dropout
+from layerwise.models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -334,3 +335,37 @@ def test_the_targets_across_machines_put_each_run_in_a_column() -> None:
     # lw over its GEMM floor (3.0 / 1.0, 3.0 / 2.0) and over GEMM + copies (3.0 / 1.5, 3.0 / 3.0)
     assert rows["SimpleConvNet training, lw/GEMM floor ≤ 1.7"] == (
         "| SimpleConvNet training, lw/GEMM floor ≤ 1.7 | 3.0 / 1.5 (2.0 / 1.0 of GEMM + copy floor): **not met** |  |")
+
+
+def test_the_torch_twins_dropout_draws_the_masks_the_layers_draw() -> None:
+    """With ``same_masks`` the twin of a net with Dropout computes, step after step, what the
+    layerwise net computes in training: the same units dropped, so the same outputs."""
+    torch = pytest.importorskip("torch")
+    from benchmarks import torch_nets
+
+    model = MultiLayerNet(20, [30, 30], 5, use_dropout=True, seed=3, dtype=np.float64)
+    layers = list(model)
+    assert sum(isinstance(layer, Dropout) for layer in layers) == 2
+    twin = torch_nets.to_torch(model, same_masks=True).double().train()
+    x = np.random.default_rng(0).standard_normal((8, 20))
+    for _ in range(3):  # each forward draws the next mask on both sides
+        ours = x
+        for layer in layers:
+            ours = layer.forward(ours, train=True)
+        theirs = twin(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14)
+    twin.eval()  # and the identity in evaluation, as inverted dropout is
+    np.testing.assert_allclose(twin(torch.from_numpy(x)).detach().numpy(), model.predict(x), rtol=1e-12)
+
+
+def test_deep_convnets_float64_twins_agree_to_rounding() -> None:
+    """The runner's float64 check on DeepConvNet (Winograd convolutions, Dropout): the twins'
+    weights after 2 Adam steps agree to rounding. With ``nn.Dropout`` and the book's zero
+    biases it read 4e-3 (regression: the masks and the ReLU's kink at exact zeros)."""
+    require_fixture(FASHION_DIR)
+    pytest.importorskip("torch")
+    from benchmarks import worker
+
+    spec = NETS["deep-convnet"]
+    x, t, _, _ = worker._load(spec.flatten, 200)
+    assert worker._agreement(spec, x, t, 0, 2) < 1e-9
