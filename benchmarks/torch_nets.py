@@ -22,16 +22,18 @@ class SameMaskDropout(nn.Module):
     """Inverted dropout whose masks are the ones a layerwise ``Dropout`` draws: its generator
     is a copy of the layer's, taken before either trains, and each training forward draws
     ``rng.random(x.shape) >= p`` as the layer does. Two twins that see the same batches then
-    drop the same units, so what sets them apart is the arithmetic alone. With ``nn.Dropout``
-    (torch's own generator) a float64 check of DeepConvNet after 5 steps differed by 9e-3 of
-    the weights, and the seeds' test accuracies by as much as 1.6 points, from the masks.
+    drop the same units, so what sets them apart is the arithmetic alone. (With ``nn.Dropout``
+    and the book's zero biases a float64 check of DeepConvNet after 5 steps read 9e-3; with the
+    same masks and zero biases 4e-3, the rest coming from the ReLU's kink: see
+    ``worker._agreement``.) Layers that share one generator share its copy (``memo``, as
+    ``copy.deepcopy`` keeps shared objects shared), so their draws interleave as theirs do.
 
     train: out = x · mask / (1 - p);   eval: out = x   (the layer's order of operations)."""
 
-    def __init__(self, layer: Dropout) -> None:
+    def __init__(self, layer: Dropout, memo: dict | None = None) -> None:
         super().__init__()
         self.p = layer.dropout_ratio
-        self.rng = copy.deepcopy(layer.rng)
+        self.rng = copy.deepcopy(layer.rng, memo)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -52,6 +54,7 @@ def to_torch(model: Sequential, same_masks: bool = False) -> nn.Sequential:
     Affine flattens its input itself, in the same C-order).
     """
     modules: list[nn.Module] = []
+    generators: dict = {}  # deepcopy's memo: one copy per generator, however many layers share it
     images = False
     for layer in model:
         if isinstance(layer, Affine):
@@ -79,7 +82,7 @@ def to_torch(model: Sequential, same_masks: bool = False) -> nn.Sequential:
             modules.append(nn.ReLU())
         elif isinstance(layer, Dropout) and layer.mode == "inverted":
             # both the identity in eval mode, like ours
-            modules.append(SameMaskDropout(layer) if same_masks else nn.Dropout(layer.dropout_ratio))
+            modules.append(SameMaskDropout(layer, generators) if same_masks else nn.Dropout(layer.dropout_ratio))
         else:
             raise TypeError(f"no PyTorch twin for {layer!r}")
     return nn.Sequential(*modules).to(torch.from_numpy(np.zeros(0, model.dtype)).dtype)

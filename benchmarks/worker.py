@@ -182,7 +182,8 @@ def _agreement(spec, x, t, seed, steps: int) -> float:
     # Biases off zero: with the book's zero biases a convolution's output over a window of
     # zeros is exactly 0 by im2col and ±1e-17 by Winograd, and the ReLU passes the gradient
     # of one and not of the other (both are subgradients at the kink). On DeepConvNet that
-    # made the twins' first bias steps differ by 2·lr, and the check read 4e-3 instead of 3e-12.
+    # made the twins' first bias steps differ by 2·lr: with the same dropout masks its check
+    # read 4e-3 after 5 steps from zero biases, 2e-12 to 7e-12 from these.
     biases = np.random.default_rng(seed)
     for layer in model:
         if "b" in layer.params:
@@ -351,8 +352,9 @@ def accuracy(job: dict) -> dict:
     torch.set_num_threads(threads)
     # All 60,000 training images, DeepConvNet's too (its timed "epochs" are 20,000): after 600
     # steps its test accuracy still climbs ~1.5 points an epoch, and the seeds' gaps ranged from
-    # -0.9 to +1.6 points across runs; after 1,800 (3 epochs, ~8 minutes for both at 2 threads),
-    # in one run, from -0.7 to +0.5, and the gap of means was +0.03.
+    # -1.7 to +1.6 points across runs; after 1,800 (3 epochs, ~8 minutes for both at 2 threads)
+    # from -0.78 to +0.44, a gap of means of -0.07 (results/2026-12-06-same-masks/skylakex-2.txt;
+    # Haswell kernels: -0.58 to +0.19, -0.16).
     x, t, x_test, t_test = _load(spec.flatten)
     runs = []
     with threadpool_limits(threads, user_api="blas"):
