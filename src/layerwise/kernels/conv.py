@@ -28,6 +28,7 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from . import tuning, winograd
+from .blocks import inner_dot, rows_dot
 from .threads import (
     SPLIT_MIN_ELEMENTS,
     blas_threads,
@@ -178,7 +179,7 @@ def im2col_dot(
 
     def chunk(images: slice) -> None:
         part = out[images.start * rows : images.stop * rows]
-        np.dot(im2col(x[images], FH, FW, stride, pad), col_W, out=part)
+        rows_dot(im2col(x[images], FH, FW, stride, pad), col_W, out=part)
         add_to_rows(part, add)
 
     in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
@@ -334,7 +335,7 @@ def im2col_weight_grad(
         d_rows = d[images.start * rows : images.stop * rows]
         # colᵀ·d, transposed at the end: the same sums, 10-14% faster for DeepConvNet's narrow
         # layers with SkylakeX kernels (dᵀ·col with FN = 16: 131 GFLOP/s, colᵀ·d: 149).
-        return np.dot(im2col(x[images], FH, FW, stride, pad).T, d_rows)
+        return inner_dot(im2col(x[images], FH, FW, stride, pad), d_rows)
 
     total = sum_in_chunks(chunk, N, images_per_chunk(rows * FH * FW * C * x.itemsize, N))
     if total is None:  # no images: no windows to sum
@@ -426,7 +427,7 @@ def _input_grad_by_correlation(
 
     def chunk(images: slice) -> None:
         col = im2col(dout[images], FH, FW, 1, FH - 1 - pad)  # (n·H·W, FH·FW·FN), columns (fh, fw, f)
-        np.dot(col, turned, out=dx[images].reshape(-1, C))
+        rows_dot(col, turned, out=dx[images].reshape(-1, C))
 
     in_chunks(chunk, N, images_per_chunk(H * Wd * FH * FW * FN * d.itemsize, N))
     return dx.transpose(0, 3, 1, 2)

@@ -41,6 +41,7 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from .activations import max_zero
+from .blocks import inner_dot, rows_dot
 from .conv import _channels_last_windows, conv_input_grad, pad_hw
 from .pool import _max_and_arg_max, window_pixels
 from .threads import chunk_threads, in_chunks, sum_in_chunks
@@ -177,7 +178,7 @@ def conv_relu_pool(
         col = pooled_order_col(x[images], FH, FW, stride, pad, pool)
         if cols is not None:
             cols[images.start] = col
-        y = np.dot(col, weights)  # im2col·col_W + b
+        y = rows_dot(col, weights)  # im2col·col_W + b
         flags = np.less_equal(y, 0)  # the ReLU's mask, in col's row order, put back in the layer's
         np.copyto(window_pixels(mask[images], pool, pool), flags.view(_pixel(FN)).reshape(pool, pool, -1, PW))
         # Pooled first, the ReLU after: max(max(y, 0) over a window) = max(max over the window, 0),
@@ -229,7 +230,7 @@ def conv_relu_pool_backward(
         col = None if cols is None else cols.get(images.start)
         if col is None or col.shape[0] != d.size // FN:  # not kept (or other chunks): made again
             col = pooled_order_col(x[images], FH, FW, stride, pad, pool)
-        return np.dot(col.T, d.reshape(-1, FN))  # colᵀ·d: its last row, the ones column's, is Σ_rows d
+        return inner_dot(col, d.reshape(-1, FN))  # colᵀ·d: its last row, the ones column's, is Σ_rows d
 
     total = sum_in_chunks(chunk, N, _images_per_chunk(OH * OW * (K + 1) * x.itemsize, N))
     if total is None:  # no images

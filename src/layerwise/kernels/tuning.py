@@ -1,6 +1,6 @@
 """Choices that depend on the machine: read off what it is, or measured on it once and kept.
 
-Four choices here, none a constant tuned on one VM:
+Five choices here, none a constant tuned on one VM:
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and
@@ -43,6 +43,10 @@ Four choices here, none a constant tuned on one VM:
   memory, on the BLAS's small products, and on the shape and how the call runs on the threads
   (``kernels.winograd``, ``kernels.conv.use_winograd``). Measured the first time a shape runs
   on this machine, kept in the same file.
+- **Whether a tall, thin product runs whole or in blocks of rows** (:func:`product_blocks`):
+  a convolution's im2col products, which OpenBLAS's SkylakeX kernels for small products run
+  1.6-1.8x faster in blocks of a few hundred rows and its Haswell kernels no faster
+  (``kernels.blocks``). Measured the first time a shape of product runs, kept in the same file.
 
 ``LAYERWISE_TUNING=0`` turns the measurements off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
@@ -74,6 +78,7 @@ from .._version import __version__
 from .threads import _blas, blas_limit, owned_threads, split_batches
 
 __all__ = [
+    "BLOCK_ROWS",
     "CACHE_ENV_VAR",
     "CONV_WAYS",
     "PLANS",
@@ -86,11 +91,13 @@ __all__ = [
     "enter_plan",
     "inference_chunk_bytes",
     "inference_share_parts",
+    "kept_blocks",
     "kept_col_bytes",
     "kept_ways",
     "last_level_cache",
     "machine_signature",
     "measure_plans",
+    "product_blocks",
     "training_plan",
 ]
 
@@ -429,6 +436,55 @@ def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str,
     except Exception:  # any: the convolution itself then reports what is wrong with its input
         return {"way": "im2col"}  # not kept: measured again next time
     record = {"way": way, "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()},
+              "measured": time.strftime("%Y-%m-%d")}
+    _remember(signature, full_key, record)
+    return record
+
+
+#: Rows per block ``product_blocks`` may choose (0 stands for the whole product, unblocked).
+BLOCK_ROWS = (0, 128, 256, 512, 1024, 2048)
+
+
+def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int:
+    """How many rows per block the product ``key`` (its operation, inner and outer sizes, dtype,
+    layout and BLAS threads) runs fastest in on this machine, 0 for the whole product
+    (``kernels.blocks`` says why it depends on the machine): kept from an earlier measurement,
+    else measured now by ``measure()`` (seconds by rows of ``BLOCK_ROWS``) and kept. Blocks only
+    when faster than the whole product by ``MARGIN``; the whole product always with
+    ``LAYERWISE_TUNING=0``."""
+    if not tuning_enabled():
+        return 0
+    signature, full_key = machine_signature(), f"product {key}"
+    record = _recall(signature, full_key, _valid_blocks)
+    if record is None:
+        with _machine_lock():
+            record = _recall(signature, full_key, _valid_blocks) or _measured_blocks(signature, full_key, measure)
+    return record["rows"]
+
+
+def kept_blocks() -> dict[str, dict]:
+    """The block sizes kept for this machine (``product_blocks``): key -> record (``"rows"``,
+    the ``"ms"`` each size took, by rows; "0" the whole product), from this process and the file."""
+    signature = machine_signature()
+    kept = {key: record for key, record in _read().get(signature, {}).items()
+            if key.startswith("product ") and _valid_blocks(record)}
+    kept.update({key: record for (sig, key), record in _memory.items()
+                 if sig == signature and key.startswith("product ") and _valid_blocks(record)})
+    return {key.removeprefix("product "): kept[key] for key in sorted(kept)}
+
+
+def _valid_blocks(record: object) -> bool:
+    return isinstance(record, dict) and record.get("rows") in BLOCK_ROWS
+
+
+def _measured_blocks(signature: str, full_key: str, measure: Callable[[], dict[int, float]]) -> dict:
+    try:
+        seconds = measure()
+        fastest = min((rows for rows in seconds if rows), key=seconds.__getitem__, default=0)
+        rows = fastest if fastest and seconds[fastest] < (1 - MARGIN) * seconds[0] else 0
+    except Exception:  # any: the product itself then reports what is wrong with its operands
+        return {"rows": 0}  # not kept: measured again next time
+    record = {"rows": rows, "ms": {str(k): round(v * 1e3, 4) for k, v in seconds.items()},
               "measured": time.strftime("%Y-%m-%d")}
     _remember(signature, full_key, record)
     return record

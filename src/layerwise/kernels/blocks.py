@@ -1,0 +1,110 @@
+"""Products with many rows and few columns, in blocks of rows where this machine runs them
+faster that way: a convolution's im2col products.
+
+Plain expressions (checked in tests/kernels/test_blocks.py): ``rows_dot(a, b)`` is ``a @ b``
+and ``inner_dot(a, b)`` is ``a.T @ b``, for 2-D ``a`` (M, K) with many rows M; equal to float
+rounding (a block's sum over the rows is added to the next block's, not one long sum).
+
+Why: OpenBLAS built for SkylakeX has kernels for small products (M·N·K up to 100³) that skip
+the packing of the operands, and a convolution's products are tall and thin: col (rows, K)
+times col_W (K, FN), and colᵀ·d summed over the rows. As one product of many rows they miss
+those kernels; cut into blocks of a few hundred rows, one stacked ``np.matmul``, they take
+them. SimpleConvNet's forward product on a chunk of 17 images, (9,792 × 26)·(26 × 30), took
+252 us whole and 153 us in blocks of 576 rows, and its weight gradient colᵀ·d 284 us against
+161 (1 thread, Zen 4 VM, SkylakeX kernels); with Haswell's kernels 220 against 221 and 256
+against 262: no gain there. So the block size is measured on this machine, once per shape of
+product (``tuning.product_blocks``), the whole product included, and kept.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import tuning
+from .threads import blas_threads
+
+__all__ = ["block_rows", "inner_dot", "rows_dot"]
+
+#: Rows of the random operands a block size is measured on: a multiple of every size tried.
+SAMPLE_ROWS = 4096
+#: Products with fewer rows than this run whole, unmeasured: no block size can pay there.
+MIN_ROWS = 2 * min(rows for rows in tuning.BLOCK_ROWS if rows)
+
+
+def block_rows(op: str, a: np.ndarray, b: np.ndarray) -> int:
+    """Rows per block for ``op`` ("rows": ``a @ b``, "inner": ``a.T @ b``) on operands of these
+    inner and outer sizes, dtype and layout (and BLAS's threads now), 0 for the whole product:
+    measured the first time on this machine, then kept (``tuning.product_blocks``)."""
+    if a.shape[0] < MIN_ROWS:
+        return 0
+    K, N = a.shape[1], b.shape[1]
+    dtype = np.result_type(a, b)
+    layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "strided"
+    key = f"{op} K{K} N{N} {dtype.name} {layout}, BLAS threads {blas_threads()}"
+    return tuning.product_blocks(key, lambda: _time_blocks(op, K, N, dtype, layout))
+
+
+def rows_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for ``a`` (M, K) and ``b`` (K, N), into ``out`` (M, N) when given, in blocks of
+    rows where this machine runs it faster so (module docstring)."""
+    rows = block_rows("rows", a, b)
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    if not rows or not out.flags.c_contiguous:  # blocks of out must be views of it
+        return np.matmul(a, b, out=out)
+    body = a.shape[0] // rows * rows
+    # (blocks, rows, K) views of a and out: one stacked product, a BLAS call per block
+    np.matmul(a[:body].reshape(-1, rows, a.shape[1]), b, out=out[:body].reshape(-1, rows, out.shape[1]))
+    if body < a.shape[0]:
+        np.matmul(a[body:], b, out=out[body:])
+    return out
+
+
+def inner_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` for ``a`` (M, K) and ``b`` (M, N): the sum over the M rows, in blocks of rows
+    where this machine runs it faster so, the blocks' products added in order."""
+    rows = block_rows("inner", a, b)
+    if not rows:
+        return np.matmul(a.T, b)
+    body = a.shape[0] // rows * rows
+    K, N = a.shape[1], b.shape[1]
+    parts = np.matmul(a[:body].reshape(-1, rows, K).transpose(0, 2, 1), b[:body].reshape(-1, rows, N))
+    total = np.add.reduce(parts, axis=0)
+    if body < a.shape[0]:
+        total += np.matmul(a[body:].T, b[body:])
+    return total
+
+
+def _time_blocks(op: str, K: int, N: int, dtype: np.dtype, layout: str) -> dict[int, float]:
+    """Seconds each block size of ``tuning.BLOCK_ROWS`` takes for ``op`` on random operands of
+    ``SAMPLE_ROWS`` rows, ``a`` in ``layout``: the fastest of 7 calls, the sizes taking turns
+    (two more rounds first, to warm up)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((SAMPLE_ROWS, K)).astype(dtype)
+    if layout == "F":
+        a = np.asfortranarray(a)
+    elif layout == "strided":
+        a = np.repeat(a, 2, axis=1)[:, ::2]
+    b = rng.standard_normal((K if op == "rows" else SAMPLE_ROWS, N)).astype(dtype)
+    out = np.empty((SAMPLE_ROWS, N), dtype=dtype) if op == "rows" else None
+
+    def product(rows: int) -> None:
+        if op == "rows":
+            if rows:
+                np.matmul(a.reshape(-1, rows, K), b, out=out.reshape(-1, rows, N))
+            else:
+                np.matmul(a, b, out=out)
+        elif rows:
+            np.add.reduce(np.matmul(a.reshape(-1, rows, K).transpose(0, 2, 1), b.reshape(-1, rows, N)), axis=0)
+        else:
+            np.matmul(a.T, b)
+
+    times: dict[int, list[float]] = {rows: [] for rows in tuning.BLOCK_ROWS}
+    for _ in range(9):
+        for rows in times:
+            start = time.perf_counter()
+            product(rows)
+            times[rows].append(time.perf_counter() - start)
+    return {rows: min(spent[2:]) for rows, spent in times.items()}
