@@ -242,9 +242,16 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
     ``kernels.conv`` makes them just before it multiplies; the faster of the whole product and
     ``chunks`` times a chunk counts (a whole batch's product with few output columns runs
     slower than the same product in cache-sized chunks: DeepConvNet's 16-channel layer did
-    100 against 166 GFLOP/s with SkylakeX kernels). The sum per step is scaled to ``steps``.
+    100 against 166 GFLOP/s with SkylakeX kernels). A product (or chunk) whose batch axis is
+    long enough is also timed in blocks of rows of each size ``kernels.blocks`` may take, as
+    one stacked ``np.matmul`` (summed over the blocks for a weight gradient), and the fastest
+    counts (OpenBLAS's SkylakeX kernels run SimpleConvNet's convolution products 1.6-1.8x
+    faster so). The sum per step is scaled to ``steps``.
     """
     import time
+
+    from layerwise.kernels.blocks import MIN_ROWS
+    from layerwise.kernels.tuning import BLOCK_ROWS
 
     rng = np.random.default_rng(0)
 
@@ -253,23 +260,62 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
         b = rng.standard_normal((g.N, g.K) if g.b_t else (g.K, g.N)).astype(dtype)
         return a.T if g.a_t else a, b.T if g.b_t else b, np.empty((g.M, g.N), dtype=dtype)
 
-    def timed(work: list[tuple[np.ndarray, np.ndarray, np.ndarray]], repeat: int) -> list[float]:
+    def in_blocks(g: Gemm, a: np.ndarray, b: np.ndarray, out: np.ndarray, rows: int) -> Callable[[], None]:
+        """The product ``a @ b`` into ``out`` in blocks of ``rows`` along the batch axis (the
+        rows of a, or for a weight gradient the inner axis), the rest as one more product."""
+        if g.what.endswith("dW"):  # aᵀ-like: sum over blocks of the inner axis
+            body = a.shape[1] // rows * rows
+            a_blocks = a[:, :body].T.reshape(-1, rows, a.shape[0]).transpose(0, 2, 1)
+            b_blocks = b[:body].reshape(-1, rows, b.shape[1])
+
+            def run() -> None:
+                np.add.reduce(np.matmul(a_blocks, b_blocks), axis=0, out=out)
+                if body < a.shape[1]:
+                    out[...] += a[:, body:] @ b[body:]
+            return run
+        body = a.shape[0] // rows * rows
+        a_blocks, out_blocks = a[:body].reshape(-1, rows, a.shape[1]), out[:body].reshape(-1, rows, out.shape[1])
+
+        def run_rows() -> None:
+            np.matmul(a_blocks, b, out=out_blocks)
+            if body < a.shape[0]:
+                np.matmul(a[body:], b, out=out[body:])
+        return run_rows
+
+    def ways(g: Gemm) -> list[Callable[[], None]]:
+        """The product whole, and in each block size its batch axis is long enough for."""
+        a, b, out = operands(g)
+        batch = g.K if g.what.endswith("dW") else g.M
+        found: list[Callable[[], None]] = [lambda: np.matmul(a, b, out=out)]
+        if batch >= MIN_ROWS:
+            found += [in_blocks(g, a, b, out, rows) for rows in BLOCK_ROWS if rows and rows <= batch // 2]
+        return found
+
+    def timed(work: list[Callable[[], None]], repeat: int) -> list[float]:
         """Best seconds of each product over 3 rounds of ``repeat`` passes through ``work``."""
-        for a, b, out in work:  # warm up: first-touch page faults, BLAS thread start
-            np.matmul(a, b, out=out)
+        for run in work:  # warm up: first-touch page faults, BLAS thread start
+            run()
         best = [math.inf] * len(work)
         for _ in range(3):
             spent = [0.0] * len(work)
             for _ in range(repeat):
-                for k, (a, b, out) in enumerate(work):
+                for k, run in enumerate(work):
                     start = time.perf_counter()
-                    np.matmul(a, b, out=out)
+                    run()
                     spent[k] += time.perf_counter() - start
             best = [min(x, t / repeat) for x, t in zip(best, spent, strict=True)]
         return best
 
-    per_step = timed([operands(g) for g in gemms], reps)
+    # Every way of every product in one list, in step order, timed together as a step runs them.
+    work, owner = [], []
+    for k, g in enumerate(gemms):
+        found = ways(g)
+        work += found
+        owner += [k] * len(found)
+    per_step = [math.inf] * len(gemms)
+    for k, seconds in zip(owner, timed(work, reps), strict=True):
+        per_step[k] = min(per_step[k], seconds)
     for k, g in enumerate(gemms):
         if g.chunks > 1:
-            per_step[k] = min(per_step[k], g.chunks * timed([operands(g.chunk())], reps)[0])
+            per_step[k] = min(per_step[k], g.chunks * min(timed(ways(g.chunk()), reps)))
     return sum(per_step) * steps

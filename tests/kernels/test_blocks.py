@@ -2,6 +2,7 @@
 size is measured once on the machine and kept (kernels.tuning.product_blocks)."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from layerwise import functional
-from layerwise.kernels import blocks, fused, tuning
+from layerwise.kernels import blocks, fused, threads, tuning
 from layerwise.kernels.activations import relu_grad
-from layerwise.kernels.conv import conv_input_grad, im2col_dot, im2col_weight_grad
+from layerwise.kernels.conv import conv_forward, conv_input_grad, im2col_dot, im2col_weight_grad
 from layerwise.kernels.pool import max_pool, max_pool_backward
 
 
@@ -51,7 +52,7 @@ def test_rows_dot_and_inner_dot_equal_the_plain_products(M, K, N, rows, layout, 
         a, b, d = operand(rng, (M, K), layout, dtype), rng.standard_normal((K, N)).astype(dtype), \
             rng.standard_normal((M, N)).astype(dtype)
         largest = {name: float(np.abs(v).max(initial=0)) for name, v in (("a", a), ("b", b), ("d", d))}
-        y = blocks.rows_dot(a, b)
+        y = blocks.rows_dot(a, b if layout == "C" else np.asfortranarray(b))  # col_W is a transposed view
         assert y.shape == (M, N) and y.dtype == dtype
         assert_close_for_dtype(y, a.astype(np.float64) @ b, dtype, terms=K, scale=largest["a"] * largest["b"] * K)
         dW = blocks.inner_dot(a, d)
@@ -81,7 +82,7 @@ def test_small_products_run_whole_unmeasured(monkeypatch):
     a = np.ones((blocks.MIN_ROWS - 1, 4))
     assert blocks.block_rows("rows", a, np.ones((4, 3))) == 0 and asked == []
     assert blocks.block_rows("rows", np.ones((blocks.MIN_ROWS, 4)), np.ones((4, 3))) == 128
-    assert asked == [f"rows K4 N3 float64 C, BLAS threads {blocks.blas_threads()}"]
+    assert asked == [f"rows K4 N3 float64 a C b C, BLAS threads {blocks.blas_threads()}"]
 
 
 def test_the_block_size_is_measured_once_kept_and_read_back(monkeypatch, cache):
@@ -117,9 +118,9 @@ def test_a_failing_measurement_runs_whole_and_is_not_kept(cache):
 
 
 @pytest.mark.parametrize("op", ["rows", "inner"])
-@pytest.mark.parametrize("layout", ["C", "F", "strided"])
-def test_the_measurement_times_every_block_size(op, layout):
-    seconds = blocks._time_blocks(op, 26, 30, np.dtype(np.float32), layout)
+@pytest.mark.parametrize(("a_layout", "b_layout"), [("C", "C"), ("F", "C"), ("strided", "F"), ("C", "strided")])
+def test_the_measurement_times_every_block_size(op, a_layout, b_layout):
+    seconds = blocks._time_blocks(op, 26, 30, np.dtype(np.float32), a_layout, b_layout)
     assert set(seconds) == set(tuning.BLOCK_ROWS)
     assert all(0 < s < 1 for s in seconds.values())
 
@@ -127,7 +128,7 @@ def test_the_measurement_times_every_block_size(op, layout):
 def test_a_real_measurement_is_kept_for_the_product_that_asked(cache):
     a, b = np.ones((blocks.MIN_ROWS, 26), np.float32), np.ones((26, 30), np.float32)
     rows = blocks.block_rows("rows", np.asfortranarray(a), b)
-    kept = tuning.kept_blocks()[f"rows K26 N30 float32 F, BLAS threads {blocks.blas_threads()}"]
+    kept = tuning.kept_blocks()[f"rows K26 N30 float32 a F b C, BLAS threads {blocks.blas_threads()}"]
     assert kept["rows"] == rows and set(kept["ms"]) == {str(r) for r in tuning.BLOCK_ROWS}
 
 
@@ -169,3 +170,40 @@ def test_the_fused_run_in_blocks_equals_the_three_layers(monkeypatch, rows):
     dW, db, _ = fused.conv_relu_pool_backward(dout, x, W, made.passed, made.arg_max, 1, 0, 2, False, made.cols)
     np.testing.assert_allclose(dW, d.T @ functional.im2col(x, 5, 5, 1, 0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db, d.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_a_product_asked_while_another_thread_measures_runs_whole_at_once(cache):
+    # Regression: conv_way's measurement holds the machine lock while it runs im2col_dot, whose
+    # chunks run on the pool; their products asked for the lock to measure their block size, and
+    # DeepConvNet's predict on 2 threads hung for ever.
+    sizes = {0: 2.0, 128: 1.0, 256: 1.5, 512: 1.5, 1024: 1.5, 2048: 1.5}
+    asked = []
+    with tuning._machine_lock():
+        worker = threading.Thread(target=lambda: asked.append(tuning.product_blocks("rows K3 N3", lambda: sizes)),
+                                  daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the product waited for the measuring thread's lock"
+        assert tuning.product_blocks("rows K3 N4", lambda: sizes) == 128  # the holder itself measures
+    assert asked == [0] and "rows K3 N3" not in tuning.kept_blocks()
+    assert tuning.product_blocks("rows K3 N3", lambda: sizes) == 128  # measured once the lock is free
+
+
+def test_a_convolution_measured_on_two_threads_does_not_hang(monkeypatch, cache):
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+    rng = np.random.default_rng(3)
+    # channels-last, as between layers; large enough that Winograd's way is measured
+    x = rng.standard_normal((32, 28, 28, 16)).transpose(0, 3, 1, 2)
+    W = rng.standard_normal((16, 16, 3, 3))
+    col_W = W.transpose(0, 2, 3, 1).reshape(16, -1).T
+    done = []
+
+    def predict_on_two_threads() -> None:  # Winograd or im2col measured, im2col's chunks on the pool
+        with threads.owned_threads():
+            done.append(conv_forward(x, col_W, np.zeros(16), 3, 3, 1, 1))
+
+    worker = threading.Thread(target=predict_on_two_threads, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the convolution's measurement hung"
+    np.testing.assert_allclose(done[0], functional.im2col(x, 3, 3, 1, 1) @ W.reshape(16, -1).T, rtol=1e-10, atol=1e-10)

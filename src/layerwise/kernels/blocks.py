@@ -35,15 +35,15 @@ MIN_ROWS = 2 * min(rows for rows in tuning.BLOCK_ROWS if rows)
 
 def block_rows(op: str, a: np.ndarray, b: np.ndarray) -> int:
     """Rows per block for ``op`` ("rows": ``a @ b``, "inner": ``a.T @ b``) on operands of these
-    inner and outer sizes, dtype and layout (and BLAS's threads now), 0 for the whole product:
+    inner and outer sizes, dtype and layouts (and BLAS's threads now), 0 for the whole product:
     measured the first time on this machine, then kept (``tuning.product_blocks``)."""
     if a.shape[0] < MIN_ROWS:
         return 0
     K, N = a.shape[1], b.shape[1]
     dtype = np.result_type(a, b)
-    layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "strided"
-    key = f"{op} K{K} N{N} {dtype.name} {layout}, BLAS threads {blas_threads()}"
-    return tuning.product_blocks(key, lambda: _time_blocks(op, K, N, dtype, layout))
+    layouts = _layout(a), _layout(b)
+    key = f"{op} K{K} N{N} {dtype.name} a {layouts[0]} b {layouts[1]}, BLAS threads {blas_threads()}"
+    return tuning.product_blocks(key, lambda: _time_blocks(op, K, N, dtype, *layouts))
 
 
 def rows_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -54,12 +54,7 @@ def rows_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     if not rows or not out.flags.c_contiguous:  # blocks of out must be views of it
         return np.matmul(a, b, out=out)
-    body = a.shape[0] // rows * rows
-    # (blocks, rows, K) views of a and out: one stacked product, a BLAS call per block
-    np.matmul(a[:body].reshape(-1, rows, a.shape[1]), b, out=out[:body].reshape(-1, rows, out.shape[1]))
-    if body < a.shape[0]:
-        np.matmul(a[body:], b, out=out[body:])
-    return out
+    return _rows_in_blocks(a, b, out, rows)
 
 
 def inner_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -68,6 +63,24 @@ def inner_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     rows = block_rows("inner", a, b)
     if not rows:
         return np.matmul(a.T, b)
+    return _inner_in_blocks(a, b, rows)
+
+
+def _rows_in_blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray, rows: int) -> np.ndarray:
+    """``a @ b`` into a C-contiguous ``out`` as one stacked product of (rows, K) blocks of ``a``
+    and the rest as one more. ``b`` (small: K × N) goes in row-major: a convolution's col_W is
+    a transposed view, and the stacked product with it took the SkylakeX kernels' slow path
+    (SimpleConvNet's 57,600 rows in blocks of 512: 2.7 ms, 1.1 with b copied; whole 2.0)."""
+    body = a.shape[0] // rows * rows
+    b = np.ascontiguousarray(b)
+    np.matmul(a[:body].reshape(-1, rows, a.shape[1]), b, out=out[:body].reshape(-1, rows, out.shape[1]))
+    if body < a.shape[0]:
+        np.matmul(a[body:], b, out=out[body:])
+    return out
+
+
+def _inner_in_blocks(a: np.ndarray, b: np.ndarray, rows: int) -> np.ndarray:
+    """``a.T @ b`` as the sum of one stacked product of (rows, K)ᵀ·(rows, N) blocks, plus the rest."""
     body = a.shape[0] // rows * rows
     K, N = a.shape[1], b.shape[1]
     parts = np.matmul(a[:body].reshape(-1, rows, K).transpose(0, 2, 1), b[:body].reshape(-1, rows, N))
@@ -77,29 +90,32 @@ def inner_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return total
 
 
-def _time_blocks(op: str, K: int, N: int, dtype: np.dtype, layout: str) -> dict[int, float]:
-    """Seconds each block size of ``tuning.BLOCK_ROWS`` takes for ``op`` on random operands of
-    ``SAMPLE_ROWS`` rows, ``a`` in ``layout``: the fastest of 7 calls, the sizes taking turns
-    (two more rounds first, to warm up)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((SAMPLE_ROWS, K)).astype(dtype)
+def _layout(a: np.ndarray) -> str:
+    return "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "strided"
+
+
+def _in_layout(a: np.ndarray, layout: str) -> np.ndarray:
     if layout == "F":
-        a = np.asfortranarray(a)
-    elif layout == "strided":
-        a = np.repeat(a, 2, axis=1)[:, ::2]
-    b = rng.standard_normal((K if op == "rows" else SAMPLE_ROWS, N)).astype(dtype)
-    out = np.empty((SAMPLE_ROWS, N), dtype=dtype) if op == "rows" else None
+        return np.asfortranarray(a)
+    if layout == "strided":
+        return np.repeat(a, 2, axis=1)[:, ::2]
+    return a
+
+
+def _time_blocks(op: str, K: int, N: int, dtype: np.dtype, a_layout: str, b_layout: str) -> dict[int, float]:
+    """Seconds each block size of ``tuning.BLOCK_ROWS`` takes for ``op`` on random operands of
+    ``SAMPLE_ROWS`` rows in these layouts, as ``rows_dot`` and ``inner_dot`` run them: the
+    fastest of 7 calls, the sizes taking turns (two more rounds first, to warm up)."""
+    rng = np.random.default_rng(0)
+    a = _in_layout(rng.standard_normal((SAMPLE_ROWS, K)).astype(dtype), a_layout)
+    b = _in_layout(rng.standard_normal((K if op == "rows" else SAMPLE_ROWS, N)).astype(dtype), b_layout)
+    out = np.empty((SAMPLE_ROWS, N), dtype=dtype)
 
     def product(rows: int) -> None:
         if op == "rows":
-            if rows:
-                np.matmul(a.reshape(-1, rows, K), b, out=out.reshape(-1, rows, N))
-            else:
-                np.matmul(a, b, out=out)
-        elif rows:
-            np.add.reduce(np.matmul(a.reshape(-1, rows, K).transpose(0, 2, 1), b.reshape(-1, rows, N)), axis=0)
+            _rows_in_blocks(a, b, out, rows) if rows else np.matmul(a, b, out=out)
         else:
-            np.matmul(a.T, b)
+            _inner_in_blocks(a, b, rows) if rows else np.matmul(a.T, b)
 
     times: dict[int, list[float]] = {rows: [] for rows in tuning.BLOCK_ROWS}
     for _ in range(9):

@@ -203,27 +203,32 @@ _holder = threading.local()  # .depth: how deep this thread is inside _machine_l
 
 
 @contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
+def _machine_lock(wait: bool = True) -> Iterator[bool]:
     """... and across processes: a sweep's workers training one network on this machine wait
     for the first one's measurement instead of measuring at once, competing for the cores, and
     writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
     it cannot be taken, only this process's lock holds. Re-entrant in the thread that holds it:
     a thread plan's measurement runs training steps whose convolutions may measure their way
-    (``conv_way``) meanwhile; a second lock there waited for the first for ever."""
+    (``conv_way``) meanwhile; a second lock there waited for the first for ever. Yields True;
+    with ``wait=False``, False at once when another thread of this process holds the lock (it
+    may be waiting for the caller: a measurement's convolutions run in chunks on the pool)."""
     if getattr(_holder, "depth", 0):
         _holder.depth += 1
         try:
-            yield
+            yield True
         finally:
             _holder.depth -= 1
         return
-    with _file_lock:
+    if not _file_lock.acquire(blocking=wait):
+        yield False
+        return
+    try:
         _holder.depth = 1
-        try:
-            with _flock():
-                yield
-        finally:
-            _holder.depth = 0
+        with _flock():
+            yield True
+    finally:
+        _holder.depth = 0
+        _file_lock.release()
 
 
 @contextlib.contextmanager
@@ -451,13 +456,17 @@ def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int:
     (``kernels.blocks`` says why it depends on the machine): kept from an earlier measurement,
     else measured now by ``measure()`` (seconds by rows of ``BLOCK_ROWS``) and kept. Blocks only
     when faster than the whole product by ``MARGIN``; the whole product always with
-    ``LAYERWISE_TUNING=0``."""
+    ``LAYERWISE_TUNING=0``, and unmeasured while another thread of this process measures
+    (products run in chunks on the pool, and that thread may be waiting for them: a
+    convolution's way measured by ``conv_way``, or a thread plan's steps)."""
     if not tuning_enabled():
         return 0
     signature, full_key = machine_signature(), f"product {key}"
     record = _recall(signature, full_key, _valid_blocks)
     if record is None:
-        with _machine_lock():
+        with _machine_lock(wait=False) as held:
+            if not held:  # another thread is measuring, maybe waiting for this product: whole, this time
+                return 0
             record = _recall(signature, full_key, _valid_blocks) or _measured_blocks(signature, full_key, measure)
     return record["rows"]
 
