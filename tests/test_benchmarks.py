@@ -68,24 +68,42 @@ def test_a_convolutions_products_note_the_chunks_kernels_conv_cuts_the_batch_int
     assert all(g.chunks == 1 for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Affine"))
 
 
-def test_the_gemm_floor_takes_the_faster_of_the_whole_product_and_its_chunks(monkeypatch) -> None:
+def _fake_products(monkeypatch, cost: dict[tuple[int, ...], float], other: float = 9.0) -> None:
+    """np.matmul that takes cost[out.shape] seconds (``other`` for any other shape) on a fake clock."""
     import time
 
     clock = [0.0]
-    cost = {(400, 8): 1.0, (100, 8): 0.1, (40, 8): 1.0}  # (rows, columns): the chunks of the first are faster
     real_matmul = np.matmul
 
-    def fake_matmul(a, b, out):
-        clock[0] += cost[out.shape]
-        return real_matmul(a, b, out=out)
+    def fake_matmul(a, b, out=None):
+        result = real_matmul(a, b, out=out)
+        clock[0] += cost.get(result.shape, other)
+        return result
 
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(np, "matmul", fake_matmul)
+
+
+def test_the_gemm_floor_takes_the_faster_of_the_whole_product_and_its_chunks(monkeypatch) -> None:
+    cost = {(400, 8): 1.0, (100, 8): 0.1, (40, 8): 1.0}  # (rows, columns): the chunks of the first are faster
+    _fake_products(monkeypatch, cost)
     chunked, slow_chunks = Gemm("a forward", 400, 3, 8, chunks=4), Gemm("b forward", 40, 3, 8, chunks=1)
     # 4 chunks of 0.1 beat the whole 1.0; a product without chunks counts whole
     assert gemm_floor([chunked, slow_chunks], steps=10, reps=2) == pytest.approx(10 * (4 * 0.1 + 1.0))
     cost[(100, 8)] = 0.3  # now 4 chunks (1.2) are slower than the whole product
     assert gemm_floor([chunked], steps=1, reps=1) == pytest.approx(1.0)
+
+
+def test_the_gemm_floor_takes_a_product_in_blocks_of_rows_where_faster(monkeypatch) -> None:
+    # 512 rows: in blocks of 128 one stacked product (4, 128, 8), of 256 (2, 256, 8); a weight
+    # gradient sums blocks of its inner axis, (4, 3, 8) stacked
+    cost = {(512, 8): 1.0, (4, 128, 8): 0.25, (2, 256, 8): 0.5, (3, 8): 1.0, (4, 3, 8): 0.125}
+    _fake_products(monkeypatch, cost)
+    forward, grad = Gemm("c forward", 512, 3, 8), Gemm("c dW", 3, 512, 8, a_t=True)
+    assert gemm_floor([forward, grad], steps=1, reps=1) == pytest.approx(0.25 + 0.125)
+    few = Gemm("d forward", 200, 3, 8)  # too few rows for blocks: whole
+    cost[(200, 8)] = 0.5
+    assert gemm_floor([few], steps=1, reps=1) == pytest.approx(0.5)
 
 
 def _result(lw: list[float], pt: list[float]) -> dict:
