@@ -275,6 +275,7 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
             return run
         body = a.shape[0] // rows * rows
         a_blocks, out_blocks = a[:body].reshape(-1, rows, a.shape[1]), out[:body].reshape(-1, rows, out.shape[1])
+        b = np.ascontiguousarray(b)  # small (K x N), made row-major once, as kernels.blocks does
 
         def run_rows() -> None:
             np.matmul(a_blocks, b, out=out_blocks)

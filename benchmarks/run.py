@@ -379,8 +379,32 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
                       "transforms as products, and as sums; F(4×4, 3×3) with products) on 32 images "
                       "(ms, the fastest of 7 calls each), keyed by how the call ran on the threads (inside a "
                       "split's parts, each way timed on the parts' threads at once).", "", ways]
+    blocks = product_blocks_table(results)
+    if blocks:
+        lines += ["", "The block sizes kept on this machine for the convolutions' tall products "
+                      "(`kernels.tuning.product_blocks`): each shape of product timed once whole (0) and in blocks of "
+                      "128-2048 rows on 4,096 random rows (ms, the fastest of 7 calls each); blocks only where 3% "
+                      "faster.", "", blocks]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
     return "\n".join(lines)
+
+
+def product_blocks_table(results: list[dict]) -> str:
+    """The block sizes the runs recorded (``worker``'s ``lw_product_blocks``), one row per key;
+    "" when none did (a run saved before the choice existed, or no product asked)."""
+    kept: dict[str, dict] = {}
+    for r in results:
+        kept.update(r.get("lw_product_blocks") or {})
+    if not kept:
+        return ""
+    sizes = sorted({int(rows) for record in kept.values() for rows in record.get("ms", {})})
+    header = " / ".join(map(str, sizes))
+    out = [f"| product (op, sizes, dtype, layouts, threads) | rows per block | ms by rows {header} |", "|---|--:|--:|"]
+    for key, record in sorted(kept.items()):
+        ms = record.get("ms", {})
+        times = " / ".join(f"{ms[str(rows)]:.3g}" if str(rows) in ms else "-" for rows in sizes)
+        out.append(f"| {key} | {record['rows'] or 'whole'} | {times} |")
+    return "\n".join(out)
 
 
 def conv_ways_table(results: list[dict]) -> str:

@@ -300,6 +300,8 @@ def compare(job: dict) -> dict:
         # The convolutions' ways (im2col or Winograd) as kept on this machine after the run
         # (kernels.tuning.conv_way), for the report; a tree before that choice has none.
         result["lw_conv_ways"] = getattr(tuning, "kept_ways", dict)()
+        # ... and the block sizes of their tall products (kernels.tuning.product_blocks)
+        result["lw_product_blocks"] = getattr(tuning, "kept_blocks", dict)()
     result["loadavg"] = [load_start, os.getloadavg()]
     return result
 

@@ -24,6 +24,7 @@ from benchmarks.run import (
     conv_ways_table,
     inference_table,
     parse_args,
+    product_blocks_table,
     training_table,
 )
 from layerwise.layers import Dropout
@@ -229,6 +230,21 @@ def test_the_convolution_ways_kept_are_shown_once_each() -> None:
         "| C32 FN32 14x14 pad 2 float32, BLAS threads 1, chunks on 1 | winograd 4x4 | 2.06 / 1.6 / 1.7 / 1.2 |",
         "| C64 FN64 8x8 pad 1 float32, BLAS threads 1, chunks on 1 | winograd | 2.06 / 1.6 / - / - |"]
     assert conv_ways_table([{}]) == ""
+
+
+def test_the_product_block_sizes_kept_are_shown_once_each() -> None:
+    blocked = {"rows": 512, "ms": {"0": 0.116, "128": 0.0856, "512": 0.0839}, "measured": "2026-12-06"}
+    whole = {"rows": 0, "ms": {"0": 0.2, "128": 0.3}}
+    results = [{"lw_product_blocks": {"rows K26 N30 float32 a F b C, BLAS threads 1": blocked}},
+               {"lw_product_blocks": {"rows K26 N30 float32 a F b C, BLAS threads 1": blocked,
+                                      "inner K26 N30 float32 a F b C, BLAS threads 2": whole}},
+               {}]  # a run from before the choice
+    assert product_blocks_table(results).splitlines() == [
+        "| product (op, sizes, dtype, layouts, threads) | rows per block | ms by rows 0 / 128 / 512 |",
+        "|---|--:|--:|",
+        "| inner K26 N30 float32 a F b C, BLAS threads 2 | whole | 0.2 / 0.3 / - |",
+        "| rows K26 N30 float32 a F b C, BLAS threads 1 | 512 | 0.116 / 0.0856 / 0.0839 |"]
+    assert product_blocks_table([{}]) == ""
 
 
 def test_the_convolution_chunk_is_what_the_worker_recorded() -> None:
