@@ -22,6 +22,7 @@ from layerwise.kernels.pool import max_pool, max_pool_backward
 def cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(blocks, "_decided", {})
     return tmp_path / "cache" / "tuning.json"
 
 
@@ -29,6 +30,7 @@ def forced_blocks(monkeypatch, rows: int) -> list[str]:
     """Every product in blocks of ``rows`` rows (0: whole), whatever its size; returns the
     keys asked for."""
     asked: list[str] = []
+    monkeypatch.setattr(blocks, "_decided", {})
     monkeypatch.setattr(blocks, "MIN_ROWS", 0)
     monkeypatch.setattr(tuning, "product_blocks", lambda key, measure: asked.append(key) or rows)
     return asked
@@ -78,6 +80,7 @@ def test_rows_dot_writes_into_out_block_by_block(monkeypatch, layout):
 
 def test_small_products_run_whole_unmeasured(monkeypatch):
     asked = []
+    monkeypatch.setattr(blocks, "_decided", {})
     monkeypatch.setattr(tuning, "product_blocks", lambda key, measure: asked.append(key) or 128)
     a = np.ones((blocks.MIN_ROWS - 1, 4))
     assert blocks.block_rows("rows", a, np.ones((4, 3))) == 0 and asked == []
@@ -185,7 +188,7 @@ def test_a_product_asked_while_another_thread_measures_runs_whole_at_once(cache)
         worker.join(timeout=30)
         assert not worker.is_alive(), "the product waited for the measuring thread's lock"
         assert tuning.product_blocks("rows K3 N4", lambda: sizes) == 128  # the holder itself measures
-    assert asked == [0] and "rows K3 N3" not in tuning.kept_blocks()
+    assert asked == [None] and "rows K3 N3" not in tuning.kept_blocks()
     assert tuning.product_blocks("rows K3 N3", lambda: sizes) == 128  # measured once the lock is free
 
 
@@ -207,3 +210,17 @@ def test_a_convolution_measured_on_two_threads_does_not_hang(monkeypatch, cache)
     worker.join(timeout=60)
     assert not worker.is_alive(), "the convolution's measurement hung"
     np.testing.assert_allclose(done[0], functional.im2col(x, 3, 3, 1, 1) @ W.reshape(16, -1).T, rtol=1e-10, atol=1e-10)
+
+
+def test_a_decision_is_asked_once_per_process_unless_another_thread_was_measuring(monkeypatch):
+    answers = iter([None, 256])  # busy first (another thread measuring), then kept
+    asked = []
+    monkeypatch.setattr(blocks, "_decided", {})
+    monkeypatch.setattr(tuning, "product_blocks", lambda key, measure: asked.append(key) or next(answers))
+    a, b = np.ones((blocks.MIN_ROWS, 4), np.float32), np.ones((4, 3), np.float32)
+    assert blocks.block_rows("inner", a, b) == 0  # whole, this once
+    assert [blocks.block_rows("inner", a, b) for _ in range(3)] == [256] * 3
+    assert len(asked) == 2
+    monkeypatch.setenv(tuning.TUNING_ENV_VAR, "0")  # tuning turned off: asked again (and tuning says whole)
+    monkeypatch.setattr(tuning, "product_blocks", lambda key, measure: asked.append(key) or 0)
+    assert blocks.block_rows("inner", a, b) == 0 and len(asked) == 3

@@ -33,6 +33,12 @@ SAMPLE_ROWS = 4096
 MIN_ROWS = 2 * min(rows for rows in tuning.BLOCK_ROWS if rows)
 
 
+#: This process's decisions by (op, K, N, dtypes, layouts, BLAS threads, tuning on): the
+#: string key and the machine's signature took 8-20 us a call to build, and SimpleConvNet's
+#: training step asks 12 times on 2 threads (2 % of its time there, with Haswell's kernels).
+_decided: dict[tuple, int] = {}
+
+
 def block_rows(op: str, a: np.ndarray, b: np.ndarray) -> int:
     """Rows per block for ``op`` ("rows": ``a @ b``, "inner": ``a.T @ b``) on operands of these
     inner and outer sizes, dtype and layouts (and BLAS's threads now), 0 for the whole product:
@@ -40,10 +46,18 @@ def block_rows(op: str, a: np.ndarray, b: np.ndarray) -> int:
     if a.shape[0] < MIN_ROWS:
         return 0
     K, N = a.shape[1], b.shape[1]
-    dtype = np.result_type(a, b)
     layouts = _layout(a), _layout(b)
-    key = f"{op} K{K} N{N} {dtype.name} a {layouts[0]} b {layouts[1]}, BLAS threads {blas_threads()}"
-    return tuning.product_blocks(key, lambda: _time_blocks(op, K, N, dtype, *layouts))
+    threads = blas_threads()
+    memo = (op, K, N, a.dtype, b.dtype, *layouts, threads, tuning.tuning_enabled())
+    rows = _decided.get(memo)
+    if rows is None:
+        dtype = np.result_type(a, b)
+        key = f"{op} K{K} N{N} {dtype.name} a {layouts[0]} b {layouts[1]}, BLAS threads {threads}"
+        rows = tuning.product_blocks(key, lambda: _time_blocks(op, K, N, dtype, *layouts))
+        if rows is None:  # another thread is measuring: the whole product, this time
+            return 0
+        _decided[memo] = rows
+    return rows
 
 
 def rows_dot(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

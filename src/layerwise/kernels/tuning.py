@@ -450,23 +450,24 @@ def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str,
 BLOCK_ROWS = (0, 128, 256, 512, 1024, 2048)
 
 
-def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int:
+def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int | None:
     """How many rows per block the product ``key`` (its operation, inner and outer sizes, dtype,
     layout and BLAS threads) runs fastest in on this machine, 0 for the whole product
     (``kernels.blocks`` says why it depends on the machine): kept from an earlier measurement,
     else measured now by ``measure()`` (seconds by rows of ``BLOCK_ROWS``) and kept. Blocks only
     when faster than the whole product by ``MARGIN``; the whole product always with
-    ``LAYERWISE_TUNING=0``, and unmeasured while another thread of this process measures
+    ``LAYERWISE_TUNING=0``. None, unmeasured, while another thread of this process measures
     (products run in chunks on the pool, and that thread may be waiting for them: a
-    convolution's way measured by ``conv_way``, or a thread plan's steps)."""
+    convolution's way measured by ``conv_way``, or a thread plan's steps): the caller then runs
+    the product whole, this once."""
     if not tuning_enabled():
         return 0
     signature, full_key = machine_signature(), f"product {key}"
     record = _recall(signature, full_key, _valid_blocks)
     if record is None:
         with _machine_lock(wait=False) as held:
-            if not held:  # another thread is measuring, maybe waiting for this product: whole, this time
-                return 0
+            if not held:  # another thread is measuring, maybe waiting for this product
+                return None
             record = _recall(signature, full_key, _valid_blocks) or _measured_blocks(signature, full_key, measure)
     return record["rows"]
 
