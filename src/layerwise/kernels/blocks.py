@@ -38,7 +38,8 @@ MIN_ROWS = 2 * min(rows for rows in tuning.BLOCK_ROWS if rows)
 
 #: This process's decisions by (op, K, N, dtypes, layouts, BLAS threads, tuning on): the
 #: string key and the machine's signature took 8-20 us a call to build, and SimpleConvNet's
-#: training step asks 12 times on 2 threads (2 % of its time there, with Haswell's kernels).
+#: training step asks 12 times on 2 threads; with Haswell's kernels, which keep every product
+#: whole, its steps took 1.064 of the time np.dot took, 1.004-1.021 with this dict (fused_ab.txt).
 _decided: dict[tuple, int] = {}
 
 
