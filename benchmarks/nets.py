@@ -250,7 +250,7 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
     """
     import time
 
-    from layerwise.kernels.blocks import MIN_ROWS
+    from layerwise.kernels.blocks import MIN_ROWS, _inner_in_blocks, _rows_in_blocks
     from layerwise.kernels.tuning import BLOCK_ROWS
 
     rng = np.random.default_rng(0)
@@ -261,27 +261,11 @@ def gemm_floor(gemms: list[Gemm], steps: float, reps: int, dtype: np.dtype = np.
         return a.T if g.a_t else a, b.T if g.b_t else b, np.empty((g.M, g.N), dtype=dtype)
 
     def in_blocks(g: Gemm, a: np.ndarray, b: np.ndarray, out: np.ndarray, rows: int) -> Callable[[], None]:
-        """The product ``a @ b`` into ``out`` in blocks of ``rows`` along the batch axis (the
-        rows of a, or for a weight gradient the inner axis), the rest as one more product."""
-        if g.what.endswith("dW"):  # aᵀ-like: sum over blocks of the inner axis
-            body = a.shape[1] // rows * rows
-            a_blocks = a[:, :body].T.reshape(-1, rows, a.shape[0]).transpose(0, 2, 1)
-            b_blocks = b[:body].reshape(-1, rows, b.shape[1])
-
-            def run() -> None:
-                np.add.reduce(np.matmul(a_blocks, b_blocks), axis=0, out=out)
-                if body < a.shape[1]:
-                    out[...] += a[:, body:] @ b[body:]
-            return run
-        body = a.shape[0] // rows * rows
-        a_blocks, out_blocks = a[:body].reshape(-1, rows, a.shape[1]), out[:body].reshape(-1, rows, out.shape[1])
-        b = np.ascontiguousarray(b)  # small (K x N), made row-major once, as kernels.blocks does
-
-        def run_rows() -> None:
-            np.matmul(a_blocks, b, out=out_blocks)
-            if body < a.shape[0]:
-                np.matmul(a[body:], b, out=out[body:])
-        return run_rows
+        """The product ``a @ b`` in blocks of ``rows`` along the batch axis, as ``kernels.blocks``
+        runs it: the rows of a, or for a weight gradient (a transposed view) its inner axis."""
+        if g.what.endswith("dW"):
+            return lambda: _inner_in_blocks(a.T, b, rows)
+        return lambda: _rows_in_blocks(a, b, out, rows)
 
     def ways(g: Gemm) -> list[Callable[[], None]]:
         """The product whole, and in each block size its batch axis is long enough for."""

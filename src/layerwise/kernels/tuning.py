@@ -421,12 +421,18 @@ def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
 def kept_ways() -> dict[str, dict]:
     """The convolution ways kept for this machine (``conv_way``): key (shape, dtype, how
     the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
+    return _kept_records("convolution ", _valid_way)
+
+
+def _kept_records(prefix: str, valid: Callable[[object], bool]) -> dict[str, dict]:
+    """This machine's valid records whose key starts with ``prefix`` (taken off), from the file
+    and this process, sorted by key."""
     signature = machine_signature()
     kept = {key: record for key, record in _read().get(signature, {}).items()
-            if key.startswith("convolution ") and _valid_way(record)}
+            if key.startswith(prefix) and valid(record)}
     kept.update({key: record for (sig, key), record in _memory.items()
-                 if sig == signature and key.startswith("convolution ") and _valid_way(record)})
-    return {key.removeprefix("convolution "): kept[key] for key in sorted(kept)}
+                 if sig == signature and key.startswith(prefix) and valid(record)})
+    return {key.removeprefix(prefix): kept[key] for key in sorted(kept)}
 
 
 def _valid_way(record: object) -> bool:
@@ -475,12 +481,7 @@ def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int | N
 def kept_blocks() -> dict[str, dict]:
     """The block sizes kept for this machine (``product_blocks``): key -> record (``"rows"``,
     the ``"ms"`` each size took, by rows; "0" the whole product), from this process and the file."""
-    signature = machine_signature()
-    kept = {key: record for key, record in _read().get(signature, {}).items()
-            if key.startswith("product ") and _valid_blocks(record)}
-    kept.update({key: record for (sig, key), record in _memory.items()
-                 if sig == signature and key.startswith("product ") and _valid_blocks(record)})
-    return {key.removeprefix("product "): kept[key] for key in sorted(kept)}
+    return _kept_records("product ", _valid_blocks)
 
 
 def _valid_blocks(record: object) -> bool:
