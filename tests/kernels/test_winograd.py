@@ -121,11 +121,11 @@ def _spy(monkeypatch, ways=None):
     calls = []
     real = winograd.winograd_conv
 
-    def spy(x, W, pad, transforms="products", block=2):
+    def spy(x, W, pad, transforms="products", block=2, keep=None):
         calls.append(x.shape)
         if ways is not None:
             ways.append((transforms, block))
-        return real(x, W, pad, transforms, block)
+        return real(x, W, pad, transforms, block, keep=keep)
 
     monkeypatch.setattr(winograd, "winograd_conv", spy)
     return calls
@@ -355,3 +355,100 @@ def test_a_convolution_layer_through_winograd_passes_its_gradient_check(monkeypa
     layer = Convolution(rng.standard_normal((3, 4, 3, 3)), rng.standard_normal(3), stride=1, pad=1)
     errors = check_layer(layer, rng.standard_normal((2, 4, 5, 5)))
     assert calls and max(errors.values()) < 1e-7
+
+
+# -- the forward's tiles kept for the weight gradient --------------------------------------------
+
+
+def _counting_transforms(monkeypatch):
+    """How many chunks each input transform was made for (F(2×2)/F(4×4) products, F(2×2) sums)."""
+    made = []
+    for name in ("_input_transform", "_input_transform_by_sums"):
+        real = getattr(winograd, name)
+        monkeypatch.setattr(winograd, name, lambda *a, _real=real, **k: made.append(1) or _real(*a, **k))
+    return made
+
+
+@pytest.mark.parametrize("way", [arguments for arguments in conv_kernels._WAY_ARGUMENTS.values() if arguments])
+@pytest.mark.parametrize("budget", [1, 10**9], ids=["one image a chunk", "one chunk"])
+def test_the_weight_gradient_from_kept_tiles_is_the_one_made_again(owned, monkeypatch, way, budget):
+    # The same V either way: the same dW bit for bit, in float32 and float64, on 1 and 2 owned
+    # threads, and no chunk transformed twice.
+    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: budget)
+    rng = np.random.default_rng(18)
+    for dtype in (np.float64, np.float32):
+        x = rng.standard_normal((5, 9, 9, 6)).astype(dtype).transpose(0, 3, 1, 2)  # channels-last, as activations
+        Wt = rng.standard_normal((4, 6, 3, 3)).astype(dtype)
+        d = rng.standard_normal((5 * 81, 4)).astype(dtype)
+        made = _counting_transforms(monkeypatch)
+        kept: dict = {}
+        np.testing.assert_array_equal(winograd.winograd_conv(x, Wt, 1, *way, keep=kept),
+                                      winograd.winograd_conv(x, Wt, 1, *way))
+        chunks = len(made) // 2
+        assert len(kept) == chunks and all(V.dtype == dtype for V in kept.values())
+        made.clear()
+        from_kept = winograd.winograd_weight_grad(d, x, 1, *way, kept=kept)
+        assert made == []  # every chunk found
+        np.testing.assert_array_equal(from_kept, winograd.winograd_weight_grad(d, x, 1, *way))
+        assert len(made) == chunks
+        plain = (d.T @ book_im2col(x, 3, 3, 1, 1)).reshape(4, 6, 3, 3)
+        np.testing.assert_allclose(from_kept, plain, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                                   atol=1e-3 if dtype == np.float32 else 1e-12)
+
+
+def test_tiles_kept_by_another_way_or_for_other_images_are_made_again(monkeypatch):
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((3, 5, 8, 8))
+    Wt = rng.standard_normal((4, 5, 3, 3))
+    d = rng.standard_normal((3 * 64, 4))
+    plain = (d.T @ book_im2col(x, 3, 3, 1, 1)).reshape(4, 5, 3, 3)
+    kept: dict = {}
+    winograd.winograd_conv(x, Wt, 1, "products", 2, keep=kept)  # F(2×2)'s tiles
+    made = _counting_transforms(monkeypatch)
+    np.testing.assert_allclose(winograd.winograd_weight_grad(d, x, 1, "products", 4, kept=kept), plain,
+                               rtol=1e-12, atol=1e-12)
+    assert made  # F(4×4) made its own
+    other: dict = {}
+    winograd.winograd_conv(x[:, :, :6, :6], Wt, 1, "products", 2, keep=other)  # a smaller image's tiles
+    made.clear()
+    np.testing.assert_allclose(winograd.winograd_weight_grad(d, x, 1, "products", 2, kept=other), plain,
+                               rtol=1e-12, atol=1e-12)
+    assert made  # their shape is not x's: made again
+
+
+def test_tiles_bytes_is_the_size_of_the_kept_tiles():
+    rng = np.random.default_rng(20)
+    for shape, pad, block in [((3, 5, 8, 8), 1, 2), ((2, 4, 14, 14), 2, 4), ((1, 3, 7, 9), 0, 4)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        kept: dict = {}
+        winograd.winograd_conv(x, rng.standard_normal((2, shape[1], 3, 3)).astype(np.float32), pad, "products",
+                               block, keep=kept)
+        assert winograd.tiles_bytes(shape, pad, block, 4) == sum(V.nbytes for V in kept.values())
+
+
+@pytest.mark.parametrize("fits", [True, False], ids=["tiles fit", "tiles too large"])
+def test_a_training_convolution_keeps_its_tiles_for_dW_while_they_fit(monkeypatch, cache, fits):
+    # The layer's forward keeps them (within tuning.kept_bytes), its backward takes them and
+    # lets them go; evaluation keeps none. The gradients are the same either way.
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd 4x4": 1.0})
+    monkeypatch.setattr(tuning, "kept_bytes", lambda: 10**9 if fits else 1000)
+    rng = np.random.default_rng(21)
+    x, Wt = _large_enough(rng)
+    layer = Convolution(Wt, rng.standard_normal(16), stride=1, pad=1)
+    dout = rng.standard_normal((len(x), 16, 28, 28))
+    made = _counting_transforms(monkeypatch)
+    layer.forward(x)
+    forward_chunks = len(made)
+    assert bool(layer._tiles) == fits
+    made.clear()
+    dx = layer.backward(dout)
+    assert len(made) == (1 if fits else 2) * forward_chunks  # dx's correlation transforms dout; dW x unless kept
+    assert layer._tiles is None
+    dW, db = layer.dW.copy(), layer.db.copy()
+    monkeypatch.setattr(tuning, "kept_bytes", lambda: 1000 if fits else 10**9)  # the other way round
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(dout), dx)
+    np.testing.assert_array_equal(layer.dW, dW)
+    np.testing.assert_array_equal(layer.db, db)
+    layer.forward(x, train=False)
+    assert layer._tiles is None

@@ -87,7 +87,7 @@ def test_other_runs_stay_layers(replace):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 5), seed=st.integers(0, 2**16), pool=st.sampled_from([1, 2, 3]), keep_cols=st.booleans())
 def test_a_step_equals_the_layers_and_leaves_their_caches(monkeypatch, n, seed, pool, keep_cols):
-    monkeypatch.setattr(fusion, "kept_col_bytes", lambda: 2**30 if keep_cols else 0)
+    monkeypatch.setattr(fusion, "kept_bytes", lambda: 2**30 if keep_cols else 0)
     model = two_convs(seed, pool=pool)
     rng = np.random.default_rng(seed + 1)
     x, t = rng.standard_normal((n, 2, 6, 6)), rng.integers(0, 5, n)

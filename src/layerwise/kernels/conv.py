@@ -202,11 +202,14 @@ WINOGRAD_SAMPLE_IMAGES = 32
 
 
 def conv_forward(
-    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+    x: np.ndarray, col_W: np.ndarray, b: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0,
+    keep: dict[tuple, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``im2col(x, FH, FW, stride, pad) @ col_W + b``, the convolution's forward as rows
     (N·OH·OW, FN): ``im2col_dot``, or for a stride-1 3×3 convolution that this machine runs
-    faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides)."""
+    faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides). Given ``keep`` (a
+    training forward), Winograd's transformed input tiles go there for ``conv_weight_grad``
+    while they come to at most ``tuning.kept_bytes``."""
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")  # a bad x reported as im2col_dot would
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
@@ -215,7 +218,10 @@ def conv_forward(
     if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
         way = use_winograd(x, W_shape, stride, pad, col_W.dtype)
     if way:
-        out = winograd.winograd_conv(x, col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2), pad, *way)
+        if keep is not None and winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > tuning.kept_bytes():
+            keep = None
+        W = col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
+        out = winograd.winograd_conv(x, W, pad, *way, keep=keep)
         add_to_rows(out, b.reshape(-1))
         return out
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
@@ -302,11 +308,13 @@ def _time_ways(
 
 
 def conv_weight_grad(
-    d: np.ndarray, x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0
+    d: np.ndarray, x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0,
+    kept: dict[tuple, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``d.T @ im2col(x, FH, FW, stride, pad)``, the convolution's weight gradient (FN,
     FH·FW·C), columns (fh, fw, c): ``im2col_weight_grad``, or for a stride-1 3×3 convolution
-    that this machine runs faster that way, ``winograd.winograd_weight_grad``."""
+    that this machine runs faster that way, ``winograd.winograd_weight_grad`` (with the tiles
+    ``conv_forward`` kept for this ``x``)."""
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_weight_grad")  # a bad x reported as there
     FN = d.shape[1] if d.ndim == 2 else 0
     rows = (x.shape[2] + 2 * pad - FH + 1) * (x.shape[3] + 2 * pad - FW + 1)
@@ -314,7 +322,7 @@ def conv_weight_grad(
     if d.shape == (x.shape[0] * rows, FN):
         way = use_winograd(x, (FN, x.shape[1], FH, FW), stride, pad, np.result_type(d, x), "weight gradient")
     if way:
-        dW = winograd.winograd_weight_grad(d, x, pad, *way)  # (FN, C, 3, 3)
+        dW = winograd.winograd_weight_grad(d, x, pad, *way, kept=kept)  # (FN, C, 3, 3)
         return dW.transpose(0, 2, 3, 1).reshape(FN, -1)
     return im2col_weight_grad(d, x, FH, FW, stride, pad)  # which also reports a bad d
 

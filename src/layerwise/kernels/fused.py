@@ -26,7 +26,7 @@ product, the ReLU runs on the pooled maxima (a quarter of the values), and backw
 each block's gradient densely, from the windows the ReLU passed, without the mask. Nothing
 of the output's size leaves the core's cache but the ReLU's mask (the Relu layer's cache),
 and col is kept for the backward while it fits the last-level cache
-(``tuning.kept_col_bytes``). SimpleConvNet's training step (1 thread, batch 100, Zen 4 VM,
+(``tuning.kept_bytes``). SimpleConvNet's training step (1 thread, batch 100, Zen 4 VM,
 SkylakeX kernels) takes 0.73 of the three layers' time, the run's forward 0.73 and its
 backward 0.51 (benchmarks/results/2026-12-05-fusion/run_parts-skylakex.txt; the Trainer's
 steps before and after, 1 / 2 threads: 0.79 / 0.84, before_after-skylakex.txt).

@@ -92,7 +92,7 @@ __all__ = [
     "inference_chunk_bytes",
     "inference_share_parts",
     "kept_blocks",
-    "kept_col_bytes",
+    "kept_bytes",
     "kept_ways",
     "last_level_cache",
     "machine_signature",
@@ -585,15 +585,20 @@ def conv_chunk_bytes() -> int:
 
 
 @functools.cache
-def kept_col_bytes() -> int:
-    """Bytes of col a Convolution-ReLU-Pooling run keeps from its forward to its backward
-    (``models.fusion``) rather than make again: the last-level cache's share per CPU
-    (clamped to 2-64 MiB; 16 MiB here), so a kept col comes back from the cache, not from
-    memory. SimpleConvNet's 6 MB is kept (its step took 0.95 of the time it took making col
-    again, in 7 alternating rounds of a prototype of the run; benchmarks/README.md, "A
-    Convolution, ReLU and Pooling run as one training step"), DeepConvNet's 45 MB second
-    layer would not be.
-    16 MiB without sysfs."""
+def kept_bytes() -> int:
+    """Bytes a training forward keeps for its backward rather than make again, a
+    Convolution-ReLU-Pooling run's col (``models.fusion``) or a Winograd convolution's
+    transformed input tiles (``kernels.conv.conv_forward``): the last-level cache's share per
+    CPU (clamped to 2-64 MiB; 16 MiB here; 16 MiB without sysfs). For col, so that a kept col
+    comes back from the cache, not from memory: SimpleConvNet's 6 MB is kept (its step took
+    0.95 of the time it took making col again, in 7 alternating rounds of a prototype of the
+    run; benchmarks/README.md, "A Convolution, ReLU and Pooling run as one training step"),
+    DeepConvNet's 45 MB second layer would not be. Winograd's tiles pay even from memory
+    (DeepConvNet's weight gradients took 0.70-0.91 of the time with the caches flushed in
+    between: benchmarks/results/2026-12-06-kept-tiles/kept_tiles-*.txt), so for them the
+    bound only keeps a step's memory from growing with the batch: DeepConvNet's five layers
+    keep 27 MiB at batch 100, and its second layer's tiles (10.8 MiB) are made again from a
+    batch of 150 on."""
     return _share_of_cache(1, 2**21, 64 * 2**20)
 
 

@@ -45,7 +45,10 @@ import numpy as np
 from . import tuning
 from .threads import in_chunks, sum_in_chunks
 
-__all__ = ["BLOCKS", "TRANSFORMS", "applies", "filter_transform", "winograd_conv", "winograd_weight_grad"]
+__all__ = [
+    "BLOCKS", "TRANSFORMS", "applies", "filter_transform", "tile_key", "tiles_bytes", "winograd_conv",
+    "winograd_weight_grad",
+]
 
 #: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs
 #: (as Aᵀ), from the interpolation points 0, 1, -1 (and ∞).
@@ -108,12 +111,15 @@ def _kron_G(block: int) -> np.ndarray:
 
 
 def winograd_conv(
-    x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products", block: int = 2
+    x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products", block: int = 2,
+    keep: dict[tuple, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
     rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by F(block×block, 3×3);
     a few images at a time (as many as keep their V within the core's own cache,
-    ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of ``TRANSFORMS``)."""
+    ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of ``TRANSFORMS``).
+    Each chunk's V goes into ``keep`` when given (``tile_key``), for ``winograd_weight_grad``
+    of the same ``x``."""
     input_transform, output_transform, _ = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = W.shape[0]
@@ -127,6 +133,8 @@ def winograd_conv(
 
     def chunk(images: slice) -> None:
         V = input_transform(x_cl[images], pad, TH, TW)
+        if keep is not None:
+            keep[tile_key(images, transforms, block)] = V
         M = np.matmul(V, U)  # (t², tiles, FN): the t² products
         output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
@@ -155,8 +163,22 @@ def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
     return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
 
 
+def tiles_bytes(x_shape: tuple[int, ...], pad: int, block: int, itemsize: int) -> int:
+    """Bytes of V, the transformed input tiles, for x of ``x_shape`` (N, C, H, W): t² values a
+    tile (t = block + 2) for each of its C channels."""
+    N, C, H, Wd = x_shape
+    TH, TW = -(-(H + 2 * pad - 2) // block), -(-(Wd + 2 * pad - 2) // block)
+    return (block + 2) ** 2 * N * TH * TW * C * itemsize
+
+
+def tile_key(images: slice, transforms: str, block: int) -> tuple:
+    """Which chunk of images a kept V is, and the way that made it (``winograd_conv``'s keep)."""
+    return images.start, images.stop, transforms, block
+
+
 def winograd_weight_grad(
-    d: np.ndarray, x: np.ndarray, pad: int, transforms: str = "products", block: int = 2
+    d: np.ndarray, x: np.ndarray, pad: int, transforms: str = "products", block: int = 2,
+    kept: dict[tuple, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The weight gradient of that convolution, (FN, C, 3, 3), from ``d`` = dout as rows
     (N·OH·OW, FN) ordered (n, oh, ow): ``conv.im2col_weight_grad(d, x, 3, 3, 1, pad)`` with its
@@ -167,7 +189,19 @@ def winograd_weight_grad(
     product dU_k (C, FN) = V_kᵀ (C, tiles) · E_k (tiles, FN) with E = A dY Aᵀ of every 2×2 block
     of dout: t² products with 2.25× (4×) fewer multiply-adds than dᵀ·col. The chunks' sums are
     added in chunk order, whichever threads computed them; Gᵀ dU G is formed in float64.
-    ``transforms`` and ``block`` as in ``winograd_conv``."""
+    ``transforms`` and ``block`` as in ``winograd_conv``.
+
+    ``kept``: the V that ``winograd_conv`` kept for this ``x``; a chunk found there (the same
+    images, made the same way) is not transformed again, one that is not is (the same values).
+    Why: the input transform is the weight gradient's largest part after the products. Of
+    DeepConvNet's layers' weight gradients by F(4×4) (100 images, 1 thread, Zen 4 VM), V kept
+    took 0.64-0.79 of the time with SkylakeX kernels and 0.68-0.76 with Haswell's, and still
+    0.70-0.91 and 0.70-0.87 with the caches flushed before (as a training step's other layers
+    do): 4.5 and 8.4 ms a step (benchmarks/results/2026-12-06-kept-tiles/kept_tiles-*.txt).
+    DeepConvNet's Trainer steps took 0.91 / 0.85 of the time on 1 / 2 threads with SkylakeX
+    kernels, 0.95 / 1.02 with Haswell's, on a noisy VM (before_after-*.txt there; with 2
+    threads the split plan's weight gradients of two layers are measured faster another way
+    than their forwards, and make their tiles again)."""
     input_transform, _, output_transform_adjoint = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = d.shape[1]
@@ -177,7 +211,9 @@ def winograd_weight_grad(
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)
     def chunk(images: slice) -> np.ndarray:
-        V = input_transform(x_cl[images], pad, TH, TW)
+        V = None if kept is None else kept.get(tile_key(images, transforms, block))
+        if V is None or V.shape != (t * t, (images.stop - images.start) * TH * TW, C) or V.dtype != x.dtype:
+            V = input_transform(x_cl[images], pad, TH, TW)
         E = output_transform_adjoint(d[images.start * rows : images.stop * rows], TH, TW, OH, OW)
         return np.matmul(V.transpose(0, 2, 1), E)  # (t², C, FN)
 

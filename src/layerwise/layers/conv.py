@@ -38,7 +38,7 @@ class Convolution(Layer):
     - A stride-1 3×3 convolution with many channels may compute out, dW and dx by Winograd's
       F(2×2, 3×3) or F(4×4, 3×3) instead, where this machine measured it faster
       (``kernels.winograd``): the same sums, formed with fewer multiplications, equal up to
-      float rounding.
+      float rounding. Training's forward then keeps x's transformed tiles for dW.
     Set ``needs_input_grad = False`` on a network's first layer to skip dx. The output is a
     transposed view of the product, as in the book.
     """
@@ -67,6 +67,7 @@ class Convolution(Layer):
         self.x: np.ndarray | None = None
         self.col_W: np.ndarray | None = None
         self._shown_col: np.ndarray | None = None  # col, once a reader asked for it
+        self._tiles: dict | None = None  # Winograd's transformed x, kept from training's forward for dW
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)
@@ -74,7 +75,8 @@ class Convolution(Layer):
         FN, _, FH, FW = W.shape
         OH, OW = self._out_hw(x.shape)
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), like col's columns
-        out = conv_forward(x, col_W, b, FH, FW, self.stride, self.pad)  # im2col(x)·col_W + b: kernels.conv
+        self._tiles = {} if train else None
+        out = conv_forward(x, col_W, b, FH, FW, self.stride, self.pad, self._tiles)  # im2col(x)·col_W + b: kernels.conv
         self.x, self.col_W, self._shown_col = x, col_W, None
         return out.reshape(x.shape[0], OH, OW, FN).transpose(0, 3, 1, 2)
 
@@ -88,7 +90,8 @@ class Convolution(Layer):
         # and Pooling), one copy when dout is C-contiguous NCHW.
         d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
         self.grads["b"] = np.dot(ones(d.shape[0], d.dtype), d)  # Σ_rows d, as 1ᵀ·d (kernels.caches)
-        dW = conv_weight_grad(d, self.x, FH, FW, self.stride, self.pad)  # dᵀ·col: kernels.conv
+        dW = conv_weight_grad(d, self.x, FH, FW, self.stride, self.pad, self._tiles)  # dᵀ·col: kernels.conv
+        self._tiles = None  # the kept tiles go with the step
         self.grads["W"] = np.ascontiguousarray(dW.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
         if not self.needs_input_grad:
             return None

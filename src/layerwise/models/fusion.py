@@ -28,7 +28,7 @@ import numpy as np
 from ..checks import check_dout
 from ..kernels.conv import use_winograd
 from ..kernels.fused import Forward, applies, conv_relu_pool, conv_relu_pool_backward
-from ..kernels.tuning import kept_col_bytes
+from ..kernels.tuning import kept_bytes
 from ..layers import Convolution, Layer, Pooling, Relu
 
 __all__ = ["ConvReluPool", "steps_from", "training_steps"]
@@ -55,7 +55,7 @@ class ConvReluPool:
         FN, _, FH, FW = W.shape
         OH, OW = conv._out_hw(x.shape)  # a bad x reported as the Convolution would
         col_W = W.transpose(0, 2, 3, 1).reshape(FN, -1).T  # rows (fh, fw, c), as Convolution's
-        keep_cols = x.shape[0] * OH * OW * (col_W.shape[0] + 1) * x.itemsize <= kept_col_bytes()
+        keep_cols = x.shape[0] * OH * OW * (col_W.shape[0] + 1) * x.itemsize <= kept_bytes()
         made = conv_relu_pool(x, col_W, b, FH, FW, conv.stride, conv.pad, pool.pool_h, keep_cols)
         self._made = (x, made.mask, made.arg_max, made)
         relu.mask, pool.arg_max = made.mask, made.arg_max
