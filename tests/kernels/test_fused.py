@@ -10,7 +10,7 @@ from layerwise.errors import ShapeError
 from layerwise.kernels import fused
 from layerwise.kernels.activations import relu, relu_grad
 from layerwise.kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
-from layerwise.kernels.pool import max_pool, max_pool_backward
+from layerwise.kernels.pool import is_channels_last, max_pool, max_pool_backward
 
 
 @st.composite
@@ -112,3 +112,60 @@ def test_weights_that_do_not_fit_are_refused_by_name():
         fused.conv_relu_pool(np.zeros((1, 1, 6, 6)), np.zeros((8, 3)), np.zeros(3), 3, 3, 1, 0, 2)
     with pytest.raises(ShapeError, match="that 3x3 windows tile"):
         fused.conv_relu_pool(np.zeros((1, 1, 6, 6)), np.zeros((9, 3)), np.zeros(3), 3, 3, 1, 0, 3)
+
+
+# -- the ReLU and the pooling together (the convolution before them computed on its own) ----------
+
+
+@given(
+    n=st.integers(1, 4), c=st.integers(1, 5), ph=st.integers(1, 4), pw=st.integers(1, 4), pool=st.integers(1, 3),
+    layout=st.sampled_from(["channels-last", "NCHW"]), dout_layout=st.sampled_from(["channels-last", "NCHW"]),
+    zeros=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]), seed=SEEDS,
+)
+def test_relu_pool_equals_the_relu_and_the_pooling(n, c, ph, pw, pool, layout, dout_layout, zeros, dtype, seed):
+    # Windows of values all <= 0 (the ReLU's zeros tie: the first position takes the window),
+    # exact zeros (ties at 0 and at the max), either memory layout of y and of dout.
+    rng = np.random.default_rng(seed)
+    shape = (n, c, ph * pool, pw * pool)
+    values = rng.standard_normal(shape)
+    if zeros:
+        values = np.round(values)  # many exact zeros and ties
+    y = (np.ascontiguousarray(values.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if layout == "channels-last"
+         else np.ascontiguousarray(values)).astype(dtype)
+    h, mask = relu(y)
+    out, arg_max = max_pool(h, pool, pool, pool)
+    made = fused.relu_pool(y, pool)
+    np.testing.assert_array_equal(made.out, out)
+    np.testing.assert_array_equal(made.mask, mask)
+    np.testing.assert_array_equal(made.arg_max, arg_max)
+    np.testing.assert_array_equal(made.passed, out > 0)
+    for got, expected in ((made.out, out), (made.mask, mask), (made.arg_max, arg_max)):
+        assert same_layout(got, expected) and got.dtype == expected.dtype
+
+    d = rng.standard_normal((n, ph, pw, c) if dout_layout == "channels-last" else (n, c, ph, pw)).astype(dtype)
+    dout = d.transpose(0, 3, 1, 2) if dout_layout == "channels-last" else d
+    channels_last = is_channels_last(y)  # as the Pooling layer keeps it
+    expected_dx = relu_grad(max_pool_backward(dout, arg_max, shape, pool, pool, pool, channels_last=channels_last),
+                            mask)
+    dx = fused.relu_pool_backward(dout, made.passed, made.arg_max, shape, pool, channels_last)
+    np.testing.assert_array_equal(dx, expected_dx)  # -0.0 == 0.0
+    assert same_layout(dx, expected_dx) and dx.dtype == expected_dx.dtype
+
+
+def same_layout(a, b):
+    """The same memory layout: equal strides along every axis longer than one."""
+    return a.shape == b.shape and all(s == t for s, t, n in zip(a.strides, b.strides, a.shape, strict=True) if n > 1)
+
+
+def test_relu_pool_on_two_owned_threads_is_the_same(monkeypatch):
+    from layerwise.kernels import threads
+
+    monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
+    monkeypatch.setattr(threads, "SPLIT_MIN_ELEMENTS", 1)
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((6, 8, 8, 5)).transpose(0, 3, 1, 2)
+    one = fused.relu_pool(y, 2)
+    with threads.owned_threads():
+        two = fused.relu_pool(y, 2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

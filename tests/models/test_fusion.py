@@ -13,6 +13,7 @@ import layerwise.models.sequential as sequential
 from layerwise.errors import ShapeError
 from layerwise.gradcheck import check_model
 from layerwise.kernels import threads
+from layerwise.kernels.fused import ReluPool
 from layerwise.layers import Affine, AvgPooling, Convolution, Pooling, Relu
 from layerwise.models import Sequential, fusion
 from layerwise.models.batch_parts import _gradient_in_parts
@@ -174,15 +175,53 @@ def test_on_two_threads_the_gradient_is_the_same(two_threads):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
 
 
-def test_a_convolution_by_winograd_runs_as_layers(monkeypatch):
-    model = two_convs(6)
-    rng = np.random.default_rng(6)
-    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
+@pytest.fixture
+def by_winograd(monkeypatch):
+    """Every convolution computes by Winograd, as DeepConvNet's do on the Zen 4 VM."""
+    from layerwise.kernels import conv as conv_kernels
+
     monkeypatch.setattr(fusion, "use_winograd", lambda *args: ("products", 2))
+    monkeypatch.setattr(conv_kernels, "use_winograd", lambda *args: ("products", 2))
+
+
+@pytest.mark.parametrize("pool", [1, 2, 3])
+def test_by_winograd_the_convolution_runs_as_its_layer_and_the_relu_and_pooling_together(monkeypatch, by_winograd,
+                                                                                          pool):
+    model = two_convs(6, pool=pool)
+    rng = np.random.default_rng(6)
+    x, t = rng.standard_normal((3, 2, 6, 6)), rng.integers(0, 5, 3)
+    expected, expected_caches = as_layers(model, x, t, monkeypatch)
     called = []
     monkeypatch.setattr(fusion, "conv_relu_pool", lambda *args: called.append(args))
-    model.gradient(x, t)
+    got = model.gradient(x, t)
     assert not called
+    assert fused_step(model)._made is None  # let go after the backward
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, atol=1e-14, err_msg=key)
+    assert_same_caches(caches(model), expected_caches)
+    model.loss(x, t, train_flg=True)
+    assert isinstance(fused_step(model)._made[3], ReluPool)
+
+
+def test_by_winograd_the_layers_own_backward_works_after_the_forward(by_winograd):
+    model = two_convs(5)
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
+    model.loss(x, t, train_flg=True)
+    dout = rng.standard_normal((2, 4, 3, 3))
+    step_dx = fused_step(model).backward(dout)
+    step_dW = model[2].grads["W"].copy()
+    layers_dx = model[2].backward(model[3].backward(model[4].backward(dout)))
+    np.testing.assert_allclose(step_dx, layers_dx, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(step_dW, model[2].grads["W"], rtol=1e-12, atol=1e-14)
+
+
+def test_by_winograd_the_gradient_passes_the_gradient_check(by_winograd):
+    model = two_convs(4)
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((3, 2, 6, 6)), rng.integers(0, 5, 3)
+    errors = check_model(model, x, t)
+    assert max(errors.values()) < 1e-7, errors
 
 
 def test_evaluation_mode_runs_the_layers(monkeypatch):

@@ -8,15 +8,19 @@ three layers' caches as those calls do (``x`` and ``col_W``, ``mask``, ``arg_max
 convolution's grads as that does. Equal to float rounding (see ``kernels.fused``).
 
 Only in training mode (evaluation keeps other caches, see ``Relu`` and ``Pooling``), for
-the book's layer classes themselves with their own forward and backward, for windows that
-tile the convolution's output, and for a convolution that computes by im2col on this machine
-(not by Winograd: ``kernels.conv.use_winograd``). Otherwise the three layers run as layers.
+the book's layer classes themselves with their own forward and backward, and for windows
+that tile the convolution's output; otherwise the three layers run as layers. A convolution
+that computes by Winograd on this machine (``kernels.conv.use_winograd``) runs as its layer,
+and the ReLU and the pooling after it together (``kernels.fused.relu_pool``).
 
 Why: the run's arrays of the convolution's output size are made and read once instead of six
 times, and its pooling reads dense blocks (``kernels.fused`` has the measurements).
-SimpleConvNet's first three layers are such a run. DeepConvNet's three runs go as layers
-wherever their convolution computes by Winograd (on the Zen 4 VM all three do, with SkylakeX
-and with Haswell kernels).
+SimpleConvNet's first three layers are such a run. DeepConvNet's three runs have
+convolutions by Winograd on the Zen 4 VM (with SkylakeX and with Haswell kernels); there the
+ReLU and the pooling together took 0.75-0.79 of the layers' time, 1.2-1.5 ms of a training
+step, and the Trainer's steps 0.98 / 0.97 of the time on 1 / 2 threads with SkylakeX kernels,
+0.93 / 1.01 with Haswell's (benchmarks/results/2026-12-06-kept-tiles/relu_pool-*.txt,
+before_after-relu-pool-*.txt).
 """
 
 from __future__ import annotations
@@ -27,7 +31,16 @@ import numpy as np
 
 from ..checks import check_dout
 from ..kernels.conv import use_winograd
-from ..kernels.fused import Forward, applies, conv_relu_pool, conv_relu_pool_backward
+from ..kernels.fused import (
+    Forward,
+    ReluPool,
+    applies,
+    conv_relu_pool,
+    conv_relu_pool_backward,
+    relu_pool,
+    relu_pool_backward,
+)
+from ..kernels.pool import is_channels_last
 from ..kernels.tuning import kept_bytes
 from ..layers import Convolution, Layer, Pooling, Relu
 
@@ -40,7 +53,7 @@ class ConvReluPool:
     def __init__(self, conv: Convolution, relu: Relu, pool: Pooling) -> None:
         self.conv, self.relu, self.pool = conv, relu, pool
         #: The last fused forward's caches (x, mask, arg_max) and all it gave, for the backward.
-        self._made: tuple[np.ndarray, np.ndarray, np.ndarray, Forward] | None = None
+        self._made: tuple[np.ndarray, np.ndarray, np.ndarray, Forward | ReluPool] | None = None
 
     @property
     def layers(self) -> tuple[Convolution, Relu, Pooling]:
@@ -49,8 +62,15 @@ class ConvReluPool:
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         conv, relu, pool = self.conv, self.relu, self.pool
         x = conv._input(x)
-        if not train or not self._fused(x):
+        if not train or not self._tiled(x):
             return pool.forward(relu.forward(conv.forward(x, train), train), train)
+        if not self._fused(x):  # the convolution by Winograd: the ReLU and the pooling together
+            y = conv.forward(x, train)
+            made = relu_pool(y, pool.pool_h)
+            self._made = (x, made.mask, made.arg_max, made)
+            relu.mask, relu.x = made.mask, None
+            pool.arg_max, pool._x, pool.x_shape, pool._channels_last = made.arg_max, None, y.shape, is_channels_last(y)
+            return made.out
         W, b = conv.params["W"], conv.params["b"]
         FN, _, FH, FW = W.shape
         OH, OW = conv._out_hw(x.shape)  # a bad x reported as the Convolution would
@@ -74,6 +94,9 @@ class ConvReluPool:
         dout = np.asarray(dout)
         pool._need(pool.arg_max)
         check_dout(pool.name, dout, pool._out_shape(pool.x_shape))
+        if isinstance(made[3], ReluPool):
+            dx = relu_pool_backward(dout, made[3].passed, pool.arg_max, pool.x_shape, pool.pool_h, pool._channels_last)
+            return conv.backward(dx)
         FN, C, FH, FW = conv.params["W"].shape
         W = conv.col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)  # the W forward used
         dW, db, dx = conv_relu_pool_backward(dout, conv.x, W, made[3].passed, pool.arg_max, conv.stride, conv.pad,
@@ -82,14 +105,19 @@ class ConvReluPool:
         conv.grads["b"] = db
         return dx
 
+    def _tiled(self, x: np.ndarray) -> bool:
+        """Float values, and pooling windows that tile the convolution's output."""
+        conv = self.conv
+        W = conv.params["W"]
+        return np.result_type(x, W).kind == "f" and applies(x.shape, W.shape, conv.stride, conv.pad, self.pool.pool_h)
+
     def _fused(self, x: np.ndarray) -> bool:
+        """The convolution computes by im2col here, so all three layers run together."""
         conv = self.conv
         W = conv.params["W"]
         dtype = np.result_type(x, W)
         return (
-            dtype.kind == "f"
-            and applies(x.shape, W.shape, conv.stride, conv.pad, self.pool.pool_h)
-            and use_winograd(x, W.shape, conv.stride, conv.pad, dtype) is None
+            use_winograd(x, W.shape, conv.stride, conv.pad, dtype) is None
             and use_winograd(x, W.shape, conv.stride, conv.pad, dtype, "weight gradient") is None
         )
 
