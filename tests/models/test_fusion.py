@@ -191,10 +191,12 @@ def test_by_winograd_the_convolution_runs_as_its_layer_and_the_relu_and_pooling_
     rng = np.random.default_rng(6)
     x, t = rng.standard_normal((3, 2, 6, 6)), rng.integers(0, 5, 3)
     expected, expected_caches = as_layers(model, x, t, monkeypatch)
-    called = []
+    called, together = [], []
     monkeypatch.setattr(fusion, "conv_relu_pool", lambda *args: called.append(args))
+    real_backward = fusion.relu_pool_backward
+    monkeypatch.setattr(fusion, "relu_pool_backward", lambda *args: together.append(1) or real_backward(*args))
     got = model.gradient(x, t)
-    assert not called
+    assert not called and together == [1]  # the backward took the run's own path, not the layers'
     assert fused_step(model)._made is None  # let go after the backward
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, atol=1e-14, err_msg=key)
