@@ -7,7 +7,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from layerwise.errors import ShapeError
-from layerwise.kernels import fused
+from layerwise.kernels import fused, threads
+from layerwise.kernels import pool as pool_kernels
 from layerwise.kernels.activations import relu, relu_grad
 from layerwise.kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
 from layerwise.kernels.pool import is_channels_last, max_pool, max_pool_backward
@@ -158,14 +159,24 @@ def same_layout(a, b):
 
 
 def test_relu_pool_on_two_owned_threads_is_the_same(monkeypatch):
-    from layerwise.kernels import threads
-
+    # Small arrays split too (the modules' own SPLIT_MIN_ELEMENTS), and the split is checked
+    # to happen: the mask pass, the pooling and the routing backward each in two parts.
     monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
-    monkeypatch.setattr(threads, "SPLIT_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fused, "SPLIT_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(pool_kernels, "SPLIT_MIN_ELEMENTS", 1)
+    parts = []
+    real_parts = threads._Parts
+    monkeypatch.setattr(threads, "_Parts", lambda fn, items: parts.append(len(list(items))) or real_parts(fn, items))
     rng = np.random.default_rng(3)
     y = rng.standard_normal((6, 8, 8, 5)).transpose(0, 3, 1, 2)
+    dout = rng.standard_normal((6, 4, 4, 5)).transpose(0, 3, 1, 2)
     one = fused.relu_pool(y, 2)
+    dx_one = fused.relu_pool_backward(dout, one.passed, one.arg_max, y.shape, 2, True)
+    assert parts == []
     with threads.owned_threads():
         two = fused.relu_pool(y, 2)
+        dx_two = fused.relu_pool_backward(dout, two.passed, two.arg_max, y.shape, 2, True)
+    assert parts == [2, 2, 2]
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(dx_two, dx_one)

@@ -452,3 +452,25 @@ def test_a_training_convolution_keeps_its_tiles_for_dW_while_they_fit(monkeypatc
     np.testing.assert_array_equal(layer.db, db)
     layer.forward(x, train=False)
     assert layer._tiles is None
+
+
+@pytest.mark.parametrize("gradient_way", ["im2col", "winograd"], ids=["dW by im2col", "dW by F(2x2)"])
+def test_no_tiles_are_kept_when_the_weight_gradient_goes_another_way(monkeypatch, cache, gradient_way):
+    # The forward by F(4×4), the weight gradient measured faster another way: its tiles would
+    # never be used, so none are held through the step.
+    def measured(image_shape, W_shape, pad, dtype, what):
+        faster = "winograd 4x4" if what == "forward" else gradient_way
+        return {way: 2.0 for way in tuning.CONV_WAYS} | {faster: 1.0}
+
+    monkeypatch.setattr(conv_kernels, "_time_ways", measured)
+    monkeypatch.setattr(tuning, "kept_bytes", lambda: 10**9)
+    rng = np.random.default_rng(22)
+    x, Wt = _large_enough(rng)
+    layer = Convolution(Wt, np.zeros(16), stride=1, pad=1)
+    layer.forward(x)
+    assert layer._tiles == {}
+    dout = rng.standard_normal((len(x), 16, 28, 28))
+    layer.backward(dout)
+    d = dout.transpose(0, 2, 3, 1).reshape(-1, 16)
+    np.testing.assert_allclose(layer.dW, (d.T @ book_im2col(x, 3, 3, 1, 1)).reshape(16, 16, 3, 3),
+                               rtol=1e-10, atol=1e-10)

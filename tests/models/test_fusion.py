@@ -205,6 +205,38 @@ def test_by_winograd_the_convolution_runs_as_its_layer_and_the_relu_and_pooling_
     assert isinstance(fused_step(model)._made[3], ReluPool)
 
 
+def test_by_winograd_on_two_owned_threads_the_gradient_is_the_same(by_winograd, two_threads):
+    model = two_convs(9)
+    rng = np.random.default_rng(9)
+    x, t = rng.standard_normal((6, 2, 6, 6)), rng.integers(0, 5, 6)
+    one = {k: v.copy() for k, v in model.gradient(x, t).items()}
+    with threads.owned_threads() as count:
+        assert count == 2
+        two = model.gradient(x, t)
+    for key in one:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
+
+
+def test_tiles_of_a_winograd_forward_do_not_outlive_an_im2col_one(monkeypatch):
+    # Regression: the fused (im2col) forward set the Convolution's x but left the tiles of an
+    # earlier Winograd forward that had no backward; a backward through the layer then took
+    # them for the new x.
+    from layerwise.kernels import conv as conv_kernels
+
+    model = two_convs(10)
+    rng = np.random.default_rng(10)
+    x, t = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 5, 4)
+    with monkeypatch.context() as patch:
+        patch.setattr(fusion, "use_winograd", lambda *args: ("products", 2))
+        patch.setattr(conv_kernels, "use_winograd", lambda *args: ("products", 2))
+        model.loss(x, t, train_flg=True)  # a forward, no backward
+        assert model[2]._tiles
+    other = rng.standard_normal((4, 2, 6, 6))
+    model.loss(other, t, train_flg=True)  # by im2col: all three layers fused
+    assert isinstance(fused_step(model)._made[3], fusion.Forward)  # the im2col run ...
+    assert model[2]._tiles is None  # ... which lets the earlier tiles go
+
+
 def test_by_winograd_the_layers_own_backward_works_after_the_forward(by_winograd):
     model = two_convs(5)
     rng = np.random.default_rng(5)

@@ -209,7 +209,8 @@ def conv_forward(
     (N·OH·OW, FN): ``im2col_dot``, or for a stride-1 3×3 convolution that this machine runs
     faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides). Given ``keep`` (a
     training forward), Winograd's transformed input tiles go there for ``conv_weight_grad``
-    while they come to at most ``tuning.kept_bytes``."""
+    while they come to at most ``tuning.kept_bytes`` and the weight gradient computes the same
+    way (``use_winograd`` decides each)."""
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")  # a bad x reported as im2col_dot would
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
@@ -218,8 +219,9 @@ def conv_forward(
     if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
         way = use_winograd(x, W_shape, stride, pad, col_W.dtype)
     if way:
-        if keep is not None and winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > tuning.kept_bytes():
-            keep = None
+        if keep is not None and (winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > tuning.kept_bytes()
+                                 or use_winograd(x, W_shape, stride, pad, col_W.dtype, "weight gradient") != way):
+            keep = None  # too large, or the weight gradient goes another way and would not use them
         W = col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
         out = winograd.winograd_conv(x, W, pad, *way, keep=keep)
         add_to_rows(out, b.reshape(-1))

@@ -10,11 +10,17 @@ with ``y = im2col(x) @ col_W + b`` (``kernels.conv``),
 - ``conv_relu_pool_backward(dout, x, W, mask, arg_max, ...)`` is ``(dW, db, dx)`` of
   ``d = relu_grad(max_pool_backward(dout, arg_max, ...), mask)`` as rows (N·OH·OW, FN):
   ``dW = dᵀ·im2col(x)``, ``db = Σ_rows d``, ``dx = conv_input_grad(d, W, ...)`` (None unless
-  asked for).
+  asked for);
+- for a convolution's output ``y`` computed apart (by Winograd), ``relu_pool(y, pool)`` is
+  ``(out, mask, arg_max, passed)`` as above, ``passed = out > 0``, in y's layout, and
+  ``relu_pool_backward(dout, passed, arg_max, ...)`` is ``relu_grad(max_pool_backward(dout,
+  arg_max, ...), mask)``.
 
 Equal to float rounding: the bias is a row of the weights, met by a column of ones in col,
 so it is added inside the product, and db is summed inside the weight gradient's product;
-a zero of d may be -0.0 where the layers' is +0.0 (every sum over it is the same).
+a zero of d may be -0.0 where the layers' is +0.0 (every sum over it is the same). A window
+holding NaN (training has diverged) takes arg_max 0 and passes no gradient here, where the
+layers route it to the window's last position.
 
 Why: the three layers each write and read the convolution's whole output, 6.9 MB for
 SimpleConvNet's batch of 100, twice forward (y, max(y, 0)) and twice backward (the pooling's

@@ -598,7 +598,7 @@ def kept_bytes() -> int:
     between: benchmarks/results/2026-12-06-kept-tiles/kept_tiles-*.txt), so for them the
     bound only keeps a step's memory from growing with the batch: DeepConvNet's five layers
     keep 27 MiB at batch 100, and its second layer's tiles (10.8 MiB) are made again from a
-    batch of 150 on."""
+    batch of 149 on."""
     return _share_of_cache(1, 2**21, 64 * 2**20)
 
 

@@ -138,7 +138,8 @@ def winograd_conv(
         M = np.matmul(V, U)  # (t², tiles, FN): the t² products
         output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
-    in_chunks(chunk, N, _images_per_chunk(t * t * TH * TW * C * out.itemsize, N))
+    # Sized by V, which has x's dtype: the weight gradient's chunks are the same, and find V kept.
+    in_chunks(chunk, N, _images_per_chunk(t * t * TH * TW * C * x.itemsize, N))
     return out
 
 
@@ -199,9 +200,9 @@ def winograd_weight_grad(
     0.70-0.91 and 0.70-0.87 with the caches flushed before (as a training step's other layers
     do): 4.5 and 8.4 ms a step (benchmarks/results/2026-12-06-kept-tiles/kept_tiles-*.txt).
     DeepConvNet's Trainer steps took 0.91 / 0.85 of the time on 1 / 2 threads with SkylakeX
-    kernels, 0.95 / 1.02 with Haswell's, on a noisy VM (before_after-*.txt there; with 2
-    threads the split plan's weight gradients of two layers are measured faster another way
-    than their forwards, and make their tiles again)."""
+    kernels, 0.95 / 1.02 with Haswell's, on a noisy VM (before_after-*.txt there; under the
+    2-thread split plan this VM computes one of the five layers by im2col and another's weight
+    gradient by F(2×2) against its forward's F(4×4), and those keep no tiles)."""
     input_transform, _, output_transform_adjoint = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = d.shape[1]

@@ -38,7 +38,8 @@ class Convolution(Layer):
     - A stride-1 3×3 convolution with many channels may compute out, dW and dx by Winograd's
       F(2×2, 3×3) or F(4×4, 3×3) instead, where this machine measured it faster
       (``kernels.winograd``): the same sums, formed with fewer multiplications, equal up to
-      float rounding. Training's forward then keeps x's transformed tiles for dW.
+      float rounding. Training's forward then keeps x's transformed tiles for dW (while they
+      fit ``kernels.tuning.kept_bytes``).
     Set ``needs_input_grad = False`` on a network's first layer to skip dx. The output is a
     transposed view of the product, as in the book.
     """
@@ -67,7 +68,7 @@ class Convolution(Layer):
         self.x: np.ndarray | None = None
         self.col_W: np.ndarray | None = None
         self._shown_col: np.ndarray | None = None  # col, once a reader asked for it
-        self._tiles: dict | None = None  # Winograd's transformed x, kept from training's forward for dW
+        self._tiles: dict[tuple, np.ndarray] | None = None  # Winograd's transformed x, kept by a forward for dW
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         x = self._input(x)

@@ -64,7 +64,7 @@ class ConvReluPool:
         x = conv._input(x)
         if not train or not self._tiled(x):
             return pool.forward(relu.forward(conv.forward(x, train), train), train)
-        if not self._fused(x):  # the convolution by Winograd: the ReLU and the pooling together
+        if not self._fused(x):  # the convolution (or its dW) by Winograd: the ReLU and the pooling together
             y = conv.forward(x, train)
             made = relu_pool(y, pool.pool_h)
             self._made = (x, made.mask, made.arg_max, made)
@@ -79,7 +79,7 @@ class ConvReluPool:
         made = conv_relu_pool(x, col_W, b, FH, FW, conv.stride, conv.pad, pool.pool_h, keep_cols)
         self._made = (x, made.mask, made.arg_max, made)
         relu.mask, pool.arg_max = made.mask, made.arg_max
-        conv.x, conv.col_W, conv._shown_col = x, col_W, None
+        conv.x, conv.col_W, conv._shown_col, conv._tiles = x, col_W, None, None  # no Winograd tiles for this x
         relu.x = None
         pool._x, pool.x_shape = None, (x.shape[0], FN, OH, OW)
         pool._channels_last = FN > 1 and OH * OW > 1  # the layout the Convolution's output has
