@@ -131,9 +131,13 @@ def fused_step(model):
     return step
 
 
-def test_the_layers_own_backward_works_after_a_fused_forward():
+@pytest.mark.parametrize("convolution", ["im2col", "winograd"])
+def test_the_layers_own_backward_works_after_a_fused_forward(monkeypatch, convolution):
     """A reader (the book's own gradient loop, the graph views) may call a layer's backward
-    after a training forward."""
+    after a training forward, whether the run fused all three layers or, its convolution by
+    Winograd, the ReLU and the pooling."""
+    if convolution == "winograd":
+        compute_by_winograd(monkeypatch)
     model = two_convs(5)
     rng = np.random.default_rng(5)
     x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
@@ -142,8 +146,9 @@ def test_the_layers_own_backward_works_after_a_fused_forward():
     fused_dx = fused_step(model).backward(dout)
     fused_dW = model[2].grads["W"].copy()
     layers_dx = model[2].backward(model[3].backward(model[4].backward(dout)))
-    np.testing.assert_allclose(fused_dx, layers_dx, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(fused_dW, model[2].grads["W"], rtol=1e-10, atol=1e-12)
+    tolerance = {"rtol": 1e-10, "atol": 1e-12} if convolution == "im2col" else {"rtol": 1e-12, "atol": 1e-14}
+    np.testing.assert_allclose(fused_dx, layers_dx, **tolerance)
+    np.testing.assert_allclose(fused_dW, model[2].grads["W"], **tolerance)
 
 
 def test_a_layer_run_again_after_the_fused_forward_sends_backward_to_the_layers(monkeypatch):
@@ -175,13 +180,17 @@ def test_on_two_threads_the_gradient_is_the_same(two_threads):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
 
 
-@pytest.fixture
-def by_winograd(monkeypatch):
+def compute_by_winograd(monkeypatch):
     """Every convolution computes by Winograd, as DeepConvNet's do on the Zen 4 VM."""
-    from layerwise.kernels import conv as conv_kernels
+    from layerwise.kernels import conv as conv_kernels  # only these tests patch it
 
     monkeypatch.setattr(fusion, "use_winograd", lambda *args: ("products", 2))
     monkeypatch.setattr(conv_kernels, "use_winograd", lambda *args: ("products", 2))
+
+
+@pytest.fixture
+def by_winograd(monkeypatch):
+    compute_by_winograd(monkeypatch)
 
 
 @pytest.mark.parametrize("pool", [1, 2, 3])
@@ -235,19 +244,6 @@ def test_tiles_of_a_winograd_forward_do_not_outlive_an_im2col_one(monkeypatch):
     model.loss(other, t, train_flg=True)  # by im2col: all three layers fused
     assert isinstance(fused_step(model)._made[3], fusion.Forward)  # the im2col run ...
     assert model[2]._tiles is None  # ... which lets the earlier tiles go
-
-
-def test_by_winograd_the_layers_own_backward_works_after_the_forward(by_winograd):
-    model = two_convs(5)
-    rng = np.random.default_rng(5)
-    x, t = rng.standard_normal((2, 2, 6, 6)), rng.integers(0, 5, 2)
-    model.loss(x, t, train_flg=True)
-    dout = rng.standard_normal((2, 4, 3, 3))
-    step_dx = fused_step(model).backward(dout)
-    step_dW = model[2].grads["W"].copy()
-    layers_dx = model[2].backward(model[3].backward(model[4].backward(dout)))
-    np.testing.assert_allclose(step_dx, layers_dx, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(step_dW, model[2].grads["W"], rtol=1e-12, atol=1e-14)
 
 
 def test_by_winograd_the_gradient_passes_the_gradient_check(by_winograd):
