@@ -52,6 +52,12 @@ def test_winograd_equals_the_im2col_product_and_weight_gradient(n, c, fn, oh, ow
     rows32 = winograd.winograd_conv(x.astype(np.float32), Wt.astype(np.float32), pad, *way)
     assert rows32.dtype == np.float32
     np.testing.assert_allclose(rows32, _plain(x, Wt, pad), rtol=f32, atol=f32)
+    # The bias, added to the products M at the tile's position (1, 1), reaches every output once.
+    b = rng.standard_normal(fn)
+    np.testing.assert_allclose(winograd.winograd_conv(x, Wt, pad, *way, bias=b), _plain(x, Wt, pad) + b,
+                               rtol=1e-12, atol=1e-12)
+    rows32 = winograd.winograd_conv(x.astype(np.float32), Wt.astype(np.float32), pad, *way, bias=b.astype(np.float32))
+    np.testing.assert_allclose(rows32, _plain(x, Wt, pad) + b, rtol=f32, atol=f32)
 
     d = rng.standard_normal((n * oh * ow, fn))
     plain = (d.T @ book_im2col(x, 3, 3, 1, pad)).reshape(fn, c, 3, 3)  # the book's dW
@@ -121,11 +127,11 @@ def _spy(monkeypatch, ways=None):
     calls = []
     real = winograd.winograd_conv
 
-    def spy(x, W, pad, transforms="products", block=2, keep=None):
+    def spy(x, W, pad, transforms="products", block=2, keep=None, bias=None):
         calls.append(x.shape)
         if ways is not None:
             ways.append((transforms, block))
-        return real(x, W, pad, transforms, block, keep=keep)
+        return real(x, W, pad, transforms, block, keep=keep, bias=bias)
 
     monkeypatch.setattr(winograd, "winograd_conv", spy)
     return calls

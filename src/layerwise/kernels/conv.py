@@ -223,9 +223,7 @@ def conv_forward(
                                  or use_winograd(x, W_shape, stride, pad, col_W.dtype, "weight gradient") != way):
             keep = None  # too large, or the weight gradient goes another way and would not use them
         W = col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
-        out = winograd.winograd_conv(x, W, pad, *way, keep=keep)
-        add_to_rows(out, b.reshape(-1))
-        return out
+        return winograd.winograd_conv(x, W, pad, *way, keep=keep, bias=b)
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
 
 

@@ -112,14 +112,21 @@ def _kron_G(block: int) -> np.ndarray:
 
 def winograd_conv(
     x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products", block: int = 2,
-    keep: dict[tuple, np.ndarray] | None = None,
+    keep: dict[tuple, np.ndarray] | None = None, bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, no bias, as
-    rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by F(block×block, 3×3);
-    a few images at a time (as many as keep their V within the core's own cache,
-    ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of ``TRANSFORMS``).
-    Each chunk's V goes into ``keep`` when given (``tile_key``), for ``winograd_weight_grad``
-    of the same ``x``."""
+    """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, plus ``bias``
+    (FN,) if given, as rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by
+    F(block×block, 3×3); a few images at a time (as many as keep their V within the core's own
+    cache, ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of
+    ``TRANSFORMS``). Each chunk's V goes into ``keep`` when given (``tile_key``), for
+    ``winograd_weight_grad`` of the same ``x``.
+
+    The bias is added to the products M at the transformed tile's position (1, 1), not to the
+    outputs: column 1 of Aᵀ is all ones, so that position reaches every output of its block
+    with weight 1 (Y + b = Aᵀ(M + b·e₁₁)A, equal up to float rounding). Why: m² times fewer
+    additions; DeepConvNet's layers' bias took 38-172 us of each 50-image forward on the
+    rows, 3-16 us on M (0.4 ms, 4% of a 2-thread predict's part; 1 thread, Zen 4 VM,
+    benchmarks/results/2026-12-06-bias-in-m/)."""
     input_transform, output_transform, _ = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = W.shape[0]
@@ -136,6 +143,8 @@ def winograd_conv(
         if keep is not None:
             keep[tile_key(images, transforms, block)] = V
         M = np.matmul(V, U)  # (t², tiles, FN): the t² products
+        if bias is not None:
+            M[t + 1] += bias  # position (1, 1): every output of the block, with weight 1
         output_transform(M, out[images.start * rows : images.stop * rows], TH, TW, OH, OW)
 
     # Sized by V, which has x's dtype: the weight gradient's chunks are the same, and find V kept.
