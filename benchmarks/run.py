@@ -371,7 +371,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     if any("lw_thread_plan" in r for r in results):
         lines += ["", "layerwise's choices on this machine (`kernels/tuning.py`): how the Trainer used the threads, "
                       "measured before the timed epochs (ms a step of a copy of the network under each plan), "
-                      "and the evaluation chunk, from the last-level cache.", "", choices_table(results)]
+                      "and the evaluation chunk, from the last-level cache (`kernels/cache_sizes.py`).", "",
+                  choices_table(results)]
     ways = conv_ways_table(results)
     if ways:
         lines += ["", "The convolutions' ways kept on this machine (`kernels.tuning.conv_way`): each 3x3 "

@@ -118,7 +118,7 @@ def _layerwise_trainer(spec, model, x, t, seed):
 def _chunk_bytes(model, x_test, threads: int) -> dict:
     """The evaluation chunk layerwise's predict takes here on ``threads`` threads, and where
     its size came from."""
-    from layerwise.kernels.tuning import inference_chunk_bytes, inference_share_parts, last_level_cache
+    from layerwise.kernels.cache_sizes import inference_chunk_bytes, inference_share_parts, last_level_cache
 
     cache = last_level_cache()
     return {"bytes": model.inference_chunk_bytes or inference_chunk_bytes(threads),
@@ -127,11 +127,11 @@ def _chunk_bytes(model, x_test, threads: int) -> dict:
 
 
 def _conv_chunk(model, batch: int, sample_shape: tuple[int, ...]) -> dict | None:
-    """The im2col chunk layerwise's convolutions take here (``tuning.conv_chunk_bytes``), and
+    """The im2col chunk layerwise's convolutions take here (``cache_sizes.conv_chunk_bytes``), and
     how many images of the network's largest col it holds at its training batch; None for a
     network without convolutions."""
+    from layerwise.kernels.cache_sizes import conv_chunk_bytes, last_level_cache
     from layerwise.kernels.conv import images_per_chunk
-    from layerwise.kernels.tuning import conv_chunk_bytes, last_level_cache
     from layerwise.layers import Convolution
 
     shape, largest = (1, *sample_shape), 0

@@ -57,9 +57,9 @@ def test_the_products_of_a_convnet_step() -> None:
 
 
 def test_a_convolutions_products_note_the_chunks_kernels_conv_cuts_the_batch_into(monkeypatch) -> None:
-    from layerwise.kernels import tuning
+    from layerwise.kernels import cache_sizes
 
-    monkeypatch.setattr(tuning, "conv_chunk_bytes", lambda: 24 * 24 * 25 * 8 * 30)  # 30 float64 images
+    monkeypatch.setattr(cache_sizes, "conv_chunk_bytes", lambda: 24 * 24 * 25 * 8 * 30)  # 30 float64 images
     model = SimpleConvNet((1, 28, 28), {"filter_num": 30, "filter_size": 5}, 100, 10, seed=0)
     forward, dW = [g for g in step_gemms(model, 100, (1, 28, 28)) if g.what.startswith("Convolution")]
     assert forward.chunks == dW.chunks == 4  # 100 images, at most 30 a chunk
@@ -193,7 +193,7 @@ def test_the_copy_floor_copies_an_array_larger_than_a_chunk_in_chunks(monkeypatc
     sizes = []
     real = np.copyto
     monkeypatch.setattr(nets.np, "copyto", lambda dst, src: (sizes.append(dst.size), real(dst, src)))
-    monkeypatch.setattr("layerwise.kernels.tuning.conv_chunk_bytes", lambda: 4 * 300)  # 3 samples of 100 floats
+    monkeypatch.setattr("layerwise.kernels.cache_sizes.conv_chunk_bytes", lambda: 4 * 300)  # 3 samples of 100 floats
     copy_floor([("big", 1000), ("small", 20)], steps=1, reps=1, threads=1, batch=10)
     # per step: "big" as 3 chunks of 3 samples and one of 1, "small" (80 bytes) whole
     assert sizes[:5] == [300, 300, 300, 100, 20]
@@ -249,7 +249,7 @@ def test_the_product_block_sizes_kept_are_shown_once_each() -> None:
 
 def test_the_convolution_chunk_is_what_the_worker_recorded() -> None:
     from benchmarks.worker import _conv_chunk
-    from layerwise.kernels.tuning import conv_chunk_bytes
+    from layerwise.kernels.cache_sizes import conv_chunk_bytes
 
     recorded = _conv_chunk(DeepConvNet(seed=0, dtype=np.float32), 100, (1, 28, 28))
     per_image = 28 * 28 * 3 * 3 * 16 * 4  # the largest col: the 2nd layer's, 3x3x16 float32 values a position

@@ -128,9 +128,9 @@ def _chunk_budget(budget: int):
     """conv_chunk_bytes() returning ``budget`` inside the block."""
     from unittest import mock
 
-    from layerwise.kernels import tuning
+    from layerwise.kernels import cache_sizes
 
-    return mock.patch.object(tuning, "conv_chunk_bytes", lambda: budget)
+    return mock.patch.object(cache_sizes, "conv_chunk_bytes", lambda: budget)
 
 
 @pytest.mark.parametrize(("C", "FN", "pad", "stride"), [(4, 4, 1, 1), (4, 2, 2, 1), (2, 3, 1, 1), (3, 3, 1, 2)])
@@ -154,14 +154,14 @@ def test_chunked_passes_equal_the_plain_ones_on_owned_threads(owned, C, FN, pad,
 
 
 def test_the_chunks_hold_the_budget(owned):
-    from layerwise.kernels import tuning
+    from layerwise.kernels import cache_sizes
 
     seen = []
     with mock_in_chunks(seen):
         conv_kernels.im2col_dot(np.zeros((10, 2, 5, 5)), np.zeros((18, 3)), np.zeros(3), 3, 3, 1, 1)
     (n, size), = seen
     per_image = 25 * 18 * 8  # col's bytes per image: 5×5 windows of 3×3×2 float64 values
-    assert n == 10 and size == max(1, min(10, tuning.conv_chunk_bytes() // per_image))
+    assert n == 10 and size == max(1, min(10, cache_sizes.conv_chunk_bytes() // per_image))
 
 
 def mock_in_chunks(seen):

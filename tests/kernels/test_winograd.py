@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from layerwise.errors import ShapeError
 from layerwise.functional import im2col as book_im2col
 from layerwise.gradcheck.checks import check_layer
+from layerwise.kernels import cache_sizes, threads, tuning, winograd
 from layerwise.kernels import conv as conv_kernels
-from layerwise.kernels import threads, tuning, winograd
 from layerwise.layers import Convolution
 
 
@@ -101,7 +101,7 @@ def owned(request, monkeypatch):
 
 @pytest.mark.parametrize("budget", [1, 10**9], ids=["one image a chunk", "one chunk"])
 def test_winograd_in_chunks_on_the_owned_threads(owned, monkeypatch, budget):
-    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: budget)
+    monkeypatch.setattr(cache_sizes, "core_cache_bytes", lambda: budget)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 8, 9, 9))
     Wt = rng.standard_normal((6, 8, 3, 3))
@@ -380,7 +380,7 @@ def _counting_transforms(monkeypatch):
 def test_the_weight_gradient_from_kept_tiles_is_the_one_made_again(owned, monkeypatch, way, budget):
     # The same V either way: the same dW bit for bit, in float32 and float64, on 1 and 2 owned
     # threads, and no chunk transformed twice.
-    monkeypatch.setattr(tuning, "core_cache_bytes", lambda: budget)
+    monkeypatch.setattr(cache_sizes, "core_cache_bytes", lambda: budget)
     rng = np.random.default_rng(18)
     for dtype in (np.float64, np.float32):
         x = rng.standard_normal((5, 9, 9, 6)).astype(dtype).transpose(0, 3, 1, 2)  # channels-last, as activations
@@ -434,10 +434,10 @@ def test_tiles_bytes_is_the_size_of_the_kept_tiles():
 
 @pytest.mark.parametrize("fits", [True, False], ids=["tiles fit", "tiles too large"])
 def test_a_training_convolution_keeps_its_tiles_for_dW_while_they_fit(monkeypatch, cache, fits):
-    # The layer's forward keeps them (within tuning.kept_bytes), its backward takes them and
+    # The layer's forward keeps them (within cache_sizes.kept_bytes), its backward takes them and
     # lets them go; evaluation keeps none. The gradients are the same either way.
     monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd 4x4": 1.0})
-    monkeypatch.setattr(tuning, "kept_bytes", lambda: 10**9 if fits else 1000)
+    monkeypatch.setattr(cache_sizes, "kept_bytes", lambda: 10**9 if fits else 1000)
     rng = np.random.default_rng(21)
     x, Wt = _large_enough(rng)
     layer = Convolution(Wt, rng.standard_normal(16), stride=1, pad=1)
@@ -451,7 +451,7 @@ def test_a_training_convolution_keeps_its_tiles_for_dW_while_they_fit(monkeypatc
     assert len(made) == (1 if fits else 2) * forward_chunks  # dx's correlation transforms dout; dW x unless kept
     assert layer._tiles is None
     dW, db = layer.dW.copy(), layer.db.copy()
-    monkeypatch.setattr(tuning, "kept_bytes", lambda: 1000 if fits else 10**9)  # the other way round
+    monkeypatch.setattr(cache_sizes, "kept_bytes", lambda: 1000 if fits else 10**9)  # the other way round
     layer.forward(x)
     np.testing.assert_array_equal(layer.backward(dout), dx)
     np.testing.assert_array_equal(layer.dW, dW)
@@ -469,7 +469,7 @@ def test_no_tiles_are_kept_when_the_weight_gradient_goes_another_way(monkeypatch
         return {way: 2.0 for way in tuning.CONV_WAYS} | {faster: 1.0}
 
     monkeypatch.setattr(conv_kernels, "_time_ways", measured)
-    monkeypatch.setattr(tuning, "kept_bytes", lambda: 10**9)
+    monkeypatch.setattr(cache_sizes, "kept_bytes", lambda: 10**9)
     rng = np.random.default_rng(22)
     x, Wt = _large_enough(rng)
     layer = Convolution(Wt, np.zeros(16), stride=1, pad=1)

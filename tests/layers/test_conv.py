@@ -343,9 +343,9 @@ def test_convolution_keeps_x_and_shows_col_on_demand():
 def test_convolution_gradients_hold_when_every_image_is_its_own_chunk(monkeypatch):
     # kernels.conv works through the batch a chunk at a time; one image a chunk is the most
     # cut up it gets, and the layer's gradients must not notice.
-    from layerwise.kernels import tuning
+    from layerwise.kernels import cache_sizes
 
-    monkeypatch.setattr(tuning, "conv_chunk_bytes", lambda: 1)
+    monkeypatch.setattr(cache_sizes, "conv_chunk_bytes", lambda: 1)
     rng = np.random.default_rng(8)
     for C, FN, stride, pad in ((2, 3, 1, 1), (3, 2, 1, 1), (2, 2, 2, 1)):  # dx by correlation, per offset, stride 2
         layer = Convolution(rng.standard_normal((FN, C, 3, 3)), rng.standard_normal(FN), stride, pad)

@@ -9,7 +9,7 @@ import layerwise as lw
 import layerwise.models.sequential
 from layerwise import Affine, ReLU, SoftmaxWithLoss
 from layerwise.errors import ShapeError
-from layerwise.kernels.tuning import inference_chunk_bytes
+from layerwise.kernels.cache_sizes import inference_chunk_bytes
 from layerwise.models import Sequential, TwoLayerNet
 
 

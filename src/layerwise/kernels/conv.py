@@ -27,7 +27,7 @@ import numpy as np
 
 from ..checks import conv_output_shape
 from ..errors import ShapeError
-from . import tuning, winograd
+from . import cache_sizes, tuning, winograd
 from .blocks import inner_dot, rows_dot
 from .threads import (
     SPLIT_MIN_ELEMENTS,
@@ -149,8 +149,8 @@ def add_to_rows(out: np.ndarray, row: np.ndarray) -> None:
 def images_per_chunk(bytes_per_image: int, n: int) -> int:
     """How many images a convolution works through at a time when each makes
     ``bytes_per_image`` of temporaries (its share of im2col's col): as many as fit in
-    ``tuning.conv_chunk_bytes()``, at least one, at most ``n``."""
-    return max(1, min(n, tuning.conv_chunk_bytes() // max(1, bytes_per_image)))
+    ``cache_sizes.conv_chunk_bytes()``, at least one, at most ``n``."""
+    return max(1, min(n, cache_sizes.conv_chunk_bytes() // max(1, bytes_per_image)))
 
 
 def im2col_dot(
@@ -209,7 +209,7 @@ def conv_forward(
     (N·OH·OW, FN): ``im2col_dot``, or for a stride-1 3×3 convolution that this machine runs
     faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides). Given ``keep`` (a
     training forward), Winograd's transformed input tiles go there for ``conv_weight_grad``
-    while they come to at most ``tuning.kept_bytes`` and the weight gradient computes the same
+    while they come to at most ``cache_sizes.kept_bytes`` and the weight gradient computes the same
     way (``use_winograd`` decides each)."""
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")  # a bad x reported as im2col_dot would
     C = x.shape[1]
@@ -219,7 +219,7 @@ def conv_forward(
     if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
         way = use_winograd(x, W_shape, stride, pad, col_W.dtype)
     if way:
-        if keep is not None and (winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > tuning.kept_bytes()
+        if keep is not None and (winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > cache_sizes.kept_bytes()
                                  or use_winograd(x, W_shape, stride, pad, col_W.dtype, "weight gradient") != way):
             keep = None  # too large, or the weight gradient goes another way and would not use them
         W = col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)

@@ -32,7 +32,7 @@ product, the ReLU runs on the pooled maxima (a quarter of the values), and backw
 each block's gradient densely, from the windows the ReLU passed, without the mask. Nothing
 of the output's size leaves the core's cache but the ReLU's mask (the Relu layer's cache),
 and col is kept for the backward while it fits the last-level cache
-(``tuning.kept_bytes``). SimpleConvNet's training step (1 thread, batch 100, Zen 4 VM,
+(``cache_sizes.kept_bytes``). SimpleConvNet's training step (1 thread, batch 100, Zen 4 VM,
 SkylakeX kernels) takes 0.73 of the three layers' time, the run's forward 0.73 and its
 backward 0.51 (benchmarks/results/2026-12-05-fusion/run_parts-skylakex.txt; the Trainer's
 steps before and after, 1 / 2 threads: 0.79 / 0.84, before_after-skylakex.txt).
@@ -48,10 +48,10 @@ from ..checks import conv_output_shape
 from ..errors import ShapeError
 from .activations import max_zero
 from .blocks import inner_dot, rows_dot
+from .cache_sizes import conv_chunk_bytes, core_cache_bytes
 from .conv import _channels_last_windows, conv_input_grad, pad_hw
 from .pool import _max_and_arg_max, max_pool, max_pool_backward, window_pixels
 from .threads import SPLIT_MIN_ELEMENTS, chunk_threads, in_chunks, in_parts, sum_in_chunks
-from .tuning import conv_chunk_bytes, core_cache_bytes
 
 __all__ = [
     "Forward", "ReluPool", "applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col", "relu_pool",
@@ -128,9 +128,9 @@ def _pixel(nbytes: int) -> np.dtype:
 
 def _images_per_chunk(col_bytes_per_image: int, n: int) -> int:
     """Images a chunk of the run takes: on one thread as many as make a col the size of the
-    core's own cache (``tuning.core_cache_bytes``, its level 2: 1 MiB here), so that a chunk's
+    core's own cache (``cache_sizes.core_cache_bytes``, its level 2: 1 MiB here), so that a chunk's
     product, mask and pooling work on values still there; when the chunks are spread over
-    several threads, a convolution's chunk (``tuning.conv_chunk_bytes``: 4 MiB here), so
+    several threads, a convolution's chunk (``cache_sizes.conv_chunk_bytes``: 4 MiB here), so
     that each thread takes few, long ones. At least one, at most n. SimpleConvNet's step, ms,
     with chunks of 512 KiB, 1, 2, 4 and 8 MiB of col: 14.06, 14.02, 14.60, 14.69, 16.51 on
     1 thread, 11.41, 9.41, 10.19, 9.20, 8.85 on 2 owned threads (median of 7 alternating

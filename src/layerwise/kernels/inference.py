@@ -55,7 +55,7 @@ def forward_in_chunks(
     """``forward(x, layers)`` (evaluation mode) run on at most ``chunk`` samples at a time,
     or, when it runs on several threads, at most ``chunk_on_threads`` (default ``chunk``) at a
     time on each: there, fewer and longer passes keep the threads from waiting on each other
-    for the GIL (``kernels.tuning.inference_chunk_bytes`` has the measurements).
+    for the GIL (``kernels.cache_sizes.inference_chunk_bytes`` has the measurements).
 
     Why chunks: memory stays bounded (DeepConvNet's first layer alone outputs 0.5 GB for
     10,000 images at once) and the work stays in cache (DeepConvNet on the test set: 2-3x

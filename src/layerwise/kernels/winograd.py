@@ -42,7 +42,7 @@ import functools
 
 import numpy as np
 
-from . import tuning
+from . import cache_sizes
 from .threads import in_chunks, sum_in_chunks
 
 __all__ = [
@@ -117,7 +117,7 @@ def winograd_conv(
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, plus ``bias``
     (FN,) if given, as rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by
     F(block×block, 3×3); a few images at a time (as many as keep their V within the core's own
-    cache, ``tuning.core_cache_bytes``), the tiles transformed by ``transforms`` (one of
+    cache, ``cache_sizes.core_cache_bytes``), the tiles transformed by ``transforms`` (one of
     ``TRANSFORMS``). Each chunk's V goes into ``keep`` when given (``tile_key``), for
     ``winograd_weight_grad`` of the same ``x``.
 
@@ -168,9 +168,9 @@ def _transforms(transforms: str, block: int) -> tuple:
 
 
 def _images_per_chunk(V_bytes_per_image: int, n: int) -> int:
-    """As many images as keep their transformed tiles V within ``tuning.core_cache_bytes``:
+    """As many images as keep their transformed tiles V within ``cache_sizes.core_cache_bytes``:
     at least one, at most ``n``."""
-    return max(1, min(n, tuning.core_cache_bytes() // V_bytes_per_image))
+    return max(1, min(n, cache_sizes.core_cache_bytes() // V_bytes_per_image))
 
 
 def tiles_bytes(x_shape: tuple[int, ...], pad: int, block: int, itemsize: int) -> int:

@@ -39,7 +39,7 @@ class Convolution(Layer):
       F(2×2, 3×3) or F(4×4, 3×3) instead, where this machine measured it faster
       (``kernels.winograd``): the same sums, formed with fewer multiplications, equal up to
       float rounding. Training's forward then keeps x's transformed tiles for dW (while they
-      fit ``kernels.tuning.kept_bytes``).
+      fit ``kernels.cache_sizes.kept_bytes``).
     Set ``needs_input_grad = False`` on a network's first layer to skip dx. The output is a
     transposed view of the product, as in the book.
     """

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..checks import check_dout
+from ..kernels.cache_sizes import kept_bytes
 from ..kernels.conv import use_winograd
 from ..kernels.fused import (
     Forward,
@@ -41,7 +42,6 @@ from ..kernels.fused import (
     relu_pool_backward,
 )
 from ..kernels.pool import is_channels_last
-from ..kernels.tuning import kept_bytes
 from ..layers import Convolution, Layer, Pooling, Relu
 
 __all__ = ["ConvReluPool", "steps_from", "training_steps"]

@@ -18,8 +18,8 @@ from ..checks import to_float_array
 from ..errors import InputError, LayerwiseError, ShapeError
 from ..gradcheck import numerical_gradient
 from ..io import PathLike, load_book_params, save_book_params
+from ..kernels.cache_sizes import inference_chunk_bytes
 from ..kernels.inference import all_finite, forward_in_chunks
-from ..kernels.tuning import inference_chunk_bytes
 from ..layers import Layer, SoftmaxWithLoss
 from .fusion import ConvReluPool, steps_from, training_steps
 
@@ -205,7 +205,7 @@ class Sequential:
 
     #: Evaluation-mode predict runs large batches in chunks whose values kept in cache across
     #: a layer (``workspace_per_sample``) come to about this many bytes; None: decided from this
-    #: machine's cache and the thread count (``kernels.tuning.inference_chunk_bytes``).
+    #: machine's cache and the thread count (``kernels.cache_sizes.inference_chunk_bytes``).
     inference_chunk_bytes: int | None = None
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
