@@ -1,4 +1,4 @@
-"""Choices read off the machine or measured on it once and kept (layerwise.kernels.tuning)."""
+"""Choices measured on the machine once and kept (layerwise.kernels.tuning)."""
 
 import json
 

@@ -127,11 +127,11 @@ def _spy(monkeypatch, ways=None):
     calls = []
     real = winograd.winograd_conv
 
-    def spy(x, W, pad, transforms="products", block=2, keep=None, bias=None):
+    def spy(x, W, pad, transforms="products", block=2, **options):
         calls.append(x.shape)
         if ways is not None:
             ways.append((transforms, block))
-        return real(x, W, pad, transforms, block, keep=keep, bias=bias)
+        return real(x, W, pad, transforms, block, **options)
 
     monkeypatch.setattr(winograd, "winograd_conv", spy)
     return calls
@@ -480,3 +480,62 @@ def test_no_tiles_are_kept_when_the_weight_gradient_goes_another_way(monkeypatch
     d = dout.transpose(0, 2, 3, 1).reshape(-1, 16)
     np.testing.assert_allclose(layer.dW, (d.T @ book_im2col(x, 3, 3, 1, 1)).reshape(16, 16, 3, 3),
                                rtol=1e-10, atol=1e-10)
+
+
+def test_a_kept_filter_transform_is_the_transform_of_the_very_same_weight_bits(monkeypatch):
+    monkeypatch.setattr(winograd, "_kept_filters", {})
+    rng = np.random.default_rng(23)
+    W = rng.standard_normal((8, 5, 3, 3)).astype(np.float32)
+    U = winograd.kept_filter_transform(W, 4)
+    np.testing.assert_array_equal(U, winograd.filter_transform(W, 4))
+    assert not U.flags.writeable  # shared by every later call: nobody may write it
+    assert winograd.kept_filter_transform(W.copy(), 4) is U  # the same bits, another array
+    assert winograd.kept_filter_transform(W, 2) is not U  # another block
+    W[0, 0, 0, 0] += 1  # an optimizer's step, in place
+    changed = winograd.kept_filter_transform(W, 4)
+    np.testing.assert_array_equal(changed, winograd.filter_transform(W, 4))
+    assert not np.array_equal(changed, U)
+    # Bit for bit: -0.0 is not 0.0; NaN weights match their own bits.
+    W[0, 0, 0, 0], negative = 0.0, W.copy()
+    negative[0, 0, 0, 0] = -0.0
+    assert winograd.kept_filter_transform(negative, 4) is not winograd.kept_filter_transform(W, 4)
+    W[1, 1, 1, 1] = np.nan
+    assert winograd.kept_filter_transform(W, 4) is winograd.kept_filter_transform(W.copy(), 4)
+    # A strided view of the weights (as conv_forward passes them) is compared by its values.
+    view = np.ascontiguousarray(W.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert winograd.kept_filter_transform(view, 4) is winograd.kept_filter_transform(W, 4)
+
+
+def test_kept_filter_transforms_are_bounded(monkeypatch):
+    monkeypatch.setattr(winograd, "_kept_filters", {})
+    rng = np.random.default_rng(24)
+    per_shape = [rng.standard_normal((2, 2, 3, 3)) for _ in range(winograd.KEPT_FILTERS_PER_SHAPE + 1)]
+    kept = [winograd.kept_filter_transform(W) for W in per_shape]
+    assert winograd.kept_filter_transform(per_shape[-1]) is kept[-1]
+    assert winograd.kept_filter_transform(per_shape[0]) is not kept[0]  # the oldest of its shape went
+    for n in range(winograd.KEPT_FILTER_SHAPES + 3):
+        winograd.kept_filter_transform(rng.standard_normal((1, n + 1, 3, 3)))
+    assert len(winograd._kept_filters) == winograd.KEPT_FILTER_SHAPES
+
+
+def test_an_evaluation_forward_after_the_weights_changed_in_place_uses_the_new_weights(monkeypatch, cache):
+    # Predict reuses the filters' transform of the same weights; a step of training in between
+    # changes them in place, and the next predict must see it. Training makes them anew.
+    monkeypatch.setattr(conv_kernels, "_time_ways", lambda *a: {"im2col": 2.0, "winograd 4x4": 1.0})
+    monkeypatch.setattr(winograd, "_kept_filters", {})
+    rng = np.random.default_rng(25)
+    x, Wt = _large_enough(rng)
+    b = rng.standard_normal(16)
+    layer = Convolution(Wt.copy(), b, stride=1, pad=1)
+    plain = _plain(x, layer.params["W"], 1) + b
+    first = layer.forward(x, train=False)
+    np.testing.assert_allclose(first.transpose(0, 2, 3, 1).reshape(-1, 16), plain, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(layer.forward(x, train=False), first)  # the kept transform: the same bits
+    assert len(winograd._kept_filters) == 1
+    layer.params["W"] -= 0.1 * rng.standard_normal(Wt.shape)  # in place, as an optimizer does
+    again = layer.forward(x, train=False)
+    np.testing.assert_allclose(again.transpose(0, 2, 3, 1).reshape(-1, 16), _plain(x, layer.params["W"], 1) + b,
+                               rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(winograd, "_kept_filters", {})
+    layer.forward(x)  # a training forward keeps none
+    assert winograd._kept_filters == {}

@@ -5,7 +5,10 @@ its own shallow copies of the layers, BLAS on one thread, as ``kernels.inference
 ``models.batch_parts`` run them), and in two processes at once (no GIL shared), in
 alternating rounds.
 
-    python benchmarks/results/2026-12-06-gil/gil_cost.py [--rounds 5] [--seconds 1.5]
+    python benchmarks/results/2026-12-06-gil/gil_cost.py [--rounds 5] [--seconds 1.5] [--core-cache MIB]
+
+``--core-cache``: Winograd's chunks sized to that many MiB instead of the core's level-2 cache
+(``cache_sizes.core_cache_bytes``): larger chunks, fewer NumPy calls a pass.
 
 Per way: ms a pass (median over rounds of each round's mean), and on two threads the CPU time
 a thread used per pass (``time.thread_time``) and its voluntary context switches per pass
@@ -29,7 +32,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy: BLAS on one 
 import numpy as np
 
 import layerwise as lw
+from layerwise.kernels import cache_sizes
 from layerwise.kernels.memory import keep_freed_memory
+
+
+def set_core_cache(mib: float | None) -> None:
+    if mib:
+        cache_sizes.core_cache_bytes = lambda: int(mib * 2**20)
 
 
 def model_and_data(seed: int):
@@ -70,8 +79,9 @@ def pass_on_thread(run, seconds: float, out: dict, k: int) -> None:
     out[k] = timed(run, seconds)
 
 
-def child(kind: str, seed: int, start_at: float, seconds: float) -> None:
+def child(kind: str, seed: int, start_at: float, seconds: float, core_cache: float | None) -> None:
     keep_freed_memory()
+    set_core_cache(core_cache)
     run = job(kind, *model_and_data(seed))
     run()
     time.sleep(max(0.0, start_at - time.time()))
@@ -83,14 +93,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--core-cache", type=float, default=None, metavar="MIB")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SEED", "START_AT"))
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), float(args.child[2]), args.seconds)
+        child(args.child[0], int(args.child[1]), float(args.child[2]), args.seconds, args.core_cache)
         return
     keep_freed_memory()
+    set_core_cache(args.core_cache)
     print(f"OpenBLAS threads {os.environ['OPENBLAS_NUM_THREADS']}; DeepConvNet float32, 50 images a pass; "
-          f"{args.rounds} rounds of {args.seconds} s a way")
+          f"{args.rounds} rounds of {args.seconds} s a way; Winograd chunks of "
+          f"{cache_sizes.core_cache_bytes() / 2**20:g} MiB")
     print()
     print("| pass | alone ms | 2 threads ms | x alone | thread CPU ms | blocked ms | GIL waits a pass "
           "| 2 processes ms | x alone |")
@@ -112,9 +125,11 @@ def main() -> None:
             cpu.append(statistics.mean(out[k][1] for k in out))
             waits.append(switches / sum(out[k][2] for k in out))
             start_at = time.time() + 4.0  # both children loaded and warm by then
-            children = [subprocess.Popen([sys.executable, __file__, "--seconds", str(args.seconds),
-                                          "--child", kind, str(seed), str(start_at)], stdout=subprocess.PIPE, text=True)
-                        for seed in (0, 1)]
+            command = [sys.executable, __file__, "--seconds", str(args.seconds)]
+            if args.core_cache:
+                command += ["--core-cache", str(args.core_cache)]
+            children = [subprocess.Popen([*command, "--child", kind, str(seed), str(start_at)],
+                                         stdout=subprocess.PIPE, text=True) for seed in (0, 1)]
             procs.append(statistics.mean(float(c.communicate()[0].split()[-1]) for c in children))
         a, w, c, p = (statistics.median(v) * 1e3 for v in (alone, two, cpu, procs))
         print(f"| {kind} | {a:.2f} | {w:.2f} | {w / a:.2f} | {c:.2f} | {w - c:.2f} | "

@@ -210,7 +210,8 @@ def conv_forward(
     faster that way, ``winograd.winograd_conv`` (``use_winograd`` decides). Given ``keep`` (a
     training forward), Winograd's transformed input tiles go there for ``conv_weight_grad``
     while they come to at most ``cache_sizes.kept_bytes`` and the weight gradient computes the same
-    way (``use_winograd`` decides each)."""
+    way (``use_winograd`` decides each); without it (evaluation) Winograd reuses the filters'
+    transform of the same weights (``winograd.kept_filter_transform``)."""
     conv_output_shape(x.shape, FH, FW, stride, pad, "im2col_dot")  # a bad x reported as im2col_dot would
     C = x.shape[1]
     FN = col_W.shape[1] if col_W.ndim == 2 else 0
@@ -219,11 +220,12 @@ def conv_forward(
     if col_W.shape == (FH * FW * C, FN) and b.shape == (FN,):
         way = use_winograd(x, W_shape, stride, pad, col_W.dtype)
     if way:
+        evaluation = keep is None  # a training forward's weights change every step: its filters made anew
         if keep is not None and (winograd.tiles_bytes(x.shape, pad, way[1], x.itemsize) > cache_sizes.kept_bytes()
                                  or use_winograd(x, W_shape, stride, pad, col_W.dtype, "weight gradient") != way):
             keep = None  # too large, or the weight gradient goes another way and would not use them
         W = col_W.T.reshape(FN, FH, FW, C).transpose(0, 3, 1, 2)
-        return winograd.winograd_conv(x, W, pad, *way, keep=keep, bias=b)
+        return winograd.winograd_conv(x, W, pad, *way, keep=keep, bias=b, reuse_filters=evaluation)
     return im2col_dot(x, col_W, b, FH, FW, stride, pad)  # which also reports a bad shape
 
 

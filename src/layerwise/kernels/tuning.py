@@ -1,7 +1,7 @@
-"""Choices that depend on the machine: read off what it is, or measured on it once and kept.
+"""Choices that depend on the machine, measured on it once and kept.
 
-Three choices here, none a constant tuned on one VM (the working-set sizes that follow from
-the machine's caches are ``kernels.cache_sizes``):
+Three choices here, none a constant tuned on one VM (the working-set sizes read off the
+machine's caches are ``kernels.cache_sizes``'s):
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and

@@ -39,6 +39,7 @@ once on the machine and keeps the answer.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -46,8 +47,8 @@ from . import cache_sizes
 from .threads import in_chunks, sum_in_chunks
 
 __all__ = [
-    "BLOCKS", "TRANSFORMS", "applies", "filter_transform", "tile_key", "tiles_bytes", "winograd_conv",
-    "winograd_weight_grad",
+    "BLOCKS", "TRANSFORMS", "applies", "filter_transform", "kept_filter_transform", "tile_key", "tiles_bytes",
+    "winograd_conv", "winograd_weight_grad",
 ]
 
 #: F(2×2, 3×3)'s matrices: B for the input tiles (as Bᵀ), G for the filters, A for the outputs
@@ -103,6 +104,42 @@ def filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
     return U.astype(W.dtype).reshape(t * t, C, FN)
 
 
+#: Filter transforms kept for evaluation-mode calls (``kept_filter_transform``): by (shape,
+#: dtype, block), the last few made, each with a copy of the weights it was made from.
+_kept_filters: dict[tuple, tuple[tuple[np.ndarray, np.ndarray], ...]] = {}
+_kept_filters_lock = threading.Lock()  # a 2-thread predict's parts keep theirs at once
+#: How many of one shape are kept (a network with several layers of one shape), and of how many
+#: shapes (the oldest shape's go first).
+KEPT_FILTERS_PER_SHAPE, KEPT_FILTER_SHAPES = 4, 32
+
+
+def kept_filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
+    """``filter_transform(W, block)``, read-only: the one kept from an earlier call whose
+    weights had exactly W's bits, else made now and kept.
+
+    Why: predict runs a batch in chunks through the same weights, and each chunk's forward
+    transformed every layer's filters again: DeepConvNet's five took 0.29 ms a chunk, 4 % of a
+    batch of 100 predicted on one thread in three chunks (1 thread, Zen 4 VM;
+    benchmarks/results/2026-12-06-bias-in-m/). The weights are compared bit for bit (as
+    unsigned integers: -0.0 is not 0.0, and a NaN matches its own bits), so a kept transform
+    is exactly what ``filter_transform`` would make now, after any change to the weights in
+    place. Not for training, whose weights change every step: there each call would only add
+    the comparison and the copy."""
+    key = (W.shape, W.dtype.str, block)
+    bits = np.dtype(f"u{W.dtype.itemsize}")
+    kept = _kept_filters.get(key, ())
+    for W_seen, U in kept:
+        if np.array_equal(W_seen.view(bits), W.view(bits)):
+            return U
+    U = filter_transform(W, block)
+    U.flags.writeable = False
+    with _kept_filters_lock:
+        if key not in _kept_filters and len(_kept_filters) >= KEPT_FILTER_SHAPES:
+            del _kept_filters[next(iter(_kept_filters))]
+        _kept_filters[key] = ((W.copy(), U), *_kept_filters.get(key, ())[: KEPT_FILTERS_PER_SHAPE - 1])
+    return U
+
+
 @functools.cache
 def _kron_G(block: int) -> np.ndarray:
     """G⊗G (t², 9) of F(block×block, 3×3): row (a, b), column (i, j) holds G[a, i]·G[b, j]."""
@@ -112,14 +149,15 @@ def _kron_G(block: int) -> np.ndarray:
 
 def winograd_conv(
     x: np.ndarray, W: np.ndarray, pad: int, transforms: str = "products", block: int = 2,
-    keep: dict[tuple, np.ndarray] | None = None, bias: np.ndarray | None = None,
+    keep: dict[tuple, np.ndarray] | None = None, bias: np.ndarray | None = None, reuse_filters: bool = False,
 ) -> np.ndarray:
     """The convolution of ``x`` (N, C, H, W) with ``W`` (FN, C, 3, 3), stride 1, plus ``bias``
     (FN,) if given, as rows (N·OH·OW, FN) ordered (n, oh, ow), like ``conv.im2col_dot``, by
     F(block×block, 3×3); a few images at a time (as many as keep their V within the core's own
     cache, ``cache_sizes.core_cache_bytes``), the tiles transformed by ``transforms`` (one of
     ``TRANSFORMS``). Each chunk's V goes into ``keep`` when given (``tile_key``), for
-    ``winograd_weight_grad`` of the same ``x``.
+    ``winograd_weight_grad`` of the same ``x``. ``reuse_filters``: the filters' transform from
+    ``kept_filter_transform`` (evaluation), else made anew (training).
 
     The bias is added to the products M at the transformed tile's position (1, 1), not to the
     outputs: column 1 of Aᵀ is all ones, so that position reaches every output of its block
@@ -133,7 +171,7 @@ def winograd_conv(
     OH, OW = H + 2 * pad - 2, Wd + 2 * pad - 2
     TH, TW = -(-OH // block), -(-OW // block)  # output blocks down and across
     t = block + 2
-    U = filter_transform(W, block)
+    U = kept_filter_transform(W, block) if reuse_filters else filter_transform(W, block)
     out = np.empty((N * OH * OW, FN), dtype=np.result_type(x, W))
     rows = OH * OW
     x_cl = x.transpose(0, 2, 3, 1)  # channels-last; a Convolution's input usually is already
