@@ -118,9 +118,10 @@ def kept_filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
     weights had exactly W's bits, else made now and kept.
 
     Why: predict runs a batch in chunks through the same weights, and each chunk's forward
-    transformed every layer's filters again: DeepConvNet's five took 0.29 ms a chunk, 4 % of a
-    batch of 100 predicted on one thread in three chunks (1 thread, Zen 4 VM;
-    benchmarks/results/2026-12-06-bias-in-m/). The weights are compared bit for bit (as
+    transformed every layer's filters again: DeepConvNet's five layers' took 0.29 ms a chunk
+    made and 0.03 found kept (SkylakeX kernels; 0.52 and 0.04 with Haswell's; 1 thread, Zen 4
+    VM, benchmarks/results/2026-12-06-bias-in-m/per_chunk-*.txt), and one thread predicts a
+    batch of 100 in three chunks. The weights are compared bit for bit (as
     unsigned integers: -0.0 is not 0.0, and a NaN matches its own bits), so a kept transform
     is exactly what ``filter_transform`` would make now, after any change to the weights in
     place. Not for training, whose weights change every step: there each call would only add
@@ -162,9 +163,11 @@ def winograd_conv(
     The bias is added to the products M at the transformed tile's position (1, 1), not to the
     outputs: column 1 of Aᵀ is all ones, so that position reaches every output of its block
     with weight 1 (Y + b = Aᵀ(M + b·e₁₁)A, equal up to float rounding). Why: m² times fewer
-    additions; DeepConvNet's layers' bias took 38-172 us of each 50-image forward on the
-    rows, 3-16 us on M (0.4 ms, 4% of a 2-thread predict's part; 1 thread, Zen 4 VM,
-    benchmarks/results/2026-12-06-bias-in-m/)."""
+    additions; DeepConvNet's five layers' biases took 0.30 ms of a 50-image forward (~10 ms,
+    one thread's part of a 2-thread predict at batch 100) on the rows, 0.04 ms on M (SkylakeX
+    kernels; 0.39 and 0.05 with Haswell's; 1 thread, Zen 4 VM,
+    benchmarks/results/2026-12-06-bias-in-m/per_chunk-*.txt), and its predict took 0.97-0.99
+    of the time (before_after-skylakex.txt there)."""
     input_transform, output_transform, _ = _transforms(transforms, block)
     N, C, H, Wd = x.shape
     FN = W.shape[0]
