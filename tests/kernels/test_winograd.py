@@ -506,6 +506,25 @@ def test_a_kept_filter_transform_is_the_transform_of_the_very_same_weight_bits(m
     assert winograd.kept_filter_transform(view, 4) is winograd.kept_filter_transform(W, 4)
 
 
+def test_weights_written_while_their_transform_is_made_are_not_paired_with_it(monkeypatch):
+    # Another thread (a training beside a server's predict) writes the weights in place while
+    # kept_filter_transform makes U: the U kept must be the one of the weights kept with it.
+    monkeypatch.setattr(winograd, "_kept_filters", {})
+    rng = np.random.default_rng(26)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    make = winograd.filter_transform
+
+    def made_while_written(weights, block=2):
+        U = make(weights, block)
+        W[...] += 1  # the other thread's step, in the middle of the call
+        return U
+
+    monkeypatch.setattr(winograd, "filter_transform", made_while_written)
+    winograd.kept_filter_transform(W, 4)
+    monkeypatch.setattr(winograd, "filter_transform", make)
+    np.testing.assert_array_equal(winograd.kept_filter_transform(W, 4), make(W, 4))
+
+
 def test_kept_filter_transforms_are_bounded(monkeypatch):
     monkeypatch.setattr(winograd, "_kept_filters", {})
     rng = np.random.default_rng(24)

@@ -132,12 +132,13 @@ def kept_filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
     for W_seen, U in kept:
         if np.array_equal(W_seen.view(bits), W.view(bits)):
             return U
-    U = filter_transform(W, block)
+    W_seen = W.copy()  # U made from this copy: weights written meanwhile (another thread) cannot pair wrongly
+    U = filter_transform(W_seen, block)
     U.flags.writeable = False
     with _kept_filters_lock:
         if key not in _kept_filters and len(_kept_filters) >= KEPT_FILTER_SHAPES:
             del _kept_filters[next(iter(_kept_filters))]
-        _kept_filters[key] = ((W.copy(), U), *_kept_filters.get(key, ())[: KEPT_FILTERS_PER_SHAPE - 1])
+        _kept_filters[key] = ((W_seen, U), *_kept_filters.get(key, ())[: KEPT_FILTERS_PER_SHAPE - 1])
     return U
 
 
