@@ -168,16 +168,19 @@ def test_a_layer_run_again_after_the_fused_forward_sends_backward_to_the_layers(
     assert step.backward(dout) is not None  # once more: as layers again
 
 
-def test_on_two_threads_the_gradient_is_the_same(two_threads):
-    model = lw.SimpleConvNet((1, 12, 12), {"filter_num": 6, "filter_size": 5}, 10, 10, seed=0, dtype=np.float64)
-    rng = np.random.default_rng(0)
-    x, t = rng.random((9, 1, 12, 12)), rng.integers(0, 10, 9)
+def assert_same_gradient_on_two_owned_threads(model, x, t):
     one = {k: v.copy() for k, v in model.gradient(x, t).items()}
     with threads.owned_threads() as count:
         assert count == 2
         two = model.gradient(x, t)
     for key in one:
         np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
+
+
+def test_on_two_threads_the_gradient_is_the_same(two_threads):
+    model = lw.SimpleConvNet((1, 12, 12), {"filter_num": 6, "filter_size": 5}, 10, 10, seed=0, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    assert_same_gradient_on_two_owned_threads(model, rng.random((9, 1, 12, 12)), rng.integers(0, 10, 9))
 
 
 def compute_by_winograd(monkeypatch):
@@ -215,15 +218,8 @@ def test_by_winograd_the_convolution_runs_as_its_layer_and_the_relu_and_pooling_
 
 
 def test_by_winograd_on_two_owned_threads_the_gradient_is_the_same(by_winograd, two_threads):
-    model = two_convs(9)
     rng = np.random.default_rng(9)
-    x, t = rng.standard_normal((6, 2, 6, 6)), rng.integers(0, 5, 6)
-    one = {k: v.copy() for k, v in model.gradient(x, t).items()}
-    with threads.owned_threads() as count:
-        assert count == 2
-        two = model.gradient(x, t)
-    for key in one:
-        np.testing.assert_allclose(two[key], one[key], rtol=1e-12, atol=1e-14)
+    assert_same_gradient_on_two_owned_threads(two_convs(9), rng.standard_normal((6, 2, 6, 6)), rng.integers(0, 5, 6))
 
 
 def test_tiles_of_a_winograd_forward_do_not_outlive_an_im2col_one(monkeypatch):

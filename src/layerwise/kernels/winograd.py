@@ -118,13 +118,13 @@ def kept_filter_transform(W: np.ndarray, block: int = 2) -> np.ndarray:
     weights had exactly W's bits, else made now and kept.
 
     Why: predict runs a batch in chunks through the same weights, and each chunk's forward
-    transformed every layer's filters again: DeepConvNet's five layers' took 0.29 ms a chunk
+    transformed every layer's filters again: DeepConvNet's five transforms took 0.29 ms a chunk
     made and 0.03 found kept (SkylakeX kernels; 0.52 and 0.04 with Haswell's; 1 thread, Zen 4
     VM, benchmarks/results/2026-12-06-bias-in-m/per_chunk-*.txt), and one thread predicts a
     batch of 100 in three chunks. DeepConvNet's predict then took 0.91 of the time at batches
     of 8, 0.94 at 100 and 0.98 at 1000 (one process, alternating rounds; kept_filters-*.txt
-    there; in pairs of fresh processes within the VM's noise). The weights are compared bit for bit (as
-    unsigned integers: -0.0 is not 0.0, and a NaN matches its own bits), so a kept transform
+    there; in pairs of fresh processes within the VM's noise). The weights are compared bit for
+    bit (as unsigned integers: -0.0 is not 0.0, and a NaN matches its own bits), so a kept transform
     is exactly what ``filter_transform`` would make now, after any change to the weights in
     place. Not for training, whose weights change every step: there each call would only add
     the comparison and the copy."""
