@@ -29,7 +29,7 @@ from .kernels.memory import keep_freed_memory
 from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, run_threads, share_cores
 from .kernels.tuning import PLANS, ThreadPlan, cache_file, enter_plan, training_plan
 from .models import Sequential
-from .models.batch_parts import gradient, splittable
+from .models.batch_parts import gradient, in_processes, splittable
 from .optim import LR_SCHEDULES, lr_factor
 
 __all__ = ["History", "Trainer", "check_dataset"]
@@ -333,13 +333,19 @@ class Trainer:
     def _plan_for(self, threads: int) -> ThreadPlan:
         if self.thread_plan is None or self.thread_plan.threads != threads:
             work = 3 * (self.epochs - self.epoch) * len(self.x_train) * self._macs_per_sample()
-            plans = PLANS if splittable(self.model) else tuple(p for p in PLANS if p != "split")
+            plans = tuple(p for p in PLANS if (p != "split" or splittable(self.model))
+                          and (p != "processes" or in_processes(self.model)))
             self.thread_plan = training_plan(self._plan_key(), threads, self._plan_by_shape(), self._plan_probe, work,
                                              plans)
             if self.thread_plan.how == "measured":
                 self.log(f"threads: {self.thread_plan.describe()}; kept for later runs in {cache_file()}")
             elif self.thread_plan.how == "measured, not kept":
                 self.log(f"threads: {self.thread_plan.describe()}")
+        if self.thread_plan.plan == "processes" and not in_processes(self.model):
+            # As below; the parts then run on threads when the model can be cut at all.
+            fallback = "split" if splittable(self.model) else "owned"
+            how = f"{self.thread_plan.how}; this model cannot run in processes"
+            self.thread_plan = ThreadPlan(fallback, threads, how)
         if self.thread_plan.plan == "split" and not splittable(self.model):
             # Kept for another network of the same description (a Dropout given a generator of
             # another kind, say), or in a checkpoint: this one runs its batch whole.

@@ -61,6 +61,7 @@ import numpy as np
 
 from .. import cpu
 from .._version import __version__
+from .processes import processes_plan
 from .threads import _blas, blas_limit, owned_threads, split_batches
 
 __all__ = [
@@ -85,11 +86,11 @@ __all__ = [
 TUNING_ENV_VAR = "LAYERWISE_TUNING"
 CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
-PLANS = ("blas", "blas1", "owned", "split")
+PLANS = ("blas", "blas1", "owned", "split", "processes")
 #: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 6  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
+_FORMAT = 7  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
 # 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products or
-# sums (the ways compare anew); 6: Winograd's F(4×4, 3×3) as a fourth way
+# sums (the ways compare anew); 6: Winograd's F(4×4, 3×3) as a fourth way; 7: the processes plan
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -117,7 +118,8 @@ class ThreadPlan:
         """One line for logs and the benchmark's report."""
         names = {"blas": f"BLAS on {self.threads} threads", "blas1": "BLAS on 1 thread",
                  "owned": f"layerwise splits work across {self.threads} threads (BLAS on 1)",
-                 "split": f"each batch in {self.threads} parts, one per thread (BLAS on 1)"}
+                 "split": f"each batch in {self.threads} parts, one per thread (BLAS on 1)",
+                 "processes": f"each batch in {self.threads} parts, one per process (BLAS on 1)"}
         text = f"{names[self.plan]} ({self.how}"
         if self.ms_per_step:
             text += "; ms a step: " + ", ".join(f"{p} {ms:.3g}" for p, ms in self.ms_per_step.items())
@@ -286,6 +288,9 @@ def enter_plan(plan: str, threads: int) -> Iterator[None]:
             yield
     elif plan == "split":
         with split_batches():
+            yield
+    elif plan == "processes":
+        with blas_limit(1), processes_plan(threads):
             yield
     else:
         with blas_limit(1 if plan == "blas1" else threads):
