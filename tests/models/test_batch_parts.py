@@ -208,3 +208,200 @@ def test_a_kept_split_plan_for_a_model_that_cannot_be_cut_runs_owned(monkeypatch
     trainer.thread_plan = lw.kernels.tuning.ThreadPlan("split", 2, "kept from the checkpoint")
     plan = trainer.plan_threads()
     assert plan.plan == "owned" and plan.how == "kept from the checkpoint; this model cannot be split"
+
+
+# -- the parts in worker processes (the "processes" plan) ------------------------------------
+
+needs_processes = pytest.mark.skipif(not lw.kernels.processes.supported(), reason="worker processes need POSIX")
+
+
+def cases(count):
+    rng = np.random.default_rng(count)
+    for _ in range(count):
+        seed = int(rng.integers(2**16))
+        yield (int(rng.integers(2, 10)), seed, str(rng.choice(["inverted", "book"])), float(rng.choice([0.0, 0.1])))
+
+
+@needs_processes
+def test_the_parts_in_processes_give_the_whole_batchs_gradient_loss_and_masks(two_threads):
+    with lw.kernels.processes.processes_plan(2):  # one worker serves every case (set up anew for each)
+        for n, seed, dropout, decay in cases(12):
+            whole, parts = convnet(seed, dropout, decay), convnet(seed, dropout, decay)
+            x, t = batch(n, seed)
+            expected = whole.gradient(x, t)
+            got = gradient(parts, x, t)
+            assert lw.kernels.processes.active()[1] is not None  # still in processes: no worker lost
+            assert parts.loss_layer.loss == pytest.approx(whole.loss_layer.loss, rel=1e-13)
+            for name, g in expected.items():
+                np.testing.assert_allclose(got[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+                assert parts.grads[name] is got[name]
+            assert rng_states(parts) == rng_states(whole)
+            dropped = next(la for la in parts if isinstance(la, Dropout))
+            whole_mask = next(la for la in whole if isinstance(la, Dropout)).mask
+            np.testing.assert_array_equal(dropped.mask, whole_mask[: n // 2])  # the first part's, computed here
+
+
+@needs_processes
+def test_the_parts_in_processes_are_the_parts_on_threads(two_threads):
+    model_threads, model_processes = convnet(5, dtype=np.float32), convnet(5, dtype=np.float32)
+    x, t = batch(9, 5)
+    with threads.split_batches():
+        on_threads = gradient(model_threads, x, t)
+    with lw.kernels.tuning.enter_plan("processes", 2):
+        in_processes = gradient(model_processes, x, t)
+    for name, g in on_threads.items():  # the same sums of the same parts (BLAS on one thread in both)
+        np.testing.assert_allclose(in_processes[name], g, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+@needs_processes
+@pytest.mark.parametrize("parts", [2, 3])
+def test_processes_with_one_hot_labels_squared_error_float32_and_two_dropouts(parts):
+    rng = np.random.default_rng(parts)
+
+    def build():
+        r = np.random.default_rng(7)
+        return Sequential([
+            Affine(r.standard_normal((6, 8)), r.standard_normal(8)), Relu(), Dropout(0.3, seed=1),
+            Affine(r.standard_normal((8, 8)), r.standard_normal(8)), Relu(), Dropout(0.5, mode="book", seed=2),
+            Affine(r.standard_normal((8, 3)), r.standard_normal(3)),
+        ], loss=MeanSquaredError(), weight_decay_lambda=0.01).astype(np.float32)
+
+    x = rng.standard_normal((11, 6)).astype(np.float32)
+    t = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 11)]
+    whole, cut = build(), build()
+    expected = whole.gradient(x, t)
+    with lw.kernels.processes.processes_plan(parts):
+        got = gradient(cut, x, t)
+        assert len(lw.kernels.processes.active()[1]._workers) == parts - 1
+    assert cut.loss_layer.loss == pytest.approx(whole.loss_layer.loss, rel=1e-5)
+    for name, g in expected.items():
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], g, rtol=1e-4, atol=1e-6, err_msg=name)
+    assert rng_states(cut) == rng_states(whole)
+
+
+@needs_processes
+def test_the_gradient_in_processes_passes_the_gradient_check():
+    model = convnet(3, decay=0.05)
+    model._layers = [la for la in model if not isinstance(la, Dropout)]
+    model._index_tensors()
+    x, t = batch(5, 3)
+    numerical = model.numerical_gradient(x, t)
+    with lw.kernels.processes.processes_plan(2):
+        analytic = gradient(model, x, t)
+    for name, g in numerical.items():
+        assert relative_error(analytic[name], g) < 1e-7, name
+
+
+@needs_processes
+def test_the_workers_see_every_update_of_the_weights_and_a_new_batch_size():
+    whole, parts = convnet(4), convnet(4)
+    adam_whole, adam_parts = lw.Adam(lr=0.01), lw.Adam(lr=0.01)
+    with lw.kernels.processes.processes_plan(2):
+        for step, n in enumerate([8, 8, 3, 12, 8]):  # smaller, then larger than the block was made for
+            x, t = batch(n, step)
+            adam_whole.update(whole.params, whole.gradient(x, t))
+            adam_parts.update(parts.params, gradient(parts, x, t))
+        parts.params["W1"][...] *= 0.5  # a change in place between steps reaches the workers too
+        whole.params["W1"][...] *= 0.5
+        x, t = batch(6, 9)
+        expected, got = whole.gradient(x, t), gradient(parts, x, t)
+        assert lw.kernels.processes.active()[1] is not None
+    for name, w in whole.params.items():
+        np.testing.assert_allclose(parts.params[name], w, rtol=1e-10, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@needs_processes
+def test_a_network_of_the_users_own_class_runs_its_batch_here():
+    class MyNet(Sequential):  # its methods would not exist in a worker rebuilt from the config
+        pass
+
+    model = convnet()
+    model.__class__ = MyNet
+    assert splittable(model) and not lw.models.batch_parts.in_processes(model)
+    reference = copy.deepcopy(model).gradient(*batch(6))
+    with lw.kernels.processes.processes_plan(2):
+        got = gradient(model, *batch(6))
+        assert lw.kernels.processes.active() == (2, None)  # no worker started
+    for name, g in reference.items():
+        np.testing.assert_array_equal(got[name], g)
+
+
+@needs_processes
+def test_a_worker_that_dies_leaves_a_warning_and_the_same_numbers(two_threads):
+    whole, parts = convnet(6), convnet(6)
+    with lw.kernels.processes.processes_plan(2):
+        x, t = batch(8, 0)
+        whole.gradient(x, t), gradient(parts, x, t)
+        worker = lw.kernels.processes.active()[1]._workers[0][0]
+        worker.kill()
+        worker.wait()
+        for step in (1, 2):  # the step that finds it dead, and one after
+            x, t = batch(8, step)
+            expected = whole.gradient(x, t)
+            if step == 1:
+                with pytest.warns(RuntimeWarning, match=r"worker process 1 of 1 stopped \(killed by signal 9\); "
+                                                        "training goes on with every part in this process"):
+                    got = gradient(parts, x, t)
+            else:
+                got = gradient(parts, x, t)
+            assert lw.kernels.processes.active() == (-1, None)
+            for name, g in expected.items():
+                np.testing.assert_allclose(got[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+            assert rng_states(parts) == rng_states(whole)
+
+
+@needs_processes
+def test_workers_that_cannot_start_leave_a_warning_and_the_same_numbers(monkeypatch):
+    monkeypatch.setattr(lw.kernels.processes, "WORKER_MODULE", "layerwise.no_such_module")
+    whole, parts = convnet(2), convnet(2)
+    x, t = batch(7, 2)
+    with lw.kernels.processes.processes_plan(2), pytest.warns(RuntimeWarning, match=r"exit status 1"):
+        got = gradient(parts, x, t)
+    for name, g in whole.gradient(x, t).items():
+        np.testing.assert_allclose(got[name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@needs_processes
+def test_a_trainer_on_the_processes_plan_trains_as_on_one_thread_and_stops_its_workers(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAYERWISE_TUNING", "0")
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((100, 1, 20, 20)), rng.integers(0, 10, 100)
+    pools = []
+    start = lw.kernels.processes.start_pool
+    monkeypatch.setattr(lw.kernels.processes, "start_pool", lambda count: pools.append(start(count)) or pools[-1])
+
+    def run(threads_, plan=None):
+        for module in (threads, layerwise.train):
+            monkeypatch.setattr(module, "run_threads", lambda: (threads_, True))
+        model = lw.SimpleConvNet((1, 20, 20), {"filter_num": 8, "filter_size": 3, "pad": 0, "stride": 1}, 20, 10,
+                                 seed=0, dtype=np.float64)
+        trainer = lw.Trainer(model, lw.Adam(lr=1e-3), x, t, epochs=2, batch_size=50, progress=False, log=None)
+        if plan:
+            trainer.thread_plan = lw.kernels.tuning.ThreadPlan(plan, threads_, "kept from the checkpoint")
+        trainer.fit()
+        return trainer
+
+    one = run(1)
+    two = run(2, "processes")
+    assert two.thread_plan.plan == "processes" and len(pools) == 1
+    assert pools[0].closed and all(process.poll() is not None for process, _ in pools[0]._workers)
+    assert lw.kernels.processes.active() == (0, None)
+    np.testing.assert_allclose(two.history.step_loss, one.history.step_loss, rtol=1e-10)
+
+
+def test_a_kept_processes_plan_for_a_model_of_the_users_class_runs_its_parts_on_threads(monkeypatch):
+    monkeypatch.setattr(layerwise.train, "run_threads", lambda: (2, True))
+
+    class MyNet(Sequential):
+        pass
+
+    model = convnet(dtype=np.float32)
+    model.__class__ = MyNet
+    x, t = batch(8)
+    trainer = lw.Trainer(model, lw.SGD(), x, t, epochs=1, batch_size=4, progress=False, log=None)
+    trainer.thread_plan = lw.kernels.tuning.ThreadPlan("processes", 2, "kept from the checkpoint")
+    plan = trainer.plan_threads()
+    assert plan.plan == "split" and plan.how == "kept from the checkpoint; this model cannot run in processes"

@@ -140,18 +140,20 @@ class PartProcesses:
         self.views, self.spec = layout.views(self._block), spec
 
     def send(self, index: int, message: Any) -> None:
-        connection = self._workers[index][1]
+        process, connection = self._workers[index]
         try:
             connection.send(message)
         except (OSError, ValueError) as error:
-            raise self._lost(index, f"could not be sent its work ({error})") from None
+            status = _exit_status(process)
+            what = f"stopped ({status})" if status else f"could not be sent its work ({error})"
+            raise self._lost(index, what) from None
 
     def receive(self, index: int, timeout: float = STEP_TIMEOUT_S) -> Any:
         """The worker's answer: ``("ok", value)`` gives ``value``; anything else raises."""
         process, connection = self._workers[index]
         try:
             if not connection.poll(timeout):
-                raise self._lost(index, f"gave no answer within {timeout:.0f} s")
+                raise self._lost(index, f"gave no answer within {timeout:g} s")
             kind, value = connection.recv()
         except (EOFError, OSError) as error:
             raise self._lost(index, f"stopped ({_exit_status(process) or error})") from None

@@ -186,6 +186,20 @@ def owned_threads() -> Iterator[int]:
         _ownership.release()
 
 
+@contextlib.contextmanager
+def paused_ownership() -> Iterator[None]:
+    """Inside the block the owning thread's work runs unsplit, on it alone, as if no thread
+    were owned (BLAS stays on one): a part of a training step that a worker process computes
+    beside it (the ``"processes"`` plan), where the other core is the worker's. Only for the
+    thread that owns the threads; elsewhere it changes nothing."""
+    global _owned
+    held, _owned = _owned, 0
+    try:
+        yield
+    finally:
+        _owned = held
+
+
 _splitter: int | None = None  # the thread whose training steps cut their batch ("split" plan)
 
 

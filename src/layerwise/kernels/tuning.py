@@ -289,8 +289,8 @@ def enter_plan(plan: str, threads: int) -> Iterator[None]:
     elif plan == "split":
         with split_batches():
             yield
-    elif plan == "processes":
-        with blas_limit(1), processes_plan(threads):
+    elif plan == "processes":  # owned threads for the optimizer's step; the parts pause them
+        with owned_threads(), processes_plan(threads):
             yield
     else:
         with blas_limit(1 if plan == "blas1" else threads):

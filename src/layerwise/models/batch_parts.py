@@ -40,7 +40,7 @@ from types import EllipsisType
 import numpy as np
 
 from ..kernels import processes
-from ..kernels.threads import batch_parts, in_parts
+from ..kernels.threads import batch_parts, in_parts, paused_ownership
 from ..layers import (
     Affine,
     AvgPooling,
@@ -178,7 +178,8 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
                 sent.append(index)
         except processes.WorkerLost as lost:
             pool = _lose(lost)
-    first = (model.gradient(x[: bounds[1]], t[: bounds[1]]), model.loss_layer.loss, bounds[1])
+    with paused_ownership():  # the other cores are the workers'
+        first = (model.gradient(x[: bounds[1]], t[: bounds[1]]), model.loss_layer.loss, bounds[1])
     total = {name: g * (first[2] / n) for name, g in first[0].items()}
     losses = [(first[1], first[2])]
     for index, (lo, hi) in enumerate(others):
