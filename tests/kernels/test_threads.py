@@ -50,6 +50,23 @@ def test_owned_threads_limits_blas_restores_it_and_has_one_owner(two_threads):
     assert _threads._owned == 0 and _blas_limits() == before
 
 
+def test_paused_ownership_runs_the_owners_work_on_it_alone_and_resumes(two_threads):
+    with _threads.owned_threads():
+        with _threads.paused_ownership():
+            assert _threads._owned == 0 and _threads.chunk_threads() == 1
+            assert all(n == 1 for n in _blas_limits())  # BLAS stays on one thread: the other core is busy
+            callers = set()
+            _threads.in_parts(lambda part: callers.add((threading.get_ident(), part)), 1 << 20)
+            assert callers == {(threading.get_ident(), ...)}  # one call, here
+        assert _threads._owned == 2
+        with pytest.raises(KeyError), _threads.paused_ownership():
+            raise KeyError  # resumed whatever ends the block
+        assert _threads._owned == 2
+    with _threads.paused_ownership():  # nothing owned: nothing to pause
+        assert _threads._owned == 0
+    assert _threads._owned == 0
+
+
 def test_in_parts_covers_the_range_once_on_several_threads(two_threads):
     parts, threads = [], set()
     both_started = threading.Barrier(2, timeout=10)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+from layerwise.kernels import processes, tuning
 from layerwise.kernels import threads as _threads
-from layerwise.kernels import tuning
 
 
 def test_the_cpu_is_named_with_its_family_model_and_stepping(tmp_path):
@@ -63,15 +63,15 @@ def fake_plans(monkeypatch):
 
 
 def test_measure_plans_times_each_plan_in_turns(fake_plans):
-    step_s = {"blas": 0.002, "blas1": 0.001, "owned": 0.004, "split": 0.003}
+    step_s = {"blas": 0.002, "blas1": 0.001, "owned": 0.004, "split": 0.003, "processes": 0.0025}
     clock, entered = fake_plans(step_s)
     times = tuning.measure_plans(clock.step, 2, clock=clock)
     for plan, seconds in step_s.items():
         assert times[plan] == pytest.approx([seconds] * len(times[plan]))
     assert all(len(values) == tuning._ROUNDS == 3 for values in times.values())
     # every plan once per round, and a different plan first in each round
-    assert entered == ["blas", "blas1", "owned", "split", "blas1", "owned", "split", "blas",
-                       "owned", "split", "blas", "blas1"]
+    assert entered == ["blas", "blas1", "owned", "split", "processes", "blas1", "owned", "split", "processes",
+                       "blas", "owned", "split", "processes", "blas", "blas1"]
     entered.clear()
     assert set(tuning.measure_plans(clock.step, 2, ("blas", "owned"), clock=clock)) == {"blas", "owned"}
     assert set(entered) == {"blas", "owned"}  # only the plans asked for
@@ -197,9 +197,10 @@ def test_enter_plan_sets_blas_or_owns_the_threads_and_restores(monkeypatch):
     for plan in tuning.PLANS:
         with tuning.enter_plan(plan, 2):
             seen[plan] = ({lib.num_threads for lib in _threads._blas().lib_controllers}, _threads._owned,
-                          _threads.batch_parts())
-        assert _threads.batch_parts() == 1
-    assert seen == {"blas": ({2}, 0, 1), "blas1": ({1}, 0, 1), "owned": ({1}, 2, 1), "split": ({1}, 2, 2)}
+                          _threads.batch_parts(), processes.active()[0])
+        assert _threads.batch_parts() == 1 and processes.active() == (0, None)
+    assert seen == {"blas": ({2}, 0, 1, 0), "blas1": ({1}, 0, 1, 0), "owned": ({1}, 2, 1, 0),
+                    "split": ({1}, 2, 2, 0), "processes": ({1}, 2, 1, 2)}
     assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
 
 
