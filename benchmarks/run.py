@@ -218,11 +218,13 @@ def inference_table(results: list[dict]) -> str:
 
 
 def memory_table(results: list[dict]) -> str:
-    rows = ["| network | implementation | threads | epochs | peak RSS MB | RSS after loading data MB |",
-            "|---|---|--:|--:|--:|--:|"]
+    rows = ["| network | implementation | threads | epochs | peak RSS MB | of which worker processes MB | "
+            "RSS after loading data MB |",
+            "|---|---|--:|--:|--:|--:|--:|"]
     for r in results:
+        workers = r.get("workers_peak_rss_mb")  # absent in results saved before the processes plan
         rows.append(f"| {r['net']} | {r['impl']} | {r['threads']} | {r['epochs']} | {r['peak_rss_mb']:.0f} | "
-                    f"{r['rss_after_data_mb']:.0f} |")
+                    f"{'n/a' if workers is None else f'{workers:.0f}'} | {r['rss_after_data_mb']:.0f} |")
     return "\n".join(rows)
 
 

@@ -51,6 +51,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _children_peak_rss_mb() -> float:
+    """The largest peak RSS of this process's children that have ended: layerwise's worker
+    processes (the "processes" thread plan, stopped when ``fit`` ends), 0 when it started none."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -334,9 +340,12 @@ def memory(job: dict) -> dict:
             for _ in range(job["epochs"]):
                 run.epoch(orders.permutation(len(x)))
         seconds = time.perf_counter() - start
-    return {"net": spec.key, "impl": impl, "threads": threads, "peak_rss_mb": _peak_rss_mb(),
-            "rss_at_start_mb": base, "rss_after_data_mb": data, "seconds": seconds,
-            "torch_imported": "torch" in sys.modules}
+    # A worker process's memory counts as layerwise's: its peak added to this process's (each
+    # process's peak, even if they came at different moments: an upper bound).
+    own, workers = _peak_rss_mb(), _children_peak_rss_mb()
+    return {"net": spec.key, "impl": impl, "threads": threads, "peak_rss_mb": own + workers,
+            "own_peak_rss_mb": own, "workers_peak_rss_mb": workers, "rss_at_start_mb": base,
+            "rss_after_data_mb": data, "seconds": seconds, "torch_imported": "torch" in sys.modules}
 
 
 def accuracy(job: dict) -> dict:

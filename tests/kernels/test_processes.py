@@ -56,7 +56,7 @@ def test_a_pool_sets_its_workers_up_answers_and_leaves_no_file_or_process_behind
             pool.views[f"param {name}"][...] = layer.params[key]
         pool.views["x 0"][:4] = np.arange(12.0).reshape(4, 3)
         pool.views["t 0"][:4] = [0, 1, 1, 0]
-        pool.send(0, ("step", (0, 4, 0.5, [])))
+        pool.send(0, ("step", (0, 4, 0.5, [], None)))
         loss = pool.receive(0)
         expected = model.gradient(np.arange(12.0).reshape(4, 3), np.array([0, 1, 1, 0]))
         assert loss == pytest.approx(model.loss_layer.loss)
@@ -84,7 +84,7 @@ def test_a_worker_killed_is_a_worker_lost_naming_the_signal():
 
 def test_a_worker_that_fails_its_part_sends_its_traceback():
     pool = PartProcesses(1)
-    pool.send(0, ("step", (0, 1, 1.0, [])))
+    pool.send(0, ("step", (0, 1, 1.0, [], None)))
     with pytest.raises(WorkerLost, match=r"(?s)failed:.*RuntimeError: a step before any setup"):
         pool.receive(0)
     assert pool.closed

@@ -316,3 +316,74 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
     assert (plan.plan, plan.how) == ("blas1", "kept from the checkpoint")
     # with another number of threads the checkpoint's plan does not apply
     assert resumed._plan_for(3).how == "by shape: LAYERWISE_TUNING=0"
+
+
+def test_a_convolution_on_another_thread_does_not_wait_for_a_measurement(cache):
+    # Regression: a thread plan's measurement holds the machine lock while its steps run, and
+    # the split plan's other part, on a pool thread, waited for that lock in conv_way while the
+    # measuring thread waited for the part: the first DeepConvNet training on 2 threads with a
+    # fresh cache never started.
+    import threading
+
+    measured = []
+    with tuning._machine_lock():
+        answer = []
+        other = threading.Thread(target=lambda: answer.append(
+            tuning.conv_way("C16 FN16 28x28", lambda: measured.append(1) or {"im2col": 2.0, "winograd": 1.0})))
+        other.start()
+        other.join(10)
+        assert not other.is_alive() and answer == ["im2col"] and measured == []  # this once, unmeasured
+        assert tuning.kept_ways() == {}  # and not kept
+    way = tuning.conv_way("C16 FN16 28x28", lambda: measured.append(1) or {"im2col": 2.0, "winograd": 1.0})
+    assert way == "winograd" and measured == [1]
+
+
+def test_a_process_that_measures_nothing_takes_the_choices_it_is_given(monkeypatch, cache):
+    monkeypatch.setattr(tuning, "_measuring_here", True)
+    tuning.conv_way("C1", lambda: {"im2col": 2.0, "winograd 4x4": 1.0})  # this process measures ...
+    tuning.product_blocks("rows K26 N30", lambda: {0: 2.0, 256: 1.0})
+    choices = tuning.choices_here()
+    assert choices["convolution C1"]["way"] == "winograd 4x4" and choices["product rows K26 N30"]["rows"] == 256
+    monkeypatch.setattr(tuning, "_memory", {})  # ... a worker process, another file
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(cache.parent / "elsewhere"))
+    tuning.measure_nothing()
+    assert tuning._measuring_here is False
+
+    def never():
+        raise AssertionError("measured")
+
+    assert tuning.conv_way("C1", never) == "im2col" and tuning.product_blocks("rows K26 N30", never) == 0
+    tuning.adopt_choices(choices)
+    assert tuning.conv_way("C1", never) == "winograd 4x4" and tuning.product_blocks("rows K26 N30", never) == 256
+    assert not (cache.parent / "elsewhere").exists()  # no lock taken, nothing written
+
+
+def test_the_first_training_of_a_convnet_on_two_threads_measures_its_plans_and_trains(monkeypatch, tmp_path):
+    # The regression above, end to end: a fresh cache, a convolution whose way is measured, the
+    # plans on 2 threads measured (the split plan's parts on a pool thread, the processes plan's
+    # in a worker process that measures nothing), then training on the plan chosen.
+    import threading
+
+    monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
+    monkeypatch.setattr(tuning, "_SETTLE_S", 0.02)
+    monkeypatch.setattr(tuning, "_REP_S", 0.01)
+    monkeypatch.setattr(lw.train, "run_threads", lambda: (2, True))
+    monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
+    rng = np.random.default_rng(0)
+    x, t = rng.random((64, 16, 16, 16), dtype=np.float32), rng.integers(0, 10, 64)
+    model = lw.Sequential([lw.layers.Convolution(rng.standard_normal((16, 16, 3, 3)) * 0.1, np.zeros(16), pad=1),
+                           lw.layers.Relu(), lw.layers.Pooling(2, 2, stride=2),
+                           lw.layers.Affine(rng.standard_normal((16 * 8 * 8, 10)) * 0.01, np.zeros(10))]
+                          ).astype(np.float32)
+    trainer = lw.Trainer(model, lw.Adam(lr=1e-3), x, t, epochs=1, batch_size=32, progress=False, log=None)
+    done = []
+    run = threading.Thread(target=lambda: done.append((trainer.plan_threads(), trainer.fit())), daemon=True)
+    run.start()
+    run.join(120)
+    assert done, "the plan's measurement or the training hung"
+    plan = done[0][0]
+    assert plan.how == "measured" and set(plan.ms_per_step) == set(tuning.PLANS)
+    assert tuning.kept_ways()  # the convolution's way was measured meanwhile
+    assert len(trainer.history.step_loss) == 2

@@ -77,7 +77,7 @@ def test_the_worker_computes_its_part_with_the_trainers_weights_and_draws(worker
             views[f"param {name}"][...] = p  # ... and it copies them into the block
         views["x 0"][:4], views["t 0"][:4] = x[:4], t[:4]
         state = model._layers[2].rng.bit_generator.state
-        kind, loss = worker("step", (0, 4, 0.25, [state]))
+        kind, loss = worker("step", (0, 4, 0.25, [state], None))
         expected = model.gradient(x[:4], t[:4])  # the same draws: the generator's state was sent
         assert kind == "ok" and loss == pytest.approx(model.loss_layer.loss, rel=1e-14)
         for name, g in expected.items():
@@ -87,7 +87,7 @@ def test_the_worker_computes_its_part_with_the_trainers_weights_and_draws(worker
 
 
 def test_the_worker_answers_what_it_cannot_do_and_goes_on(worker):
-    kind, text = worker("step", (0, 1, 1.0, []))
+    kind, text = worker("step", (0, 1, 1.0, [], None))
     assert kind == "error" and "a step before any setup" in text
     kind, text = worker("dance", None)
     assert kind == "error" and "unknown message 'dance'" in text

@@ -71,13 +71,16 @@ __all__ = [
     "PLANS",
     "TUNING_ENV_VAR",
     "ThreadPlan",
+    "adopt_choices",
     "cache_file",
+    "choices_here",
     "conv_way",
     "cpu_model",
     "enter_plan",
     "kept_blocks",
     "kept_ways",
     "machine_signature",
+    "measure_nothing",
     "measure_plans",
     "product_blocks",
     "training_plan",
@@ -270,6 +273,33 @@ def _remember(signature: str, key: str, record: dict) -> bool:
         return False
 
 
+#: False in a worker process of the "processes" plan (``measure_nothing``).
+_measuring_here = True
+
+
+def measure_nothing() -> None:
+    """From now on this process measures no choice: it takes those kept (``adopt_choices``, the
+    file) and otherwise the unmeasured default, and never waits for the machine's lock. For a
+    worker process of the ``"processes"`` plan: its trainer holds that lock while it measures
+    its thread plans, waiting for the worker's part meanwhile; a worker that waited for the
+    lock in turn would never answer. The trainer measures the same choices in its own part (the
+    same shapes on one core each) and hands them over (``choices_here``)."""
+    global _measuring_here
+    _measuring_here = False
+
+
+def choices_here() -> dict[str, dict]:
+    """Every choice kept for this machine, from the file and this process, by key."""
+    return _kept_records("", lambda record: isinstance(record, dict))
+
+
+def adopt_choices(choices: dict[str, dict]) -> None:
+    """Take ``choices`` (another process's ``choices_here``) as this process's own."""
+    signature = machine_signature()
+    for key, record in choices.items():
+        _memory[signature, key] = record
+
+
 def _recall(signature: str, key: str, valid: Callable[[object], bool] = _valid) -> dict | None:
     if (signature, key) in _memory:
         return _memory[signature, key]
@@ -391,13 +421,21 @@ def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
     machine): kept from an earlier measurement, else measured now by ``measure()`` (seconds by
     way) and kept, so that later runs compute the same way and repeat their numbers. A
     Winograd way only when it is faster than im2col by ``MARGIN``; im2col always with
-    ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed)."""
+    ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed).
+    im2col, unmeasured, this once, while another thread of this process measures: a thread plan's
+    measurement runs steps whose parts run on other threads, and a part that waited for it
+    waited for ever (the first DeepConvNet training on 2 threads on a machine, fresh cache).
+    Unmeasured always after ``measure_nothing``."""
     if not tuning_enabled():
         return "im2col"
     signature, full_key = machine_signature(), f"convolution {key}"
     record = _recall(signature, full_key, _valid_way)
+    if record is None and not _measuring_here:
+        return "im2col"
     if record is None:
-        with _machine_lock():
+        with _machine_lock(wait=False) as held:
+            if not held:  # another thread is measuring, maybe waiting for this call's part: im2col, this once
+                return "im2col"
             record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
     return record["way"]
 
@@ -454,6 +492,8 @@ def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int | N
         return 0
     signature, full_key = machine_signature(), f"product {key}"
     record = _recall(signature, full_key, _valid_blocks)
+    if record is None and not _measuring_here:
+        return 0
     if record is None:
         with _machine_lock(wait=False) as held:
             if not held:  # another thread is measuring, maybe waiting for this product

@@ -39,7 +39,7 @@ from types import EllipsisType
 
 import numpy as np
 
-from ..kernels import processes
+from ..kernels import processes, tuning
 from ..kernels.threads import batch_parts, in_parts, paused_ownership
 from ..layers import (
     Affine,
@@ -164,7 +164,8 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
     start_states = {layer: copy.deepcopy(layer.rng.bit_generator) for layer in dropout}
     pool = _pool_for(model, x, t, -(-n // count), count - 1)
     sent: list[int] = []
-    if pool is not None:
+
+    def send_parts(choices: dict | None) -> processes.PartProcesses | None:
         try:
             views = pool.views
             for name, (layer, key) in model._param_slots.items():
@@ -174,12 +175,23 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
                 np.copyto(views[f"t {index}"][: hi - lo], t[lo:hi])
                 states = [_advanced(start_states[layer], lo * draws).bit_generator.state
                           for layer, draws in dropout.items()]
-                pool.send(index, ("step", (index, hi - lo, (hi - lo) / n, states)))
+                pool.send(index, ("step", (index, hi - lo, (hi - lo) / n, states, choices)))
                 sent.append(index)
         except processes.WorkerLost as lost:
-            pool = _lose(lost)
+            return _lose(lost)
+        return pool
+
+    # The first step of a setup runs this process's part first, measuring what it measures
+    # (tuning: a convolution's way, a product's blocks), and hands the workers those choices:
+    # they measure nothing themselves (part_worker says why).
+    first_of_setup = pool is not None and not pool.spec.get("stepped")
+    if pool is not None and not first_of_setup:
+        pool = send_parts(None)
     with paused_ownership():  # the other cores are the workers'
         first = (model.gradient(x[: bounds[1]], t[: bounds[1]]), model.loss_layer.loss, bounds[1])
+    if first_of_setup:
+        pool.spec["stepped"] = True
+        pool = send_parts(tuning.choices_here())
     total = {name: g * (first[2] / n) for name, g in first[0].items()}
     losses = [(first[1], first[2])]
     for index, (lo, hi) in enumerate(others):

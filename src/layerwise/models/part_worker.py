@@ -9,9 +9,11 @@ Messages, each answered ``("ok", value)`` or ``("error", traceback)``:
 
 - ``("setup", spec, path, layout)``: map the block at ``path``; build ``spec["config"]`` in
   ``spec["dtype"]`` with its parameters as views of the block; answer None.
-- ``("step", (index, rows, weight, dropout_states))``: the gradient of worker ``index``'s first
-  ``rows`` inputs times ``weight`` (the part's share of the batch, as the trainer adds it), the
-  Dropout layers drawing from these generator states; answer the part's loss.
+- ``("step", (index, rows, weight, dropout_states, choices))``: the gradient of worker
+  ``index``'s first ``rows`` inputs times ``weight`` (the part's share of the batch, as the
+  trainer adds it), the Dropout layers drawing from these generator states; answer the part's
+  loss. ``choices``, on a setup's first step: the trainer's measured choices (``kernels.tuning``),
+  taken as the worker's own; the worker measures nothing itself (``tuning.measure_nothing``).
 - ``("peak_rss", None)``: answer this process's peak resident memory in bytes.
 - ``("stop", None)``, or the trainer gone: exit.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import tuning
 from ..kernels.memory import keep_freed_memory
 from ..kernels.processes import Layout
 from ..kernels.threads import blas_limit
@@ -57,7 +60,9 @@ class Part:
         self.views = views
         self.dropouts = [layer for layer in self.model._layers if isinstance(layer, Dropout)]
 
-    def step(self, index: int, rows: int, weight: float, dropout_states: list[dict]) -> float:
+    def step(self, index: int, rows: int, weight: float, dropout_states: list[dict], choices: dict | None) -> float:
+        if choices:
+            tuning.adopt_choices(choices)
         for layer, state in zip(self.dropouts, dropout_states, strict=True):
             bit_generator = getattr(np.random, state["bit_generator"])()  # the trainer's kind (PCG64, ...)
             bit_generator.state = state
@@ -111,6 +116,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides when to stop
     connection = Connection(int(argv[0]))
     keep_freed_memory()  # as the trainer's process: each step's arrays reuse the last one's pages
+    tuning.measure_nothing()
     with blas_limit(1):  # one core each: the trainer's process takes the other part
         serve(connection)
 
