@@ -6,8 +6,12 @@ machine's caches are ``kernels.cache_sizes``'s):
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and
   splitting passes and large products itself (``"owned"``, see ``threads.owned_threads``),
-  or each batch cut into one part per thread, each part through the whole network
-  (``"split"``, see ``models.batch_parts``; offered for the networks it can cut).
+  each batch cut into one part per thread, each part through the whole network
+  (``"split"``, see ``models.batch_parts``; offered for the networks it can cut), or the same
+  parts with all but the first in worker processes (``"processes"``, see ``kernels.processes``;
+  offered for the networks a worker can rebuild, on POSIX). DeepConvNet on 2 threads, Zen 4 VM,
+  SkylakeX kernels, ms a step: blas 70.1, blas1 51.9, owned 35.6, split 36.3, processes 27.1
+  (the Trainer's own measurement, fresh cache).
   Which is fastest depends on the CPU, its BLAS kernels and the network. Measured by the
   benchmark runner on the 2-core AMD VM of family 26 (SkylakeX kernels, 2 threads, ms a step
   as blas / blas1 / owned / split; benchmarks/README.md, "What layerwise chose on each
