@@ -56,7 +56,7 @@ def test_a_pool_sets_its_workers_up_answers_and_leaves_no_file_or_process_behind
             pool.views[f"param {name}"][...] = layer.params[key]
         pool.views["x 0"][:4] = np.arange(12.0).reshape(4, 3)
         pool.views["t 0"][:4] = [0, 1, 1, 0]
-        pool.send(0, ("step", (0, 4, 0.5, [], None)))
+        pool.send(0, ("step", (0, 4, 0.5, [], None, np.geterr())))
         loss = pool.receive(0)
         expected = model.gradient(np.arange(12.0).reshape(4, 3), np.array([0, 1, 1, 0]))
         assert loss == pytest.approx(model.loss_layer.loss)
@@ -84,7 +84,7 @@ def test_a_worker_killed_is_a_worker_lost_naming_the_signal():
 
 def test_a_worker_that_fails_its_part_sends_its_traceback():
     pool = PartProcesses(1)
-    pool.send(0, ("step", (0, 1, 1.0, [], None)))
+    pool.send(0, ("step", (0, 1, 1.0, [], None, {})))
     with pytest.raises(WorkerLost, match=r"(?s)failed:.*RuntimeError: a step before any setup"):
         pool.receive(0)
     assert pool.closed
@@ -133,3 +133,25 @@ def test_the_plan_block_holds_its_pool_and_closes_it():
     assert pool.closed
     with pytest.raises(RuntimeError, match="outside processes_plan"):
         processes.start_pool(1)
+
+
+def test_a_worker_imports_the_layerwise_its_trainer_imported(monkeypatch):
+    # A script that put a source tree on sys.path itself (no install) must get workers from it.
+    import subprocess
+    from pathlib import Path
+
+    import layerwise
+
+    started = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, args, **kwargs):
+            started.append(kwargs["env"]["PYTHONPATH"])
+            super().__init__(args, **kwargs)
+
+    monkeypatch.setattr(processes.subprocess, "Popen", Recorded)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    pool = PartProcesses(1)
+    pool.close()
+    root = str(Path(layerwise.__file__).resolve().parents[1])
+    assert started == [f"{root}{os.pathsep}/somewhere/else"]

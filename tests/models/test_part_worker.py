@@ -77,7 +77,7 @@ def test_the_worker_computes_its_part_with_the_trainers_weights_and_draws(worker
             views[f"param {name}"][...] = p  # ... and it copies them into the block
         views["x 0"][:4], views["t 0"][:4] = x[:4], t[:4]
         state = model._layers[2].rng.bit_generator.state
-        kind, loss = worker("step", (0, 4, 0.25, [state], None))
+        kind, loss = worker("step", (0, 4, 0.25, [state], None, np.geterr()))
         expected = model.gradient(x[:4], t[:4])  # the same draws: the generator's state was sent
         assert kind == "ok" and loss == pytest.approx(model.loss_layer.loss, rel=1e-14)
         for name, g in expected.items():
@@ -86,8 +86,24 @@ def test_the_worker_computes_its_part_with_the_trainers_weights_and_draws(worker
     assert kind == "ok" and peak > 1 << 20
 
 
+def test_the_worker_handles_floating_point_errors_as_the_trainer_does(worker, recwarn):
+    model = network()
+    path, layout, views = shared_block(model, 2)
+    spec = {"config": model.config(), "dtype": "float64", "layers": layer_configs(model)}
+    worker("setup", spec, path, layout)
+    os.unlink(path)
+    for name, p in model.params.items():
+        views[f"param {name}"][...] = p * 1e300  # a diverged copy: its products overflow
+    views["x 0"][:2], views["t 0"][:2] = np.ones((2, 4)), [0, 1]
+    state = model._layers[2].rng.bit_generator.state
+    kind, _ = worker("step", (0, 2, 1.0, [state], None, {"over": "ignore", "invalid": "ignore"}))
+    assert kind == "ok" and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    kind, text = worker("step", (0, 2, 1.0, [state], None, {"over": "raise", "invalid": "raise"}))
+    assert kind == "error" and "FloatingPointError" in text
+
+
 def test_the_worker_answers_what_it_cannot_do_and_goes_on(worker):
-    kind, text = worker("step", (0, 1, 1.0, [], None))
+    kind, text = worker("step", (0, 1, 1.0, [], None, {}))
     assert kind == "error" and "a step before any setup" in text
     kind, text = worker("dance", None)
     assert kind == "error" and "unknown message 'dance'" in text

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,10 +110,15 @@ class PartProcesses:
     @staticmethod
     def _start() -> tuple[subprocess.Popen, Connection]:
         ours, theirs = socket.socketpair()
+        # The folder this layerwise was imported from first on the worker's path: a script that
+        # put a source tree on sys.path itself gets its workers from the same tree.
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", WORKER_MODULE, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C reaches the trainer alone
+                env={**os.environ, "PYTHONPATH": path},
             )
         except BaseException:
             ours.close()

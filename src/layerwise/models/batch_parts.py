@@ -175,7 +175,7 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
                 np.copyto(views[f"t {index}"][: hi - lo], t[lo:hi])
                 states = [_advanced(start_states[layer], lo * draws).bit_generator.state
                           for layer, draws in dropout.items()]
-                pool.send(index, ("step", (index, hi - lo, (hi - lo) / n, states, choices)))
+                pool.send(index, ("step", (index, hi - lo, (hi - lo) / n, states, choices, np.geterr())))
                 sent.append(index)
         except processes.WorkerLost as lost:
             return _lose(lost)

@@ -9,11 +9,13 @@ Messages, each answered ``("ok", value)`` or ``("error", traceback)``:
 
 - ``("setup", spec, path, layout)``: map the block at ``path``; build ``spec["config"]`` in
   ``spec["dtype"]`` with its parameters as views of the block; answer None.
-- ``("step", (index, rows, weight, dropout_states, choices))``: the gradient of worker
+- ``("step", (index, rows, weight, dropout_states, choices, errors))``: the gradient of worker
   ``index``'s first ``rows`` inputs times ``weight`` (the part's share of the batch, as the
-  trainer adds it), the Dropout layers drawing from these generator states; answer the part's
-  loss. ``choices``, on a setup's first step: the trainer's measured choices (``kernels.tuning``),
-  taken as the worker's own; the worker measures nothing itself (``tuning.measure_nothing``).
+  trainer adds it), the Dropout layers drawing from these generator states, NumPy's floating
+  point errors handled as ``errors`` says (the trainer's ``np.geterr()``: a plan's measurement
+  keeps a diverging copy quiet); answer the part's loss. ``choices``, on a setup's first step:
+  the trainer's measured choices (``kernels.tuning``), taken as the worker's own; the worker
+  measures nothing itself (``tuning.measure_nothing``).
 - ``("peak_rss", None)``: answer this process's peak resident memory in bytes.
 - ``("stop", None)``, or the trainer gone: exit.
 """
@@ -60,7 +62,9 @@ class Part:
         self.views = views
         self.dropouts = [layer for layer in self.model._layers if isinstance(layer, Dropout)]
 
-    def step(self, index: int, rows: int, weight: float, dropout_states: list[dict], choices: dict | None) -> float:
+    def step(
+        self, index: int, rows: int, weight: float, dropout_states: list[dict], choices: dict | None, errors: dict,
+    ) -> float:
         if choices:
             tuning.adopt_choices(choices)
         for layer, state in zip(self.dropouts, dropout_states, strict=True):
@@ -68,9 +72,10 @@ class Part:
             bit_generator.state = state
             layer.rng = np.random.Generator(bit_generator)
         x, t = self.views[f"x {index}"][:rows], self.views[f"t {index}"][:rows]
-        grads = self.model.gradient(x, t)
-        for name, g in grads.items():  # g · weight, the very product the trainer would take
-            np.multiply(g, weight, out=self.views[f"grad {index} {name}"])
+        with np.errstate(**errors):
+            grads = self.model.gradient(x, t)
+            for name, g in grads.items():  # g · weight, the very product the trainer would take
+                np.multiply(g, weight, out=self.views[f"grad {index} {name}"])
         return float(self.model.loss_layer.loss)
 
 
