@@ -51,10 +51,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _children_peak_rss_mb() -> float:
-    """The largest peak RSS of this process's children that have ended: layerwise's worker
-    processes (the "processes" thread plan, stopped when ``fit`` ends), 0 when it started none."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def _workers_peak_rss_mb() -> float:
+    """The largest peak RSS of layerwise's worker processes (the "processes" thread plan, stopped
+    when ``fit`` ends) as each reported it (Linux's VmHWM: RUSAGE_CHILDREN's ru_maxrss counts the
+    parent's pages a child shared between fork and exec, 306 MB of never-used memory for
+    SimpleConvNet's worker); 0 when none ran."""
+    try:
+        from layerwise.kernels import processes  # inside the job, as the other layerwise imports here
+    except ImportError:  # a tree before the processes plan
+        return 0.0
+    return processes.largest_worker_peak() / 2**20
 
 
 def _rss_mb() -> float:
@@ -342,7 +348,7 @@ def memory(job: dict) -> dict:
         seconds = time.perf_counter() - start
     # A worker process's memory counts as layerwise's: its peak added to this process's (each
     # process's peak, even if they came at different moments: an upper bound).
-    own, workers = _peak_rss_mb(), _children_peak_rss_mb()
+    own, workers = _peak_rss_mb(), _workers_peak_rss_mb()
     return {"net": spec.key, "impl": impl, "threads": threads, "peak_rss_mb": own + workers,
             "own_peak_rss_mb": own, "workers_peak_rss_mb": workers, "rss_at_start_mb": base,
             "rss_after_data_mb": data, "seconds": seconds, "torch_imported": "torch" in sys.modules}

@@ -67,6 +67,7 @@ def test_a_pool_sets_its_workers_up_answers_and_leaves_no_file_or_process_behind
         workers = [process for process, _ in pool._workers]
     finally:
         pool.close()
+    assert 1 << 20 < processes.largest_worker_peak() < 1 << 30  # its own peak, reported as it stopped
     assert pool.closed and all(process.poll() is not None for process in workers)
     pool.close()  # twice: nothing more to do
 

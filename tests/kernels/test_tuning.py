@@ -77,6 +77,22 @@ def test_measure_plans_times_each_plan_in_turns(fake_plans):
     assert set(entered) == {"blas", "owned"}  # only the plans asked for
 
 
+def test_a_turn_whose_first_step_starts_a_worker_settles_more_steps(fake_plans, monkeypatch):
+    # The processes plan starts its worker in a turn's first step (0.3-0.5 s, longer than the
+    # settling time): its next steps, the worker's first, must not be the ones timed.
+    monkeypatch.setattr(tuning, "PLANS", ("processes",))
+    clock, _ = fake_plans({"processes": 0.01})
+    steps = []
+
+    def step():
+        steps.append(clock.now)
+        clock.now += 1.0 if len(steps) % 6 == 1 else 0.02  # each turn's first step: slow
+
+    times = tuning.measure_plans(step, 2, ("processes",), clock=clock)
+    assert len(steps) == 3 * (tuning._SETTLE_STEPS + 3)  # 3 untimed, then 3 timed (0.05 s), each turn
+    assert times["processes"] == pytest.approx([0.02] * 3)
+
+
 def _plan(monkeypatch, step_s, by_shape="blas", key="net", probes=None, work=1e12):
     probes = [] if probes is None else probes
     clock = FakeClock(step_s)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Layout", "PartProcesses", "WorkerLost", "active", "processes_plan", "supported"]
+__all__ = ["Layout", "PartProcesses", "WorkerLost", "active", "largest_worker_peak", "processes_plan", "supported"]
 
 #: Where a pool's shared block lives when the folder exists: memory, not a disk.
 SHARED_FOLDER = "/dev/shm"
@@ -179,11 +179,19 @@ class PartProcesses:
             self._block = None
 
     def close(self) -> None:
-        """Stop the workers (asked first, killed if they do not go) and unmap the block."""
+        """Stop the workers (asked first, killed if they do not go) and unmap the block; each
+        worker still answering says its peak memory first (``largest_worker_peak``)."""
+        global _largest_peak
         if self.closed:
             return
         self.closed = True
         for _, connection in self._workers:
+            with contextlib.suppress(OSError, ValueError, EOFError):
+                connection.send(("peak_rss", None))
+                if connection.poll(2):
+                    kind, value = connection.recv()
+                    if kind == "ok":
+                        _largest_peak = max(_largest_peak, int(value))
             with contextlib.suppress(OSError, ValueError):
                 connection.send(("stop", None))
             connection.close()
@@ -194,6 +202,15 @@ class PartProcesses:
                 process.kill()
                 process.wait()
         self._unmap()
+
+
+_largest_peak = 0  # bytes: the largest peak memory a worker of this process reported when stopped
+
+
+def largest_worker_peak() -> int:
+    """The largest peak resident memory (bytes) any worker process of this process had, as it
+    reported when its pool stopped; 0 if none ran. For the benchmarks' memory figures."""
+    return _largest_peak
 
 
 def _exit_status(process: subprocess.Popen) -> str:

@@ -101,8 +101,9 @@ _FORMAT = 7  # 2: convolutions in chunks (a step's plans compare differently); 3
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
-#: Each plan's turn runs steps untimed this long, then timed at least this long (and 2 steps).
-_SETTLE_S, _REP_S = 0.15, 0.05
+#: Each plan's turn runs steps untimed this long (and this many), then timed at least this long
+#: (and 2 steps).
+_SETTLE_S, _SETTLE_STEPS, _REP_S = 0.15, 3, 0.05
 #: Rounds of turns: each plan is timed this many times (about 0.6 s a plan in all).
 _ROUNDS = 3
 #: Runs with fewer multiply-adds in their products than this take the shape rule's plan
@@ -341,15 +342,19 @@ def measure_plans(
     Each turn first runs steps untimed for ``_SETTLE_S``: OpenBLAS's idle threads spin for
     ~0.1 s after the last product of a turn on all threads, and on this 2-core VM they slowed
     the next turn's steps (SimpleConvNet on owned threads: 10.1 ms a step right after a turn of
-    BLAS on 2 threads, 7.7 ms once they had stopped)."""
+    BLAS on 2 threads, 7.7 ms once they had stopped). And at least ``_SETTLE_STEPS`` steps: a
+    turn of the processes plan starts its worker in its first step (0.3-0.5 s, longer than the
+    settling), whose own first steps fill its memory and caches (DeepConvNet: processes 33.9
+    against split 34.3 ms a step measured with one untimed step, 27.1 against 36.3 with more)."""
     times: dict[str, list[float]] = {plan: [] for plan in plans}
     for round_ in range(_ROUNDS):
         order = plans[round_ % len(plans):] + plans[: round_ % len(plans)]
         for plan in order:
             with enter_plan(plan, threads):
-                started = clock()
-                while clock() - started < _SETTLE_S:
+                started, settled = clock(), 0
+                while settled < _SETTLE_STEPS or clock() - started < _SETTLE_S:
                     step()
+                    settled += 1
                 started, steps = clock(), 0
                 while steps < 2 or clock() - started < _REP_S:
                     step()
