@@ -431,10 +431,14 @@ def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
     way) and kept, so that later runs compute the same way and repeat their numbers. A
     Winograd way only when it is faster than im2col by ``MARGIN``; im2col always with
     ``LAYERWISE_TUNING=0`` (every convolution then computes by im2col, as before the way existed).
-    im2col, unmeasured, this once, while another thread of this process measures: a thread plan's
-    measurement runs steps whose parts run on other threads, and a part that waited for it
-    waited for ever (the first DeepConvNet training on 2 threads on a machine, fresh cache).
-    Unmeasured always after ``measure_nothing``."""
+    Unmeasured (im2col) always after ``measure_nothing``.
+
+    Threads asking for the same key take turns (the first measures, the others then read its
+    choice: a split's two parts compute the same way), but none waits for the machine's lock
+    while another thread of this process holds it: no other process measures meanwhile, so it
+    measures without it. A thread plan's measurement holds that lock while its steps' parts run
+    on other threads, and a part that waited for it waited for ever (the first DeepConvNet
+    training on 2 threads on a machine, fresh cache)."""
     if not tuning_enabled():
         return "im2col"
     signature, full_key = machine_signature(), f"convolution {key}"
@@ -442,11 +446,19 @@ def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
     if record is None and not _measuring_here:
         return "im2col"
     if record is None:
-        with _machine_lock(wait=False) as held:
-            if not held:  # another thread is measuring, maybe waiting for this call's part: im2col, this once
-                return "im2col"
+        with _key_lock(full_key), _machine_lock(wait=False):  # not held: this process holds it elsewhere
             record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
     return record["way"]
+
+
+_key_locks: dict[str, threading.Lock] = {}
+_key_locks_lock = threading.Lock()
+
+
+def _key_lock(key: str) -> threading.Lock:
+    """The lock threads of this process take turns at to measure ``key``."""
+    with _key_locks_lock:
+        return _key_locks.setdefault(key, threading.Lock())
 
 
 def kept_ways() -> dict[str, dict]:
