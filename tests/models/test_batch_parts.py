@@ -37,6 +37,16 @@ def batch(n, seed=1):
     return rng.standard_normal((n, 2, 6, 6)), rng.integers(0, 4, n)
 
 
+def mlp_with_two_dropouts():
+    """A float32 MLP with squared error, weight decay and two Dropouts of either mode."""
+    r = np.random.default_rng(7)
+    return Sequential([
+        Affine(r.standard_normal((6, 8)), r.standard_normal(8)), Relu(), Dropout(0.3, seed=1),
+        Affine(r.standard_normal((8, 8)), r.standard_normal(8)), Relu(), Dropout(0.5, mode="book", seed=2),
+        Affine(r.standard_normal((8, 3)), r.standard_normal(3)),
+    ], loss=MeanSquaredError(), weight_decay_lambda=0.01).astype(np.float32)
+
+
 def rng_states(model):
     return [la.rng.bit_generator.state for la in model if isinstance(la, Dropout)]
 
@@ -65,17 +75,9 @@ def test_one_hot_labels_squared_error_float32_two_dropouts_and_more_parts(monkey
     monkeypatch.setattr(threads, "run_threads", lambda: (parts, True))
     rng = np.random.default_rng(parts)
 
-    def build():
-        r = np.random.default_rng(7)
-        return Sequential([
-            Affine(r.standard_normal((6, 8)), r.standard_normal(8)), Relu(), Dropout(0.3, seed=1),
-            Affine(r.standard_normal((8, 8)), r.standard_normal(8)), Relu(), Dropout(0.5, mode="book", seed=2),
-            Affine(r.standard_normal((8, 3)), r.standard_normal(3)),
-        ], loss=MeanSquaredError(), weight_decay_lambda=0.01).astype(np.float32)
-
     x = rng.standard_normal((11, 6)).astype(np.float32)
     t = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 11)]  # one-hot rows
-    whole, cut = build(), build()
+    whole, cut = mlp_with_two_dropouts(), mlp_with_two_dropouts()
     expected = whole.gradient(x, t)
     with threads.split_batches() as count:
         got = gradient(cut, x, t)
@@ -258,17 +260,9 @@ def test_the_parts_in_processes_are_the_parts_on_threads(two_threads):
 def test_processes_with_one_hot_labels_squared_error_float32_and_two_dropouts(parts):
     rng = np.random.default_rng(parts)
 
-    def build():
-        r = np.random.default_rng(7)
-        return Sequential([
-            Affine(r.standard_normal((6, 8)), r.standard_normal(8)), Relu(), Dropout(0.3, seed=1),
-            Affine(r.standard_normal((8, 8)), r.standard_normal(8)), Relu(), Dropout(0.5, mode="book", seed=2),
-            Affine(r.standard_normal((8, 3)), r.standard_normal(3)),
-        ], loss=MeanSquaredError(), weight_decay_lambda=0.01).astype(np.float32)
-
     x = rng.standard_normal((11, 6)).astype(np.float32)
     t = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 11)]
-    whole, cut = build(), build()
+    whole, cut = mlp_with_two_dropouts(), mlp_with_two_dropouts()
     expected = whole.gradient(x, t)
     with lw.kernels.processes.processes_plan(parts):
         got = gradient(cut, x, t)
