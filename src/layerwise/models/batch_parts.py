@@ -142,16 +142,11 @@ def _gradient_in_parts(model: Sequential, x: np.ndarray, t: np.ndarray) -> dict[
     if len(results) == 1:
         return results[0][0]
     (first, *rest) = (results[start] for start in sorted(results))
-    for layer, draws in dropout.items():  # past the whole batch's draws, as one call would be
-        layer.rng.bit_generator.advance((n - first[2]) * draws)
     total = {name: g * (first[2] / n) for name, g in first[0].items()}
     for grads, _, size in rest:
         for name, g in grads.items():
             total[name] += g * (size / n)
-    model.loss_layer.loss = sum(loss * (size / n) for _, loss, size in (first, *rest))
-    for name, (layer, key) in model._param_slots.items():
-        layer.grads[key] = total[name]
-    return total
+    return _finish(model, dropout, n, total, [(loss, size) for _, loss, size in (first, *rest)])
 
 
 def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, count: int) -> dict[str, np.ndarray]:
@@ -207,8 +202,18 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
         for name, g in net.gradient(x[lo:hi], t[lo:hi]).items():
             total[name] += g * ((hi - lo) / n)
         losses.append((net.loss_layer.loss, hi - lo))
+    return _finish(model, dropout, n, total, losses)
+
+
+def _finish(
+    model: Sequential, dropout: dict[Dropout, int], n: int, total: dict[str, np.ndarray],
+    losses: list[tuple[float, int]],
+) -> dict[str, np.ndarray]:
+    """The whole batch's end of a step in parts: each Dropout's generator past the batch's
+    draws (the first part drew its own on the model), the loss the parts' weighted sum
+    (``losses``: (loss, rows) in part order), and ``total`` the model's gradients."""
     for layer, draws in dropout.items():  # past the whole batch's draws, as one call would be
-        layer.rng.bit_generator.advance((n - first[2]) * draws)
+        layer.rng.bit_generator.advance((n - losses[0][1]) * draws)
     model.loss_layer.loss = sum(loss * (size / n) for loss, size in losses)
     for name, (layer, key) in model._param_slots.items():
         layer.grads[key] = total[name]
