@@ -25,7 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from layerwise.kernels.tuning import cpu_model as _cpu_model  # also what the other benchmarks report
+try:  # also what the other benchmarks report
+    from layerwise.kernels.kept_choices import cpu_model as _cpu_model
+except ImportError:  # a tree before kept_choices (benchmarks.before_after against an older revision)
+    from layerwise.kernels.tuning import cpu_model as _cpu_model
 
 from .nets import DEFAULT_NETS, NETS
 

@@ -18,7 +18,7 @@ A number set in one of the first three ways is *fixed*: layerwise computes on th
 threads, the way measured fastest for the network on this machine and kept
 (``kernels.tuning``), whatever else runs. Otherwise layerwise also watches what other
 processes use of its CPUs (``CpuShare``) and, in an MLP's training, lets BLAS use only the
-cores they leave free (``kernels.threads.share_cores``).
+cores they leave free (``kernels.blas_limits.share_cores``).
 """
 
 from __future__ import annotations

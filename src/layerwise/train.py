@@ -25,9 +25,11 @@ import numpy as np
 from .datasets import iterate_minibatches
 from .errors import InputError, LayerwiseError, ShapeError, TrainingDiverged
 from .io import atomic_write, save
+from .kernels.blas_limits import CoreShare, run_threads, share_cores
+from .kernels.kept_choices import cache_file
 from .kernels.memory import keep_freed_memory
-from .kernels.threads import SPLIT_MIN_ELEMENTS, CoreShare, run_threads, share_cores
-from .kernels.tuning import PLANS, ThreadPlan, cache_file, enter_plan, training_plan
+from .kernels.threads import SPLIT_MIN_ELEMENTS
+from .kernels.tuning import PLANS, ThreadPlan, enter_plan, training_plan
 from .models import Sequential
 from .models.batch_parts import gradient, in_processes, splittable
 from .optim import LR_SCHEDULES, lr_factor
@@ -306,7 +308,7 @@ class Trainer:
         return self.history
 
     def _threads(self) -> contextlib.ExitStack:
-        """The run's threads (``kernels.threads.run_threads``), used as ``thread_plan`` says:
+        """The run's threads (``kernels.blas_limits.run_threads``), used as ``thread_plan`` says:
         BLAS on all of them, BLAS on one, or layerwise owning them and splitting the passes
         and products itself (``owned_threads``). The plan is measured on this machine the
         first time a network of this shape trains with this many threads, and kept

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 import layerwise as lw
 import layerwise.train
 from layerwise.cli import main
-from layerwise.kernels.threads import blas_threads
+from layerwise.kernels.blas_limits import blas_threads
 
 THREAD_VARIABLES = ("LAYERWISE_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from layerwise import functional
-from layerwise.kernels import blocks, fused, threads, tuning
+from layerwise.kernels import blocks, fused, kept_choices, threads, tuning
 from layerwise.kernels.activations import relu_grad
 from layerwise.kernels.conv import conv_forward, conv_input_grad, im2col_dot, im2col_weight_grad
 from layerwise.kernels.pool import max_pool, max_pool_backward
@@ -21,7 +21,7 @@ from layerwise.kernels.pool import max_pool, max_pool_backward
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(kept_choices, "_memory", {})
     monkeypatch.setattr(blocks, "_decided", {})
     return tmp_path / "cache" / "tuning.json"
 
@@ -97,9 +97,9 @@ def test_the_block_size_is_measured_once_kept_and_read_back(monkeypatch, cache):
 
     assert tuning.product_blocks("rows K26 N30", measure) == 256
     assert tuning.product_blocks("rows K26 N30", measure) == 256 and measured == [1]
-    stored = json.loads(cache.read_text())["machines"][tuning.machine_signature()]["product rows K26 N30"]
+    stored = json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]["product rows K26 N30"]
     assert stored["rows"] == 256 and stored["ms"]["0"] == 2000.0
-    monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
+    monkeypatch.setattr(kept_choices, "_memory", {})  # a new process: only the file remembers
     assert tuning.product_blocks("rows K26 N30", measure) == 256 and measured == [1]
     assert tuning.kept_blocks()["rows K26 N30"]["rows"] == 256
 
@@ -107,7 +107,7 @@ def test_the_block_size_is_measured_once_kept_and_read_back(monkeypatch, cache):
 def test_blocks_only_when_clearly_faster_and_never_with_tuning_off(monkeypatch, cache):
     almost = {0: 1.0, 128: 0.99, 256: 1.1, 512: 1.2, 1024: 1.3, 2048: 1.4}  # within MARGIN
     assert tuning.product_blocks("inner K8 N8", lambda: almost) == 0
-    monkeypatch.setenv(tuning.TUNING_ENV_VAR, "0")
+    monkeypatch.setenv(kept_choices.TUNING_ENV_VAR, "0")
     assert tuning.product_blocks("inner K9 N9", lambda: {0: 9.0, 128: 1.0}) == 0
     assert "inner K9 N9" not in tuning.kept_blocks()
 
@@ -181,7 +181,7 @@ def test_a_product_asked_while_another_thread_measures_runs_whole_at_once(cache)
     # DeepConvNet's predict on 2 threads hung for ever.
     sizes = {0: 2.0, 128: 1.0, 256: 1.5, 512: 1.5, 1024: 1.5, 2048: 1.5}
     asked = []
-    with tuning._machine_lock():
+    with kept_choices.machine_lock():
         worker = threading.Thread(target=lambda: asked.append(tuning.product_blocks("rows K3 N3", lambda: sizes)),
                                   daemon=True)
         worker.start()
@@ -221,6 +221,6 @@ def test_a_decision_is_asked_once_per_process_unless_another_thread_was_measurin
     assert blocks.block_rows("inner", a, b) == 0  # whole, this once
     assert [blocks.block_rows("inner", a, b) for _ in range(3)] == [256] * 3
     assert len(asked) == 2
-    monkeypatch.setenv(tuning.TUNING_ENV_VAR, "0")  # tuning turned off: asked again (and tuning says whole)
+    monkeypatch.setenv(kept_choices.TUNING_ENV_VAR, "0")  # tuning turned off: asked again (and tuning says whole)
     monkeypatch.setattr(tuning, "product_blocks", lambda key, measure: asked.append(key) or 0)
     assert blocks.block_rows("inner", a, b) == 0 and len(asked) == 3

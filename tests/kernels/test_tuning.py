@@ -7,22 +7,8 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise.kernels import processes, tuning
+from layerwise.kernels import blas_limits, kept_choices, processes, tuning
 from layerwise.kernels import threads as _threads
-
-
-def test_the_cpu_is_named_with_its_family_model_and_stepping(tmp_path):
-    # Two VMs that both call themselves "AMD EPYC" (Zen 4 and a faster one) must not share
-    # the measured choices kept under the machine's signature.
-    info = tmp_path / "cpuinfo"
-    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n" \
-            "model name\t: AMD EPYC\nstepping\t: 1\n\n"
-    info.write_text(block.format(n=0, model=17) + block.format(n=1, model=99))
-    assert tuning.cpu_model(info) == "AMD EPYC (family 25, model 17, stepping 1)"
-    bare = tmp_path / "bare"
-    bare.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
-    assert tuning.cpu_model(bare) == "Some CPU"
-    assert tuning.cpu_model(tmp_path / "missing")  # the platform module's answer, never empty
 
 
 class FakeClock:
@@ -105,7 +91,7 @@ def _plan(monkeypatch, step_s, by_shape="blas", key="net", probes=None, work=1e1
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(kept_choices, "_memory", {})
     return tmp_path / "cache" / "tuning.json"
 
 
@@ -114,9 +100,9 @@ def test_a_measured_plan_is_kept_in_the_cache_file_and_reused(monkeypatch, cache
     plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, probes=probes)
     assert (plan.plan, plan.how) == ("blas1", "measured") and probes == [1]
     assert plan.ms_per_step == {"blas": 2000.0, "blas1": 1000.0, "owned": 3000.0}
-    stored = json.loads(cache.read_text())["machines"][tuning.machine_signature()]["net | 2 threads"]
+    stored = json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]["net | 2 threads"]
     assert stored["plan"] == "blas1"
-    monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
+    monkeypatch.setattr(kept_choices, "_memory", {})  # a new process: only the file remembers
     again = _plan(monkeypatch, {"blas": 1.0, "blas1": 9.0, "owned": 9.0}, probes=probes)
     assert (again.plan, again.how) == ("blas1", "kept from an earlier measurement") and probes == [1]
     assert "BLAS on 1 thread" in again.describe() and "blas1 1e+03" in again.describe()
@@ -125,7 +111,7 @@ def test_a_measured_plan_is_kept_in_the_cache_file_and_reused(monkeypatch, cache
 def test_another_machine_or_network_is_measured_anew(monkeypatch, cache):
     _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0})
     assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas"
-    monkeypatch.setattr(tuning, "machine_signature", lambda: "another CPU")
+    monkeypatch.setattr(kept_choices, "machine_signature", lambda: "another CPU")
     assert _plan(monkeypatch, {"blas": 3.0, "blas1": 2.0, "owned": 1.0}).plan == "owned"
     machines = json.loads(cache.read_text())["machines"]
     assert len(machines) == 2 and set(machines["another CPU"]) == {"net | 2 threads"}
@@ -158,25 +144,25 @@ def test_a_kept_plan_holds_for_a_short_run_too(monkeypatch, cache):
 
 def test_a_broken_or_unwritable_cache_costs_only_a_measurement(monkeypatch, cache):
     cache.parent.mkdir()
-    here = tuning.machine_signature()
+    here = kept_choices.machine_signature()
     for broken in ("{not json", "[1, 2]", '{"machines": [1]}', json.dumps({"machines": {here: [1]}}),
                    json.dumps({"machines": {here: {"net | 2 threads": {"plan": "blas1", "ms_per_step": ["x"]}}}})):
         cache.write_text(broken)
-        monkeypatch.setattr(tuning, "_memory", {})
+        monkeypatch.setattr(kept_choices, "_memory", {})
         assert _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}).how == "measured", broken
-        assert json.loads(cache.read_text())["format"] == tuning._FORMAT  # rewritten whole
+        assert json.loads(cache.read_text())["format"] == kept_choices.FORMAT  # rewritten whole
     # a rename that fails: the plan holds for this process, the log says it was not kept, and no
     # temporary file is left behind
-    real_replace = tuning.os.replace
+    real_replace = kept_choices.os.replace
 
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(tuning.os, "replace", failing_replace)
+    monkeypatch.setattr(kept_choices.os, "replace", failing_replace)
     plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="other")
     assert (plan.plan, plan.how) == ("blas1", "measured, not kept")
     assert not list(cache.parent.glob(".tuning-*"))
-    monkeypatch.setattr(tuning.os, "replace", real_replace)
+    monkeypatch.setattr(kept_choices.os, "replace", real_replace)
     assert _plan(monkeypatch, {"blas": 1.0, "blas1": 2.0, "owned": 3.0}, key="other").plan == "blas1"  # remembered
     # a folder that cannot be made
     blocked = cache.parent / "blocked"
@@ -209,16 +195,16 @@ def test_processes_measure_one_at_a_time_and_the_second_keeps_the_firsts_plan(ca
 
 def test_enter_plan_sets_blas_or_owns_the_threads_and_restores(monkeypatch):
     monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
-    before = [lib.num_threads for lib in _threads._blas().lib_controllers]
+    before = [lib.num_threads for lib in blas_limits._blas().lib_controllers]
     seen = {}
     for plan in tuning.PLANS:
         with tuning.enter_plan(plan, 2):
-            seen[plan] = ({lib.num_threads for lib in _threads._blas().lib_controllers}, _threads._owned,
+            seen[plan] = ({lib.num_threads for lib in blas_limits._blas().lib_controllers}, _threads._owned,
                           _threads.batch_parts(), processes.active()[0])
         assert _threads.batch_parts() == 1 and processes.active() == (0, None)
     assert seen == {"blas": ({2}, 0, 1, 0), "blas1": ({1}, 0, 1, 0), "owned": ({1}, 2, 1, 0),
                     "split": ({1}, 2, 2, 0), "processes": ({1}, 2, 1, 2)}
-    assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
+    assert [lib.num_threads for lib in blas_limits._blas().lib_controllers] == before
 
 
 def test_measure_plans_on_a_real_step(monkeypatch):
@@ -269,7 +255,7 @@ def test_the_trainer_measures_once_follows_the_plan_and_trains_as_unmeasured(mon
     limits = []
     gradient = trainer.model.gradient
     monkeypatch.setattr(trainer.model, "gradient", lambda *a: limits.append(
-        {lib.num_threads for lib in _threads._blas().lib_controllers}) or gradient(*a))
+        {lib.num_threads for lib in blas_limits._blas().lib_controllers}) or gradient(*a))
     trainer.fit()
     assert measured == [2] and trainer.thread_plan.plan == "blas1"
     assert limits == [{1}] * 6  # every step on one BLAS thread
@@ -325,7 +311,7 @@ def test_a_checkpoint_keeps_the_plan_and_a_resumed_run_trains_with_it(monkeypatc
     assert first.thread_plan.plan == "blas1"
     # another machine's cache, or none: the checkpoint decides
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "elsewhere"))
-    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(kept_choices, "_memory", {})
     monkeypatch.setenv("LAYERWISE_TUNING", "0")
     resumed = _mlp_trainer(epochs=2, log=None)
     resumed.load_state(load_checkpoint(tmp_path / "run" / layerwise.train.CHECKPOINT_NAME).state)
@@ -343,7 +329,7 @@ def test_a_convolution_on_another_thread_does_not_wait_for_a_measurement(cache):
     import threading
 
     measured = []
-    with tuning._machine_lock():
+    with kept_choices.machine_lock():
         answer = []
         other = threading.Thread(target=lambda: answer.append(
             tuning.conv_way("C16 FN16 28x28", lambda: measured.append(1) or {"im2col": 2.0, "winograd": 1.0})))
@@ -376,21 +362,21 @@ def test_threads_asking_for_one_convolution_at_once_share_one_measurement(cache)
 
 
 def test_a_process_that_measures_nothing_takes_the_choices_it_is_given(monkeypatch, cache):
-    monkeypatch.setattr(tuning, "_measuring_here", True)
+    monkeypatch.setattr(kept_choices, "_measuring_here", True)
     tuning.conv_way("C1", lambda: {"im2col": 2.0, "winograd 4x4": 1.0})  # this process measures ...
     tuning.product_blocks("rows K26 N30", lambda: {0: 2.0, 256: 1.0})
-    choices = tuning.choices_here()
+    choices = kept_choices.choices_here()
     assert choices["convolution C1"]["way"] == "winograd 4x4" and choices["product rows K26 N30"]["rows"] == 256
-    monkeypatch.setattr(tuning, "_memory", {})  # ... a worker process, another file
+    monkeypatch.setattr(kept_choices, "_memory", {})  # ... a worker process, another file
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(cache.parent / "elsewhere"))
-    tuning.measure_nothing()
-    assert tuning._measuring_here is False
+    kept_choices.measure_nothing()
+    assert kept_choices._measuring_here is False
 
     def never():
         raise AssertionError("measured")
 
     assert tuning.conv_way("C1", never) == "im2col" and tuning.product_blocks("rows K26 N30", never) == 0
-    tuning.adopt_choices(choices)
+    kept_choices.adopt_choices(choices)
     assert tuning.conv_way("C1", never) == "winograd 4x4" and tuning.product_blocks("rows K26 N30", never) == 256
     assert not (cache.parent / "elsewhere").exists()  # no lock taken, nothing written
 
@@ -402,7 +388,7 @@ def test_the_first_training_of_a_convnet_on_two_threads_measures_its_plans_and_t
     import threading
 
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(kept_choices, "_memory", {})
     monkeypatch.setattr(tuning, "MIN_WORK_TO_MEASURE", 0)
     monkeypatch.setattr(tuning, "_SETTLE_S", 0.02)
     monkeypatch.setattr(tuning, "_REP_S", 0.01)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from layerwise.errors import ShapeError
 from layerwise.functional import im2col as book_im2col
 from layerwise.gradcheck.checks import check_layer
-from layerwise.kernels import cache_sizes, threads, tuning, winograd
+from layerwise.kernels import blas_limits, cache_sizes, kept_choices, threads, tuning, winograd
 from layerwise.kernels import conv as conv_kernels
 from layerwise.layers import Convolution
 
@@ -118,7 +118,7 @@ def test_winograd_in_chunks_on_the_owned_threads(owned, monkeypatch, budget):
 def cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LAYERWISE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LAYERWISE_TUNING", "1")
-    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(kept_choices, "_memory", {})
     return tmp_path / "cache" / "tuning.json"
 
 
@@ -156,11 +156,11 @@ def test_conv_forward_takes_winograd_where_measured_faster_and_keeps_the_choice(
     out = conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
     np.testing.assert_allclose(out, _plain(x, Wt, 1) + b, rtol=1e-12, atol=1e-12)
     assert calls == [x.shape] and measured == [1]
-    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    kept = json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]
     (key, record), = ((key, record) for key, record in kept.items() if key.startswith("convolution "))
-    assert key == f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, chunks on 1"
+    assert key == f"convolution C16 FN16 28x28 pad 1 float64, BLAS threads {blas_limits.blas_threads()}, chunks on 1"
     assert record["way"] == "winograd" and record["ms"] == {"im2col": 2000.0, "winograd": 1000.0}
-    monkeypatch.setattr(tuning, "_memory", {})  # a new process: only the file remembers
+    monkeypatch.setattr(kept_choices, "_memory", {})  # a new process: only the file remembers
     conv_kernels.conv_forward(x, _col_W(Wt), b, 3, 3, 1, 1)
     assert measured == [1] and len(calls) == 2
     assert tuning.kept_ways() == {key.removeprefix("convolution "): record}  # what the benchmark reports
@@ -221,7 +221,7 @@ def test_a_thread_plan_measured_over_convolutions_that_measure_their_way_does_no
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive(), "the plan's measurement hung on the machine lock"
-    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    kept = json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]
     assert "net | 2 threads" in kept and any(key.startswith("convolution") for key in kept)
 
 
@@ -251,7 +251,7 @@ def test_winograds_transforms_and_block_are_the_ones_measured_faster(monkeypatch
     np.testing.assert_allclose(out, _plain(x, Wt, 1), rtol=1e-12, atol=1e-12)
     expected = {"winograd": ("products", 2), "winograd by sums": ("sums", 2), "winograd 4x4": ("products", 4)}
     assert calls == [x.shape] and ways == [expected[faster]]
-    assert tuning.kept_ways()[f"C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
+    assert tuning.kept_ways()[f"C16 FN16 28x28 pad 1 float64, BLAS threads {blas_limits.blas_threads()}, "
                               "chunks on 1"]["way"] == faster
 
 
@@ -304,7 +304,7 @@ def test_inside_a_splits_parts_the_ways_are_timed_side_by_side_under_their_own_k
     with threads.owned_threads():
         threads.in_parts(part, len(both))  # each part has WINOGRAD_MIN_IMAGES images
     assert copies and set(copies) == {2}  # every timed call ran twice at once
-    kept = json.loads(cache.read_text())["machines"][tuning.machine_signature()]
+    kept = json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]
     (key, record), = ((key, record) for key, record in kept.items() if key.startswith("convolution "))
     assert key == "convolution C16 FN16 28x28 pad 1 float64, BLAS threads 1, chunks on 1, 2 parts at once"
     assert record["way"] == faster
@@ -328,7 +328,7 @@ def test_the_weight_gradient_takes_winograd_by_its_own_measurement(monkeypatch, 
     dW = conv_kernels.conv_weight_grad(d, x, 3, 3, 1, 1)
     np.testing.assert_allclose(dW, conv_kernels.im2col_weight_grad(d, x, 3, 3, 1, 1), rtol=1e-11, atol=1e-11)
     assert asked == ["weight gradient"]
-    assert list(tuning.kept_ways()) == [f"C16 FN16 28x28 pad 1 float64, BLAS threads {threads.blas_threads()}, "
+    assert list(tuning.kept_ways()) == [f"C16 FN16 28x28 pad 1 float64, BLAS threads {blas_limits.blas_threads()}, "
                           "chunks on 1, weight gradient"]
     with pytest.raises(ShapeError, match=r"im2col_weight_grad: d has shape \(5, 16\)"):
         conv_kernels.conv_weight_grad(d[:5], x, 3, 3, 1, 1)

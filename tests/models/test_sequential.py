@@ -9,6 +9,7 @@ import layerwise as lw
 import layerwise.models.sequential
 from layerwise import Affine, ReLU, SoftmaxWithLoss
 from layerwise.errors import ShapeError
+from layerwise.kernels import blas_limits
 from layerwise.kernels.cache_sizes import inference_chunk_bytes
 from layerwise.models import Sequential, TwoLayerNet
 
@@ -163,7 +164,7 @@ def test_eval_predict_runs_chunks_on_several_threads_with_the_same_scores(monkey
         assert layers is not None and layers[0] is not model[0]  # each thread has its own caches
         assert layers[0].params is model[0].params  # ... and the same weights
         # BLAS on one thread while the chunks run in parallel.
-        assert all(lib.num_threads == 1 for lib in _threads._blas().lib_controllers)
+        assert all(lib.num_threads == 1 for lib in blas_limits._blas().lib_controllers)
         sizes.append(len(xb))
         return original(xb, train_flg, layers)
 
@@ -188,7 +189,7 @@ def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alon
     model = lw.SimpleConvNet(seed=2)
     x = np.random.default_rng(2).random((600, 1, 28, 28), dtype=np.float32)
     monkeypatch.setattr(_threads, "run_threads", lambda: (2, True))
-    before = [lib.num_threads for lib in _threads._blas().lib_controllers]
+    before = [lib.num_threads for lib in blas_limits._blas().lib_controllers]
     reference = model.predict(x)
     seen = set()
     original = model._forward
@@ -212,7 +213,7 @@ def test_a_second_parallel_predict_runs_sequentially_and_leaves_blas_limits_alon
         owner.join()
     assert seen == {threading.get_ident()}  # ran here, chunk by chunk
     np.testing.assert_allclose(again, reference, rtol=1e-5, atol=1e-6)  # other chunk boundaries
-    assert [lib.num_threads for lib in _threads._blas().lib_controllers] == before
+    assert [lib.num_threads for lib in blas_limits._blas().lib_controllers] == before
 
 
 def test_numerical_gradient_is_float64_for_a_float32_net():

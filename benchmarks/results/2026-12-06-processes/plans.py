@@ -24,8 +24,9 @@ import numpy as np
 
 from benchmarks.nets import NETS
 from layerwise import Adam
+from layerwise.kernels.kept_choices import machine_signature
 from layerwise.kernels.memory import keep_freed_memory
-from layerwise.kernels.tuning import enter_plan, machine_signature
+from layerwise.kernels.tuning import enter_plan
 from layerwise.models.batch_parts import gradient
 
 PLANS = ("blas1", "owned", "split", "processes")

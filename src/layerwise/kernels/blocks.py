@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from . import tuning
-from .threads import blas_threads
+from . import kept_choices, tuning
+from .blas_limits import blas_threads
 
 __all__ = ["block_rows", "inner_dot", "rows_dot"]
 
@@ -52,7 +52,7 @@ def block_rows(op: str, a: np.ndarray, b: np.ndarray) -> int:
     K, N = a.shape[1], b.shape[1]
     layouts = _layout(a), _layout(b)
     threads = blas_threads()
-    memo = (op, K, N, a.dtype, b.dtype, *layouts, threads, tuning.tuning_enabled())
+    memo = (op, K, N, a.dtype, b.dtype, *layouts, threads, kept_choices.tuning_enabled())
     rows = _decided.get(memo)
     if rows is None:
         dtype = np.result_type(a, b)

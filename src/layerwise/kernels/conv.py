@@ -28,10 +28,10 @@ import numpy as np
 from ..checks import conv_output_shape
 from ..errors import ShapeError
 from . import cache_sizes, tuning, winograd
+from .blas_limits import blas_threads
 from .blocks import inner_dot, rows_dot
 from .threads import (
     SPLIT_MIN_ELEMENTS,
-    blas_threads,
     chunk_threads,
     in_chunks,
     in_parts,

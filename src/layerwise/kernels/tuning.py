@@ -22,7 +22,7 @@ machine's caches are ``kernels.cache_sizes``'s):
   (issue 21's own report; no session has measured an Intel machine since).
   So the Trainer times a copy of the network under each plan the first time that network
   trains on this machine with that many threads, and keeps the winner in a small JSON file
-  (:func:`cache_file`), keyed by the machine (CPU model, cores, BLAS and its kernels): later
+  (``kernels.kept_choices.cache_file``), keyed by the machine (CPU model, cores, BLAS and its kernels): later
   runs start at once and make the same choice. The choice decides which kernels compute a
   product, so it is kept rather than measured again: a run's numbers then repeat bit for bit
   on this machine.
@@ -40,64 +40,43 @@ machine's caches are ``kernels.cache_sizes``'s):
 
 ``LAYERWISE_TUNING=0`` turns the measurements off: the Trainer then decides by shape alone
 (``"owned"`` when a step's activations are large enough to split, else ``"blas"``), as before
-this module, and every convolution computes by im2col. ``LAYERWISE_CACHE_DIR`` says where
-the file lives (else ``$XDG_CACHE_HOME/layerwise`` or ``~/.cache/layerwise``); a file that
-cannot be read or written only costs a measurement.
+this module, and every convolution computes by im2col. Where and how the choices are kept (the
+file, its lock, a worker process that measures nothing) is ``kernels.kept_choices``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import math
-import os
-import platform
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .. import cpu
-from .._version import __version__
+from . import kept_choices
+from .blas_limits import blas_limit
 from .processes import processes_plan
-from .threads import _blas, blas_limit, owned_threads, split_batches
+from .threads import owned_threads, split_batches
 
 __all__ = [
     "BLOCK_ROWS",
-    "CACHE_ENV_VAR",
     "CONV_WAYS",
     "PLANS",
-    "TUNING_ENV_VAR",
     "ThreadPlan",
-    "adopt_choices",
-    "cache_file",
-    "choices_here",
     "conv_way",
-    "cpu_model",
     "enter_plan",
     "kept_blocks",
     "kept_ways",
-    "machine_signature",
-    "measure_nothing",
     "measure_plans",
     "product_blocks",
     "training_plan",
 ]
 
-TUNING_ENV_VAR = "LAYERWISE_TUNING"
-CACHE_ENV_VAR = "LAYERWISE_CACHE_DIR"
 #: The ways a training step can use several threads (see the module's docstring).
 PLANS = ("blas", "blas1", "owned", "split", "processes")
-#: Bumped when the measurement changes, so that choices made the old way are made again.
-_FORMAT = 7  # 2: convolutions in chunks (a step's plans compare differently); 3: the split plan;
-# 4: convolutions by Winograd where measured faster; 5: Winograd's transforms as products or
-# sums (the ways compare anew); 6: Winograd's F(4×4, 3×3) as a fourth way; 7: the processes plan
 #: Another plan replaces the one the shape rule would take only when it is this much faster:
 #: timings on a shared VM wander by a few per cent, and a coin toss should not flip the choice.
 MARGIN = 0.03
@@ -134,185 +113,11 @@ class ThreadPlan:
         return text + ")"
 
 
-def cache_file() -> Path:
-    """Where measured choices are kept."""
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR]) / "tuning.json"
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = Path.home() / ".cache"
-        except RuntimeError:  # no home folder: the system's temporary one
-            base = Path(tempfile.gettempdir())
-    return Path(base) / "layerwise" / "tuning.json"
-
-
-def tuning_enabled() -> bool:
-    return os.environ.get(TUNING_ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
-
-
-@functools.cache
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name as Linux reports it, with its family, model and stepping numbers
-    when it gives them (else what the platform module says).
-
-    Why the numbers: a VM's model name can hide the generation. Two of this project's 2-core
-    VMs both said "AMD EPYC": family 26 ran OpenBLAS's SkylakeX kernels at 254 GFLOP/s on one
-    thread, family 25 model 17 (Zen 4) at 103, and the choices measured on one (the thread
-    plans above) need not hold on the other."""
-    fields: dict[str, str] = {}
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if not line.strip():
-                break  # the first CPU's block is enough
-            name, _, value = line.partition(":")
-            fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    numbers = [f"{label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model"),
-                                                          ("stepping", "stepping")) if fields.get(key)]
-    return f"{name} ({', '.join(numbers)})" if numbers else name
-
-
-def machine_signature() -> str:
-    """What a measured choice depends on: the CPU, the cores usable, and the BLAS with the
-    kernels it picked (``OPENBLAS_CORETYPE`` changes them, hence the signature)."""
-    blas = ", ".join(
-        f"{lib.internal_api} {lib.version} {getattr(lib, 'architecture', '') or ''}".strip()
-        for lib in _blas().lib_controllers
-    )
-    return (f"{cpu_model()} | {cpu.usable_cores()} cores | {blas or 'no BLAS info'} | "
-            f"layerwise {__version__} | {_FORMAT}")
-
-
-_memory: dict[tuple[str, str], dict] = {}  # this process's choices, even when the file cannot be written
-_file_lock = threading.Lock()  # one measurement at a time in this process ...
-_holder = threading.local()  # .depth: how deep this thread is inside _machine_lock
-
-
-@contextlib.contextmanager
-def _machine_lock(wait: bool = True) -> Iterator[bool]:
-    """... and across processes: a sweep's workers training one network on this machine wait
-    for the first one's measurement instead of measuring at once, competing for the cores, and
-    writing the file over each other. An advisory lock on a file beside the cache (POSIX); where
-    it cannot be taken, only this process's lock holds. Re-entrant in the thread that holds it:
-    a thread plan's measurement runs training steps whose convolutions may measure their way
-    (``conv_way``) meanwhile; a second lock there waited for the first for ever. Yields True;
-    with ``wait=False``, False at once when another thread of this process holds the lock (it
-    may be waiting for the caller: a measurement's convolutions run in chunks on the pool)."""
-    if getattr(_holder, "depth", 0):
-        _holder.depth += 1
-        try:
-            yield True
-        finally:
-            _holder.depth -= 1
-        return
-    if not _file_lock.acquire(blocking=wait):
-        yield False
-        return
-    try:
-        _holder.depth = 1
-        with _flock():
-            yield True
-    finally:
-        _holder.depth = 0
-        _file_lock.release()
-
-
-@contextlib.contextmanager
-def _flock() -> Iterator[None]:
-    try:
-        import fcntl  # POSIX only: the lock is skipped on Windows
-
-        path = cache_file().with_suffix(".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")  # closed below, which releases the lock
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        handle.close()  # releases the lock
-
-
-def _read() -> dict:
-    """The file's machines and their choices; {} for a missing or damaged file."""
-    try:
-        data = json.loads(cache_file().read_text())
-    except (OSError, ValueError, RuntimeError):
-        return {}
-    machines = data.get("machines") if isinstance(data, dict) else None
-    return {sig: choices for sig, choices in machines.items() if isinstance(choices, dict)} \
-        if isinstance(machines, dict) else {}
-
-
-def _valid(record: object) -> bool:
+def _valid_plan(record: object) -> bool:
     if not isinstance(record, dict) or record.get("plan") not in PLANS:
         return False
     ms = record.get("ms_per_step", {})
     return isinstance(ms, dict) and all(isinstance(v, int | float) for v in ms.values())
-
-
-def _remember(signature: str, key: str, record: dict) -> bool:
-    """Keep ``record`` for this process and in the file; False if the file could not be written."""
-    _memory[signature, key] = record
-    machines = _read()
-    machines.setdefault(signature, {})[key] = record
-    tmp = None
-    try:
-        path = cache_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole to a temporary file, then renamed over: a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=path.parent)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"format": _FORMAT, "machines": machines}, out, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-        return True
-    except (OSError, RuntimeError):
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return False
-
-
-#: False in a worker process of the "processes" plan (``measure_nothing``).
-_measuring_here = True
-
-
-def measure_nothing() -> None:
-    """From now on this process measures no choice: it takes those kept (``adopt_choices``, the
-    file) and otherwise the unmeasured default, and never waits for the machine's lock. For a
-    worker process of the ``"processes"`` plan: its trainer holds that lock while it measures
-    its thread plans, waiting for the worker's part meanwhile; a worker that waited for the
-    lock in turn would never answer. The trainer measures the same choices in its own part (the
-    same shapes on one core each) and hands them over (``choices_here``)."""
-    global _measuring_here
-    _measuring_here = False
-
-
-def choices_here() -> dict[str, dict]:
-    """Every choice kept for this machine, from the file and this process, by key."""
-    return _kept_records("", lambda record: isinstance(record, dict))
-
-
-def adopt_choices(choices: dict[str, dict]) -> None:
-    """Take ``choices`` (another process's ``choices_here``) as this process's own."""
-    signature = machine_signature()
-    for key, record in choices.items():
-        _memory[signature, key] = record
-
-
-def _recall(signature: str, key: str, valid: Callable[[object], bool] = _valid) -> dict | None:
-    if (signature, key) in _memory:
-        return _memory[signature, key]
-    record = _read().get(signature, {}).get(key)
-    if valid(record):
-        _memory[signature, key] = record
-        return record
-    return None
 
 
 @contextlib.contextmanager
@@ -378,22 +183,22 @@ def training_plan(
     (the run's network may not allow them all)."""
     if threads <= 1:
         return ThreadPlan("blas", threads, "one thread")
-    if not tuning_enabled():
-        return ThreadPlan(by_shape, threads, f"by shape: {TUNING_ENV_VAR}=0")
-    signature, full_key = machine_signature(), f"{key} | {threads} threads"
+    if not kept_choices.tuning_enabled():
+        return ThreadPlan(by_shape, threads, f"by shape: {kept_choices.TUNING_ENV_VAR}=0")
+    signature, full_key = kept_choices.machine_signature(), f"{key} | {threads} threads"
     kept = _kept(signature, full_key, threads)  # also for a short run: later runs train the same way
     if kept is not None:
         return kept
     if work < MIN_WORK_TO_MEASURE:
         return ThreadPlan(by_shape, threads, "by shape: too short a run to measure")
-    with _machine_lock():
+    with kept_choices.machine_lock():
         # Another process may have measured while this one waited for the lock.
         return _kept(signature, full_key, threads) or _measured(
             signature, full_key, threads, by_shape, probe, plans)
 
 
 def _kept(signature: str, full_key: str, threads: int) -> ThreadPlan | None:
-    record = _recall(signature, full_key)
+    record = kept_choices.recall(signature, full_key, _valid_plan)
     if record is None:
         return None
     return ThreadPlan(record["plan"], threads, "kept from an earlier measurement", record.get("ms_per_step", {}))
@@ -414,7 +219,8 @@ def _measured(
     best = min(median, key=median.get)
     plan = best if median[best] < (1 - MARGIN) * median[by_shape] else by_shape
     ms = {name: round(value * 1e3, 4) for name, value in median.items()}
-    kept = _remember(signature, full_key, {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")})
+    record = {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")}
+    kept = kept_choices.remember(signature, full_key, record)
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
 
 
@@ -439,15 +245,15 @@ def conv_way(key: str, measure: Callable[[], dict[str, float]]) -> str:
     measures without it. A thread plan's measurement holds that lock while its steps' parts run
     on other threads, and a part that waited for it waited for ever (the first DeepConvNet
     training on 2 threads on a machine, fresh cache)."""
-    if not tuning_enabled():
+    if not kept_choices.tuning_enabled():
         return "im2col"
-    signature, full_key = machine_signature(), f"convolution {key}"
-    record = _recall(signature, full_key, _valid_way)
-    if record is None and not _measuring_here:
+    signature, full_key = kept_choices.machine_signature(), f"convolution {key}"
+    record = kept_choices.recall(signature, full_key, _valid_way)
+    if record is None and not kept_choices.measuring_here():
         return "im2col"
     if record is None:
-        with _key_lock(full_key), _machine_lock(wait=False):  # not held: this process holds it elsewhere
-            record = _recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
+        with _key_lock(full_key), kept_choices.machine_lock(wait=False):  # not held: this process holds it elsewhere
+            record = kept_choices.recall(signature, full_key, _valid_way) or _measured_way(signature, full_key, measure)
     return record["way"]
 
 
@@ -464,18 +270,7 @@ def _key_lock(key: str) -> threading.Lock:
 def kept_ways() -> dict[str, dict]:
     """The convolution ways kept for this machine (``conv_way``): key (shape, dtype, how
     the call ran) -> record (``"way"``, the ``"ms"`` each way took), from this process and the file."""
-    return _kept_records("convolution ", _valid_way)
-
-
-def _kept_records(prefix: str, valid: Callable[[object], bool]) -> dict[str, dict]:
-    """This machine's valid records whose key starts with ``prefix`` (taken off), from the file
-    and this process, sorted by key."""
-    signature = machine_signature()
-    kept = {key: record for key, record in _read().get(signature, {}).items()
-            if key.startswith(prefix) and valid(record)}
-    kept.update({key: record for (sig, key), record in _memory.items()
-                 if sig == signature and key.startswith(prefix) and valid(record)})
-    return {key.removeprefix(prefix): kept[key] for key in sorted(kept)}
+    return kept_choices.kept_records("convolution ", _valid_way)
 
 
 def _valid_way(record: object) -> bool:
@@ -491,7 +286,7 @@ def _measured_way(signature: str, full_key: str, measure: Callable[[], dict[str,
         return {"way": "im2col"}  # not kept: measured again next time
     record = {"way": way, "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()},
               "measured": time.strftime("%Y-%m-%d")}
-    _remember(signature, full_key, record)
+    kept_choices.remember(signature, full_key, record)
     return record
 
 
@@ -509,24 +304,25 @@ def product_blocks(key: str, measure: Callable[[], dict[int, float]]) -> int | N
     (products run in chunks on the pool, and that thread may be waiting for them: a
     convolution's way measured by ``conv_way``, or a thread plan's steps): the caller then runs
     the product whole, this once."""
-    if not tuning_enabled():
+    if not kept_choices.tuning_enabled():
         return 0
-    signature, full_key = machine_signature(), f"product {key}"
-    record = _recall(signature, full_key, _valid_blocks)
-    if record is None and not _measuring_here:
+    signature, full_key = kept_choices.machine_signature(), f"product {key}"
+    record = kept_choices.recall(signature, full_key, _valid_blocks)
+    if record is None and not kept_choices.measuring_here():
         return 0
     if record is None:
-        with _machine_lock(wait=False) as held:
+        with kept_choices.machine_lock(wait=False) as held:
             if not held:  # another thread is measuring, maybe waiting for this product
                 return None
-            record = _recall(signature, full_key, _valid_blocks) or _measured_blocks(signature, full_key, measure)
+            record = (kept_choices.recall(signature, full_key, _valid_blocks)
+                      or _measured_blocks(signature, full_key, measure))
     return record["rows"]
 
 
 def kept_blocks() -> dict[str, dict]:
     """The block sizes kept for this machine (``product_blocks``): key -> record (``"rows"``,
     the ``"ms"`` each size took, by rows; "0" the whole product), from this process and the file."""
-    return _kept_records("product ", _valid_blocks)
+    return kept_choices.kept_records("product ", _valid_blocks)
 
 
 def _valid_blocks(record: object) -> bool:
@@ -542,5 +338,5 @@ def _measured_blocks(signature: str, full_key: str, measure: Callable[[], dict[i
         return {"rows": 0}  # not kept: measured again next time
     record = {"rows": rows, "ms": {str(k): round(v * 1e3, 4) for k, v in seconds.items()},
               "measured": time.strftime("%Y-%m-%d")}
-    _remember(signature, full_key, record)
+    kept_choices.remember(signature, full_key, record)
     return record

@@ -39,7 +39,7 @@ from types import EllipsisType
 
 import numpy as np
 
-from ..kernels import processes, tuning
+from ..kernels import kept_choices, processes
 from ..kernels.threads import batch_parts, in_parts, paused_ownership
 from ..layers import (
     Affine,
@@ -186,7 +186,7 @@ def _gradient_in_processes(model: Sequential, x: np.ndarray, t: np.ndarray, coun
         first = (model.gradient(x[: bounds[1]], t[: bounds[1]]), model.loss_layer.loss, bounds[1])
     if first_of_setup:
         pool.spec["stepped"] = True
-        pool = send_parts(tuning.choices_here())
+        pool = send_parts(kept_choices.choices_here())
     total = {name: g * (first[2] / n) for name, g in first[0].items()}
     losses = [(first[1], first[2])]
     for index, (lo, hi) in enumerate(others):

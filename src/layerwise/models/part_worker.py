@@ -15,7 +15,7 @@ Messages, each answered ``("ok", value)`` or ``("error", traceback)``:
   point errors handled as ``errors`` says (the trainer's ``np.geterr()``: a plan's measurement
   keeps a diverging copy quiet); answer the part's loss. ``choices``, on a setup's first step:
   the trainer's measured choices (``kernels.tuning``), taken as the worker's own; the worker
-  measures nothing itself (``tuning.measure_nothing``).
+  measures nothing itself (``kept_choices.measure_nothing``).
 - ``("peak_rss", None)``: answer this process's peak resident memory in bytes.
 - ``("stop", None)``, or the trainer gone: exit.
 """
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import tuning
+from ..kernels import kept_choices
+from ..kernels.blas_limits import blas_limit
 from ..kernels.memory import keep_freed_memory
 from ..kernels.processes import Layout
-from ..kernels.threads import blas_limit
 from ..layers import Dropout
 from .batch_parts import layer_configs
 from .config import build_model
@@ -66,7 +66,7 @@ class Part:
         self, index: int, rows: int, weight: float, dropout_states: list[dict], choices: dict | None, errors: dict,
     ) -> float:
         if choices:
-            tuning.adopt_choices(choices)
+            kept_choices.adopt_choices(choices)
         for layer, state in zip(self.dropouts, dropout_states, strict=True):
             bit_generator = getattr(np.random, state["bit_generator"])()  # the trainer's kind (PCG64, ...)
             bit_generator.state = state
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides when to stop
     connection = Connection(int(argv[0]))
     keep_freed_memory()  # as the trainer's process: each step's arrays reuse the last one's pages
-    tuning.measure_nothing()
+    kept_choices.measure_nothing()
     with blas_limit(1):  # one core each: the trainer's process takes the other part
         serve(connection)
 
