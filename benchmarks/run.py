@@ -442,13 +442,23 @@ def conv_chunk(recorded: dict | None) -> str:
             "images of the largest col")
 
 
-PLAN_NAMES = ("blas", "blas1", "owned", "split")  # kernels.tuning.PLANS, whatever the tree under test has
+PLAN_NAMES = ("blas", "blas1", "owned", "split", "processes")  # kernels.tuning.PLANS, whatever the tree under test has
+
+
+def shared_steps(by_epoch: list[dict] | None) -> str:
+    """How many timed steps ran on each number of BLAS threads, epoch by epoch, where the
+    Trainer shared the cores (``CoreShare``: an MLP whose threads were left to layerwise);
+    "-" where it did not (another plan, fixed threads, or a run before this was recorded)."""
+    if not by_epoch or not any(by_epoch):
+        return "-"
+    return "; ".join(", ".join(f"{threads}: {steps}" for threads, steps in sorted(epoch.items(), reverse=True))
+                     for epoch in by_epoch)
 
 
 def choices_table(results: list[dict]) -> str:
-    out = ["| network | threads | training plan | ms a step: blas / blas1 / owned / split | inference chunk "
-           "| convolution chunk |",
-           "|---|--:|---|--:|---|---|"]
+    out = ["| network | threads | training plan | ms a step: blas / blas1 / owned / split / processes "
+           "| BLAS threads of the timed steps, by epoch | inference chunk | convolution chunk |",
+           "|---|--:|---|--:|---|---|---|"]
     for r in results:
         plan, chunk = r.get("lw_thread_plan"), r.get("lw_inference_chunk_bytes")
         if plan is None:
@@ -460,6 +470,7 @@ def choices_table(results: list[dict]) -> str:
         share = chunk.get("share_parts", 2)  # as the worker recorded it; runs before it recorded none took half
         source = f"{cache[0] // 2**20} MiB cache / {cache[1]} CPUs / {share}" if cache else "no cache size: default"
         out.append(f"| {r['net']} | {r['threads']} | {plan['plan']} ({plan['how']}) | {times} "
+                   f"| {shared_steps(r.get('lw_blas_threads_by_epoch'))} "
                    f"| {chunk['bytes'] / 2**20:g} MiB ({source}) = {chunk['images']} images "
                    f"| {conv_chunk(r.get('lw_conv_chunk'))} |")
     return "\n".join(out)

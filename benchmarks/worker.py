@@ -245,13 +245,17 @@ def compare(job: dict) -> dict:
         # The Trainer draws each epoch's permutation from default_rng(seed), one
         # permutation(n) after another; PyTorch gets the same sequence.
         orders = np.random.default_rng(seed)
-        lw_times, pt_times, lw_loss, pt_loss, lw_acc, pt_acc = [], [], [], [], [], []
+        lw_times, pt_times, lw_loss, pt_loss, lw_acc, pt_acc, shared = [], [], [], [], [], [], []
         for epoch in range(epochs):
             order = orders.permutation(n)
             # Alternate who goes first, so drift in the machine's load hits both alike.
             for impl in ("layerwise", "torch") if epoch % 2 == 0 else ("torch", "layerwise"):
                 if impl == "layerwise":
+                    before = dict(trainer.shared_thread_steps)
                     lw_times.append(_layerwise_epoch(trainer))
+                    # How many of the epoch's steps ran on each BLAS thread count (CoreShare)
+                    shared.append({str(k): v - before.get(k, 0) for k, v in trainer.shared_thread_steps.items()
+                                   if v - before.get(k, 0)})
                     lw_loss.append(trainer.history.epochs[-1]["train_loss"])
                 else:
                     _settle()
@@ -264,7 +268,7 @@ def compare(job: dict) -> dict:
             pt_acc.append(torch_nets.accuracy(tmodel, x_test, t_test))
         result.update(
             lw_epoch_s=lw_times, torch_epoch_s=pt_times, lw_train_loss=lw_loss, torch_train_loss=pt_loss,
-            lw_test_acc=lw_acc, torch_test_acc=pt_acc,
+            lw_test_acc=lw_acc, torch_test_acc=pt_acc, lw_blas_threads_by_epoch=shared,
         )
 
         # Inference on the test images, in batches, alternating, several repetitions.

@@ -209,8 +209,10 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         "blas": 0.2, "blas1": 0.15, "owned": 0.21}}, lw_inference_chunk_bytes={
         "bytes": 8 * 2**20, "images": 18, "last_level_cache": [32 * 2**20, 2]})
     assert choices_table([result]).splitlines()[-1] == (
-        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 / - | 8 MiB (32 MiB cache / 2 CPUs / 2) = 18 images "
-        "| - |")  # no convolution
+        "| mlp-small | 2 | blas1 (measured) | 0.2 / 0.15 / 0.21 / - / - | - | 8 MiB (32 MiB cache / 2 CPUs / 2) "
+        "= 18 images | - |")  # no convolution; the BLAS threads not shared (blas1)
+    shared = {**result, "lw_blas_threads_by_epoch": [{"2": 600}, {"2": 580, "1": 20}]}
+    assert "| 2: 600; 2: 580, 1: 20 |" in choices_table([shared])  # 20 steps gave a core to another process
     one_thread = {**result, "threads": 1, "lw_inference_chunk_bytes": {
         "bytes": 4 * 2**20, "images": 9, "last_level_cache": [32 * 2**20, 2], "share_parts": 4}}
     assert "| 4 MiB (32 MiB cache / 2 CPUs / 4) = 9 images |" in choices_table([one_thread])  # a quarter on one
@@ -287,6 +289,7 @@ def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: 
     (training,) = raw["training"]
     assert (training["net"], training["threads"]) == ("mlp-small", 1)
     assert len(training["lw_epoch_s"]) == len(training["torch_epoch_s"]) == 1
+    assert training["lw_blas_threads_by_epoch"] == [{}]  # one thread: no cores to share
     assert min(training["lw_epoch_s"] + training["torch_epoch_s"]) > 0
     # Same initial weights, same sample order, same arithmetic: the float64 twins agree to
     # rounding, and the float32 runs reach the same test accuracy.
