@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 import layerwise as lw
-from layerwise.kernels.activations import ZERO_ROW, ZERO_ROW_MIN_SIZE, max_zero, relu
+from layerwise.kernels import threads
+from layerwise.kernels.activations import ZERO_ROW, ZERO_ROW_MIN_SIZE, max_zero, relu, relu_in_place
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38]
 
@@ -112,6 +113,27 @@ def test_relu_of_large_arrays_equals_np_maximum_in_every_layout():
             np.testing.assert_array_equal(_bits(out), _bits(np.maximum(view, 0)))
             _same(mask, view <= 0)
             assert view.ndim == 1 or out.strides == view.strides  # a channels-last view stays channels-last
+
+
+@pytest.mark.parametrize("owned", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+def test_relu_in_place_is_np_maximum_into_x_bit_for_bit(monkeypatch, owned, dtype):
+    monkeypatch.setattr(threads, "run_threads", lambda: (owned, True))
+    rng = np.random.default_rng(3)
+    payloads = np.array([0x7FC00001, 0xFFC00002, 0x80000000], np.uint32).view(np.float32)
+    values = np.concatenate([np.array([*SPECIAL, np.nan], np.float32), payloads])
+    # Below the zero row's size, above it, and above the size split across the owned threads.
+    for shape in [(3,), (ZERO_ROW_MIN_SIZE - 1,), (50, 100), (100, 16, 28, 28)]:
+        with np.errstate(over="ignore", invalid="ignore"):  # float16 and int32 take what they can
+            x = rng.choice(values, size=shape).astype(dtype) if dtype != np.int32 else \
+                rng.integers(-5, 5, size=shape, dtype=np.int32)
+        # dense in C order, and a channels-last view (dense, not C order), each of its own values
+        for view in (x.copy(), x.copy().transpose(0, *range(x.ndim - 1, 0, -1)) if x.ndim > 1 else x.copy()):
+            expected = np.maximum(view, 0)
+            with threads.owned_threads():
+                result = relu_in_place(view)
+            assert result is view
+            np.testing.assert_array_equal(_bits(view), _bits(expected))
 
 
 def test_relu_of_a_bool_array_is_np_maximums_at_every_size():

@@ -281,3 +281,71 @@ def test_a_replica_for_the_split_plan_fuses_its_own_layers(two_threads):
         got = _gradient_in_parts(model, x, t)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-10, atol=1e-12)
+
+
+class KeptOutput(Affine):
+    """An Affine whose forward returns an array it keeps: a Relu after it must not write there."""
+
+    def forward(self, x, train=True):
+        self.kept = super().forward(x, train)
+        return self.kept
+
+
+def _layer_by_layer(layers, x):
+    for layer in layers:
+        x = layer.forward(x, train=False)
+    return x
+
+
+@pytest.mark.parametrize(("make", "shape"), [
+    (lambda: lw.MultiLayerNet(784, [512, 64], 10, seed=1), (30, 784)),
+    (lambda: lw.SimpleConvNet(seed=1), (30, 1, 28, 28)),
+    (lambda: two_convs(seed=1, dtype=np.float32), (300, 2, 6, 6)),
+], ids=["mlp", "simple-convnet", "two-convs"])
+def test_inference_forward_equals_the_layers_and_leaves_masks_and_inputs_as_they_do(make, shape):
+    model, twin = make(), make()
+    x = np.random.default_rng(2).standard_normal(shape).astype(model.dtype)
+    given = x.copy()
+    out = fusion.inference_forward(list(model), x)
+    expected = _layer_by_layer(list(twin), x)
+    np.testing.assert_array_equal(out, expected)  # the same numbers, bit for bit
+    np.testing.assert_array_equal(x, given)  # the caller's input untouched
+    relus = [(a, b) for a, b in zip(model, twin, strict=True) if isinstance(a, Relu)]
+    assert any(a.x.size >= fusion.ZERO_ROW_MIN_SIZE and a.x.min() >= 0 for a, _ in relus)  # some ran in place
+    for a, b in relus:
+        np.testing.assert_array_equal(a.x <= 0, b.x <= 0)  # the mask a backward derives is the same
+    # ... and a backward after either forward gives the same gradients
+    dout = np.ones_like(out)
+    for a, b in zip(reversed(list(model)), reversed(list(twin)), strict=True):
+        dout_a, dout_b = a.backward(dout), b.backward(dout)
+        for key in a.grads:
+            np.testing.assert_array_equal(a.grads[key], b.grads[key])
+        if dout_a is None:
+            break
+        np.testing.assert_array_equal(dout_a, dout_b)
+        dout = dout_a
+
+
+def test_inference_forward_writes_only_over_new_outputs():
+    rng = np.random.default_rng(3)
+    W, b = rng.standard_normal((20, 300)).astype(np.float32), rng.standard_normal(300).astype(np.float32)
+    x = rng.standard_normal((40, 20)).astype(np.float32)
+    kept = KeptOutput(W, b)
+    held = x.copy()
+    for layers in ([Relu()], [lw.Identity(), Relu()], [kept, Relu()]):
+        out = fusion.inference_forward(layers, held)
+        np.testing.assert_array_equal(held, x)  # a Relu first, or after a layer that may hand x on
+        if layers[0] is kept:
+            assert kept.kept is not out and kept.kept.min() < 0  # a subclass's output stays its own
+    plain = [Affine(W, b), Relu()]
+    out = fusion.inference_forward(plain, x)
+    assert out.base is None and plain[1].x is out  # over the Affine's new output, kept as the mask's source
+    np.testing.assert_array_equal(out, np.maximum(x @ W + b, 0))
+
+
+def test_a_small_output_takes_the_relus_own_forward():
+    rng = np.random.default_rng(4)
+    layers = [Affine(rng.standard_normal((8, 5)), rng.standard_normal(5)), Relu()]
+    x = rng.standard_normal((3, 8))
+    out = fusion.inference_forward(layers, x)
+    assert layers[1].x is not out and layers[1].x.min() < 0  # the Relu kept its input, as its forward does

@@ -1,5 +1,6 @@
-"""Runs of layers a training step computes as one: a Convolution, the Relu after it and the
-max Pooling after that (``kernels.fused``).
+"""Runs of layers computed as one: in a training step a Convolution, the Relu after it and the
+max Pooling after that (``kernels.fused``); in evaluation a Relu over the new output of the
+Affine or Convolution before it, in place (``inference_forward``).
 
 Plain expression (checked in tests/models/test_fusion.py): ``ConvReluPool(conv, relu,
 pool).forward(x)`` is ``pool.forward(relu.forward(conv.forward(x)))`` and leaves the
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..checks import check_dout
+from ..kernels.activations import ZERO_ROW_MIN_SIZE, relu_in_place
 from ..kernels.cache_sizes import kept_bytes
 from ..kernels.conv import use_winograd
 from ..kernels.fused import (
@@ -42,9 +44,9 @@ from ..kernels.fused import (
     relu_pool_backward,
 )
 from ..kernels.pool import is_channels_last
-from ..layers import Convolution, Layer, Pooling, Relu
+from ..layers import Affine, Convolution, Layer, Pooling, Relu
 
-__all__ = ["ConvReluPool", "steps_from", "training_steps"]
+__all__ = ["ConvReluPool", "inference_forward", "steps_from", "training_steps"]
 
 
 class ConvReluPool:
@@ -153,3 +155,30 @@ def steps_from(steps: Sequence[Layer | ConvReluPool], first: int) -> list[Layer 
             kept.append(step)
         index += len(step.layers) if isinstance(step, ConvReluPool) else 1
     return kept
+
+
+def inference_forward(layers: Sequence[Layer], x: np.ndarray) -> np.ndarray:
+    """``for layer in layers: x = layer.forward(x, train=False)``, with each Relu that follows
+    an Affine or a Convolution (the book's classes themselves, with their own forward) taking
+    the maximum over that layer's output in place (``kernels.activations.relu_in_place``; its
+    docstring has the measured reason) once it has ``ZERO_ROW_MIN_SIZE`` values. Those layers'
+    outputs are always new arrays, so nothing the caller holds changes. The Relu then keeps the
+    overwritten array as its ``x``: ``max(x, 0) <= 0`` exactly where ``x <= 0``, so a backward
+    after it masks the same positions as after the layer's own forward."""
+    previous: Layer | None = None
+    for layer in layers:
+        if x.size >= ZERO_ROW_MIN_SIZE and type(layer) is Relu and _over_new_output(previous, layer):
+            x = relu_in_place(x)
+            layer.x, layer.mask = x, None  # as Relu.forward(train=False) leaves them
+        else:
+            x = layer.forward(x, train=False)
+        previous = layer
+    return x
+
+
+def _over_new_output(previous: Layer | None, relu: Relu) -> bool:
+    """``relu`` may overwrite its input in place: it comes right after an Affine or a
+    Convolution, and all three are the classes themselves (their outputs are new arrays)."""
+    return (previous is not None and (_plain(previous, Affine) or _plain(previous, Convolution))
+            and _plain(relu, Relu))
+

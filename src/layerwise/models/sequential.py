@@ -21,7 +21,7 @@ from ..io import PathLike, load_book_params, save_book_params
 from ..kernels.cache_sizes import inference_chunk_bytes
 from ..kernels.inference import all_finite, forward_in_chunks
 from ..layers import Layer, SoftmaxWithLoss
-from .fusion import ConvReluPool, steps_from, training_steps
+from .fusion import ConvReluPool, inference_forward, steps_from, training_steps
 
 __all__ = ["Sequential"]
 
@@ -235,10 +235,12 @@ class Sequential:
 
     def _forward(self, x: np.ndarray, train_flg: bool, layers: Sequence[Layer] | None = None) -> np.ndarray:
         layers = self._layers if layers is None else layers
-        if train_flg:  # a Convolution, Relu, Pooling run goes as one step (models.fusion) ...
-            layers = self._steps_run = training_steps(layers)  # ... and backward takes the same steps
+        if not train_flg:  # each layer's forward, a Relu after an Affine or Convolution in place (models.fusion)
+            return inference_forward(layers, x)
+        # A Convolution, Relu, Pooling run goes as one step (models.fusion) ...
+        layers = self._steps_run = training_steps(layers)  # ... and backward takes the same steps
         for layer in layers:
-            x = layer.forward(x, train=train_flg)
+            x = layer.forward(x, train=True)
         return x
 
     def _predict_in_chunks(self, x: np.ndarray, chunk: int, chunk_on_threads: int) -> np.ndarray:
