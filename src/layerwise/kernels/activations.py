@@ -101,13 +101,14 @@ def relu_in_place(x: np.ndarray) -> np.ndarray:
     large (as ``relu``)."""
     if x.size < ZERO_ROW_MIN_SIZE or x.dtype.kind not in "fiu":
         np.maximum(x, 0, out=x)
-        return x
+    elif x.size < SPLIT_MIN_ELEMENTS:
+        max_zero(x, x)
+    else:
+        def part(b: slice | EllipsisType) -> None:
+            rows = x[b]
+            max_zero(rows, rows)  # one view as both: max_zero takes it as in place
 
-    def part(b: slice | EllipsisType) -> None:
-        rows = x[b]
-        max_zero(rows, rows)  # one view as both: max_zero takes it as in place
-
-    in_parts(part, len(x), split=x.size >= SPLIT_MIN_ELEMENTS)
+        in_parts(part, len(x))
     return x
 
 

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..checks import check_dout
-from ..kernels.activations import ZERO_ROW_MIN_SIZE, relu_in_place
-from ..kernels.cache_sizes import kept_bytes
+from ..kernels.activations import relu_in_place
+from ..kernels.cache_sizes import core_cache_bytes, kept_bytes
 from ..kernels.conv import use_winograd
 from ..kernels.fused import (
     Forward,
@@ -126,7 +126,8 @@ class ConvReluPool:
 
 def _plain(layer: Layer, cls: type) -> bool:
     """``layer`` is exactly ``cls``, with the class's own forward and backward."""
-    return type(layer) is cls and not {"forward", "backward"} & set(vars(layer))
+    own = vars(layer)
+    return type(layer) is cls and "forward" not in own and "backward" not in own
 
 
 def training_steps(layers: Sequence[Layer]) -> list[Layer | ConvReluPool]:
@@ -161,13 +162,20 @@ def inference_forward(layers: Sequence[Layer], x: np.ndarray) -> np.ndarray:
     """``for layer in layers: x = layer.forward(x, train=False)``, with each Relu that follows
     an Affine or a Convolution (the book's classes themselves, with their own forward) taking
     the maximum over that layer's output in place (``kernels.activations.relu_in_place``; its
-    docstring has the measured reason) once it has ``ZERO_ROW_MIN_SIZE`` values. Those layers'
-    outputs are always new arrays, so nothing the caller holds changes. The Relu then keeps the
-    overwritten array as its ``x``: ``max(x, 0) <= 0`` exactly where ``x <= 0``, so a backward
-    after it masks the same positions as after the layer's own forward."""
-    previous: Layer | None = None
+    docstring has the measured reason) when the output is larger than the core's own cache
+    (``cache_sizes.core_cache_bytes``). Those layers' outputs are always new arrays, so nothing
+    the caller holds changes. The Relu then keeps the overwritten array as its ``x``:
+    ``max(x, 0) <= 0`` exactly where ``x <= 0``, so a backward after it masks the same
+    positions as after the layer's own forward.
+
+    Why only then: an output that fits the core's cache gains nothing in place (a new array
+    of its size is in cache too), and on 2 threads, written half by BLAS's other thread, lost:
+    784-512-512-10 at batch 100 (100 x 512 float32, 200 KB an output) took 1.017 of the time
+    in place, 784-50-10 at batch 100 1.033 (benchmarks/results/2026-12-06-relu-in-place/
+    before_after-skylakex.txt)."""
+    in_place_bytes, previous = core_cache_bytes(), None
     for layer in layers:
-        if x.size >= ZERO_ROW_MIN_SIZE and type(layer) is Relu and _over_new_output(previous, layer):
+        if x.nbytes > in_place_bytes and type(layer) is Relu and _over_new_output(previous, layer):
             x = relu_in_place(x)
             layer.x, layer.mask = x, None  # as Relu.forward(train=False) leaves them
         else:
