@@ -175,7 +175,7 @@ def inference_forward(layers: Sequence[Layer], x: np.ndarray) -> np.ndarray:
     before_after-skylakex.txt)."""
     in_place_bytes, previous = core_cache_bytes(), None
     for layer in layers:
-        if x.nbytes > in_place_bytes and type(layer) is Relu and _over_new_output(previous, layer):
+        if type(layer) is Relu and x.nbytes > in_place_bytes and _over_new_output(previous, layer):
             x = relu_in_place(x)
             layer.x, layer.mask = x, None  # as Relu.forward(train=False) leaves them
         else:
