@@ -189,12 +189,21 @@ def training_table(results: list[dict], machines: dict[int, dict]) -> str:
     return "\n".join(rows)
 
 
+def _agreement(inf: dict, n: int) -> str:
+    """The predictions' agreement cells: samples of the same class, and the largest score
+    difference over the largest score (absent in results saved before it was measured)."""
+    if "same_class" not in inf:
+        return "n/a | n/a"
+    same = f"{inf['same_class']:,} of {n:,}" if inf["same_class"] == n else f"**{inf['same_class']:,} of {n:,}**"
+    return f"{same} | {inf['max_abs_diff']:.1e} of {inf['score_scale']:.1f}"
+
+
 def inference_table(results: list[dict]) -> str:
     rows = [
         "| network | threads | batch | layerwise ms | PyTorch ms | layerwise img/s | PyTorch img/s | "
         "speed-up lw/PT | products alone ms | speed-up if only the products took time | copies alone ms | "
-        "speed-up if only products and copies took time |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "speed-up if only products and copies took time | same class (same weights) | max |Δ score| |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         n = r["infer_n"]
@@ -204,7 +213,7 @@ def inference_table(results: list[dict]) -> str:
             floor_cells = f"{1e3 * floor:.1f} | {pt / floor:.2f}" if floor else "n/a | n/a"
             copies = inf.get("copy_floor_s")  # absent in results saved before it was measured
             both = f"{1e3 * copies:.1f} | {pt / (floor + copies):.2f}" if floor and copies else "n/a | n/a"
-            floor_cells += f" | {both}"
+            floor_cells += f" | {both} | {_agreement(inf, n)}"
             rows.append(
                 f"| {r['net']} | {r['threads']} | {inf['batch']} | {1e3 * lw:.1f} | {1e3 * pt:.1f} | "
                 f"{n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | {floor_cells} |"
@@ -215,7 +224,7 @@ def inference_table(results: list[dict]) -> str:
             lw, pt = statistics.median(lw_best["lw_s"]), statistics.median(pt_best["torch_s"])
             rows.append(
                 f"| {r['net']} | {r['threads']} | best: lw {lw_best['batch']}, PT {pt_best['batch']} | "
-                f"{1e3 * lw:.1f} | {1e3 * pt:.1f} | {n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | | | | |"
+                f"{1e3 * lw:.1f} | {1e3 * pt:.1f} | {n / lw:,.0f} | {n / pt:,.0f} | **{pt / lw:.2f}** | | | | | | |"
             )
     return "\n".join(rows)
 
@@ -358,7 +367,10 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
     ]
     if args.infer_batches:
         lines += ["", f"Inference: the 10,000 test images in batches of {', '.join(map(str, args.infer_batches))}, "
-                      f"median of {args.infer_reps}, alternating. *products alone*: the forward GEMMs "
+                      f"median of {args.infer_reps}, alternating, layerwise's trained network against a PyTorch "
+                      "twin with its very weights; *same class*: the test images both give the same highest "
+                      "score, and *max |Δ score|* the largest difference of any score (of the largest score). "
+                      "*products alone*: the forward GEMMs "
                       "of those batches replayed with nothing else (the GEMM-only floor of inference); "
                       "PyTorch's time over it is the largest speed-up any implementation doing these products "
                       "in float32 on this machine could show. *copies alone*: one copy of every array a "

@@ -98,6 +98,13 @@ def target_rows(raw: dict) -> list[TargetRow]:
 
         return figure
 
+    def same_predictions(r: dict) -> Reading | None:
+        found = next((i for i in r.get("inference", []) if i["batch"] == 100 and "same_class" in i), None)
+        if found is None:  # a run saved before the runner compared predictions
+            return None
+        n = r["infer_n"]
+        return Reading(f"{found['same_class']:,} of {n:,} the same class", found["same_class"] == n)
+
     rows = [
         ("784-50-10 training, lw/PT time ≤ 0.55", "mlp-small", train(0.55)),
         ("784-512-512-10 training, lw/PT time ≤ 1.0", "mlp-wide", train(1.0)),
@@ -110,6 +117,7 @@ def target_rows(raw: dict) -> list[TargetRow]:
         ("784-512-512-10 inference, each side's best batch, speed-up ≥ 1", "mlp-wide", infer("best")),
         ("DeepConvNet inference, batch 100, speed-up ≥ 1", "deep-convnet", infer(100)),
         ("DeepConvNet inference, each side's best batch, speed-up ≥ 1", "deep-convnet", infer("best")),
+        ("DeepConvNet inference, the same predictions (same weights, batch 100)", "deep-convnet", same_predictions),
     ]
     out: list[TargetRow] = []
     for title, net, figure in rows:

@@ -96,6 +96,20 @@ def _best(fn, reps: int) -> list[float]:
     return times
 
 
+def _predictions_agree(model, twin, x: np.ndarray, batch: int) -> dict:
+    """How far ``model.predict`` and its PyTorch ``twin`` (the same weights) agree on ``x`` run
+    in batches of ``batch``: ``same_class``, the samples whose highest score is the same class;
+    ``max_abs_diff``, the largest difference of any score; ``score_scale``, the largest score
+    (PyTorch's), for reading that difference."""
+    from . import torch_nets
+
+    ours = np.concatenate([model.predict(x[s : s + batch]) for s in range(0, len(x), batch)])
+    theirs = torch_nets.predict(twin, x, batch)
+    return {"same_class": int(np.sum(ours.argmax(axis=1) == theirs.argmax(axis=1))),
+            "max_abs_diff": float(np.max(np.abs(ours - theirs))),
+            "score_scale": float(np.max(np.abs(theirs)))}
+
+
 def machine(job: dict) -> dict:
     """Large-GEMM throughput: best of 5 2048×2048 float32 products, NumPy (and PyTorch)."""
     import torch
@@ -271,8 +285,10 @@ def compare(job: dict) -> dict:
             lw_test_acc=lw_acc, torch_test_acc=pt_acc, lw_blas_threads_by_epoch=shared,
         )
 
-        # Inference on the test images, in batches, alternating, several repetitions.
-        tmodel.eval()
+        # Inference on the test images, in batches, alternating, several repetitions, against a
+        # PyTorch twin of layerwise's trained network (its very weights, not the ones PyTorch
+        # trained): both compute one function, so the predictions can be checked to agree.
+        twin = torch_nets.to_torch(model).eval()
         xt = torch.from_numpy(x_test)
         inference = []
         for bs in job["infer_batches"]:
@@ -284,9 +300,10 @@ def compare(job: dict) -> dict:
             def pt_predict(bs=bs):
                 with torch.inference_mode():
                     for s in range(0, len(xt), bs):
-                        tmodel(xt[s : s + bs])
+                        twin(xt[s : s + bs])
 
             lw_predict(), pt_predict()
+            agreement = _predictions_agree(model, twin, x_test, bs)
             lw_inf, pt_inf = [], []
             for _ in range(job["infer_reps"]):
                 lw_inf += _best(lw_predict, 1)
@@ -301,7 +318,7 @@ def compare(job: dict) -> dict:
             copies_s = copy_floor(step_copies(model, bs, x.shape[1:], forward_only=True), math.ceil(len(x_test) / bs),
                                   max(1, job["floor_reps"] // 10), threads, batch=bs)
             inference.append({"batch": bs, "lw_s": lw_inf, "torch_s": pt_inf, "gemm_floor_s": floor_s,
-                              "copy_floor_s": copies_s})
+                              "copy_floor_s": copies_s, **agreement})
         result.update(inference=inference, infer_n=len(x_test))
 
         sample_shape = x.shape[1:]

@@ -205,6 +205,9 @@ def test_the_inference_table_adds_each_sides_best_batch_and_the_choices_are_show
         {"batch": 1000, "lw_s": [0.006], "torch_s": [0.009], "gemm_floor_s": 0.003}]}
     best = inference_table([result]).splitlines()[-1]
     assert best.startswith("| mlp-small | 2 | best: lw 1000, PT 100 | 6.0 | 8.0 |") and "**1.33**" in best
+    assert inference_table([result]).splitlines()[2].endswith("| n/a | n/a |")  # no predictions compared then
+    result["inference"][0].update(same_class=9_999, max_abs_diff=2e-6, score_scale=12.5)
+    assert inference_table([result]).splitlines()[2].endswith("| **9,999 of 10,000** | 2.0e-06 of 12.5 |")
     result.update(lw_thread_plan={"plan": "blas1", "how": "measured", "ms_per_step": {
         "blas": 0.2, "blas1": 0.15, "owned": 0.21}}, lw_inference_chunk_bytes={
         "bytes": 8 * 2**20, "images": 18, "last_level_cache": [32 * 2**20, 2]})
@@ -298,6 +301,9 @@ def test_a_small_run_trains_both_implementations_alike_and_reports_it(tmp_path: 
     assert abs(training["lw_test_acc"][0] - training["torch_test_acc"][0]) < 0.01
     (inference,) = training["inference"]
     assert inference["batch"] == 100 and inference["gemm_floor_s"] > 0 and inference["copy_floor_s"] > 0
+    # inference against a twin with the trained weights: the same function, in float32
+    assert inference["same_class"] >= 9_990 and training["infer_n"] == 10_000
+    assert 0 < inference["max_abs_diff"] <= 1e-4 * inference["score_scale"]
     assert training["gemm_floor_s"] > 0 and training["epoch_gflop"] == pytest.approx(9.588)
     assert training["copy_floor_s"] > 0
     assert training["lw_thread_plan"]["how"] == "one thread" and training["lw_inference_chunk_bytes"]["images"] > 0
@@ -350,6 +356,25 @@ def test_the_targets_table_says_what_is_met_and_the_floor_where_not() -> None:
     assert "not met" in lines["DeepConvNet test-accuracy gap of means ≤ 0.5 points"]
     assert "500 MB vs 560 MB" in lines["DeepConvNet training epoch, peak RSS under PyTorch's"]
     assert "SimpleConvNet" not in "".join(lines)  # not in this run: no row
+    # saved before the runner compared the predictions
+    assert lines["DeepConvNet inference, the same predictions (same weights, batch 100)"].endswith(
+        "| - | - | not measured |  |")
+
+
+def test_the_same_predictions_are_met_only_when_every_test_image_agrees() -> None:
+    from benchmarks.targets import targets_table
+
+    def run(same: list[int]) -> dict:
+        return {"machines": {"1": {}, "2": {}}, "training": [
+            {**_target_row("deep-convnet", n, 1.0, 1.0, 0.5, [
+                {"batch": 100, "lw_s": [1.0], "torch_s": [1.0], "same_class": k, "max_abs_diff": 1e-5,
+                 "score_scale": 10.0}]), "infer_n": 10_000} for n, k in zip((1, 2), same, strict=True)]}
+
+    title = "DeepConvNet inference, the same predictions (same weights, batch 100)"
+    rows = {line.split(" | ")[0][2:]: line for line in targets_table(run([10_000, 10_000])).splitlines()[2:]}
+    assert rows[title] == (f"| {title} | 10,000 of 10,000 the same class | 10,000 of 10,000 the same class | met |  |")
+    rows = {line.split(" | ")[0][2:]: line for line in targets_table(run([10_000, 9_999])).splitlines()[2:]}
+    assert rows[title].endswith("| 9,999 of 10,000 the same class | not met |  |")
 
 
 def test_the_targets_across_machines_put_each_run_in_a_column() -> None:
