@@ -403,8 +403,31 @@ def report(args: argparse.Namespace, raw: dict[str, Any]) -> str:
                       "(`kernels.tuning.product_blocks`): each shape of product timed once whole (0) and in blocks of "
                       "128-2048 rows on 4,096 random rows (ms, the fastest of 7 calls each); blocks only where 3% "
                       "faster.", "", blocks]
+    sizes = split_sizes_table(results)
+    if sizes:
+        lines += ["", "The sizes kept on this machine from which layerwise split work across the threads it owned "
+                      "(`kernels.split_sizes`): the smallest pass (values), optimizer update (a parameter's values) "
+                      "and product (multiply-adds) that ran 5% faster split than whole, at that size and every larger "
+                      "one measured, interpolated between powers of two (us whole / split at each size).", "", sizes]
     lines += ["", "Networks: " + "; ".join(f"{k}: {NETS[k].title}" for k in args.nets) + "."]
     return "\n".join(lines)
+
+
+def split_sizes_table(results: list[dict]) -> str:
+    """The split sizes the runs recorded (``worker``'s ``lw_split_sizes``), one row per key; ""
+    when none did (a run saved before they were measured, or no thread owned)."""
+    kept: dict[str, dict] = {}
+    for r in results:
+        kept.update(r.get("lw_split_sizes") or {})
+    if not kept:
+        return ""
+    out = ["| work (kind, dtype, threads) | split from | us whole / split, by size |", "|---|--:|---|"]
+    for key, record in sorted(kept.items()):
+        at = "never" if record["min"] >= 1 << 40 else f"{record['min']:,}"
+        sizes = ", ".join(f"{int(size):,}: {whole:g} / {split:g}" for size, (whole, split) in
+                          sorted(record.get("us", {}).items(), key=lambda item: int(item[0])))
+        out.append(f"| {key} | {at} | {sizes} |")
+    return "\n".join(out)
 
 
 def product_blocks_table(results: list[dict]) -> str:

@@ -335,6 +335,13 @@ def compare(job: dict) -> dict:
         result["lw_conv_ways"] = getattr(tuning, "kept_ways", dict)()
         # ... and the block sizes of their tall products (kernels.tuning.product_blocks)
         result["lw_product_blocks"] = getattr(tuning, "kept_blocks", dict)()
+        # ... and the sizes from which work was split across owned threads (kernels.split_sizes)
+        try:
+            from layerwise.kernels import split_sizes
+        except ImportError:  # a tree before the sizes were measured
+            result["lw_split_sizes"] = {}
+        else:
+            result["lw_split_sizes"] = split_sizes.kept_sizes()
     result["loadavg"] = [load_start, os.getloadavg()]
     return result
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from layerwise import cpu
+from layerwise.kernels import split_sizes, threads, updates
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
@@ -54,6 +55,26 @@ def _thread_setting_reset() -> Iterator[None]:
     back before this teardown runs) would keep that limit on for the tests after it."""
     yield
     cpu.set_num_threads(None)
+
+
+_MEASURED_SPLIT_SIZE = split_sizes._kept_or_measured
+
+
+@pytest.fixture(autouse=True)
+def _default_split_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test splits work across owned threads at the default sizes, not this machine's
+    (``kernels.split_sizes``: measured, so they differ by machine and by run, and a test that
+    checks how work was cut would pass or fail with them); ``machine_split_sizes`` measures."""
+    monkeypatch.setattr(threads, "_min_elements", threads.SPLIT_MIN_ELEMENTS)
+    monkeypatch.setattr(threads, "_min_macs", threads.SPLIT_MIN_MACS)
+    monkeypatch.setattr(split_sizes, "_kept_or_measured", lambda key, measure: None)
+    monkeypatch.setattr(updates, "_update_sizes", {})
+
+
+@pytest.fixture
+def machine_split_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split sizes measured on this machine and kept, as outside the tests."""
+    monkeypatch.setattr(split_sizes, "_kept_or_measured", _MEASURED_SPLIT_SIZE)
 
 
 def _missing(message: str) -> NoReturn:

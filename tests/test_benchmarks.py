@@ -252,6 +252,20 @@ def test_the_product_block_sizes_kept_are_shown_once_each() -> None:
     assert product_blocks_table([{}]) == ""
 
 
+def test_the_split_sizes_kept_are_shown_once_each() -> None:
+    from benchmarks.run import split_sizes_table
+
+    record = {"min": 698_649, "us": {"524288": [192.8, 169.7], "16384": [6.9, 45.5]}}
+    never = {"min": 1 << 40, "us": {"16384": [3.8, 20.9]}}
+    table = split_sizes_table([{"lw_split_sizes": {"pass float32, 2 threads": record}},
+                               {"lw_split_sizes": {"pass float32, 2 threads": record,
+                                                   "update SGD float32, 2 threads": never}}, {}])
+    assert table.splitlines()[2:] == [
+        "| pass float32, 2 threads | 698,649 | 16,384: 6.9 / 45.5, 524,288: 192.8 / 169.7 |",
+        "| update SGD float32, 2 threads | never | 16,384: 3.8 / 20.9 |"]
+    assert split_sizes_table([{}]) == ""  # a run saved before the sizes were measured
+
+
 def test_the_convolution_chunk_is_what_the_worker_recorded() -> None:
     from benchmarks.worker import _conv_chunk
     from layerwise.kernels.cache_sizes import conv_chunk_bytes

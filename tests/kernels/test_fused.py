@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from layerwise.errors import ShapeError
 from layerwise.kernels import fused, threads
-from layerwise.kernels import pool as pool_kernels
 from layerwise.kernels.activations import relu, relu_grad
 from layerwise.kernels.conv import conv_input_grad, im2col, im2col_dot, im2col_weight_grad
 from layerwise.kernels.pool import is_channels_last, max_pool, max_pool_backward
@@ -159,11 +158,10 @@ def same_layout(a, b):
 
 
 def test_relu_pool_on_two_owned_threads_is_the_same(monkeypatch):
-    # Small arrays split too (the modules' own SPLIT_MIN_ELEMENTS), and the split is checked
+    # Small arrays split too (a pass of one value is worth splitting), and the split is checked
     # to happen: the mask pass, the pooling and the routing backward each in two parts.
     monkeypatch.setattr(threads, "run_threads", lambda: (2, True))
-    monkeypatch.setattr(fused, "SPLIT_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(pool_kernels, "SPLIT_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(threads, "_min_elements", 1)
     parts = []
     real_parts = threads._Parts
     monkeypatch.setattr(threads, "_Parts", lambda fn, items: parts.append(len(list(items))) or real_parts(fn, items))

@@ -14,7 +14,7 @@ threads = sys.modules[updates.in_parts.__module__]
 
 BIG = (400, 400)  # 160,000 elements: split across owned threads
 SMALL = (7, 5)  # updated whole
-assert np.prod(BIG) >= updates.SPLIT_MIN_ELEMENTS > np.prod(SMALL)
+assert np.prod(BIG) >= threads.SPLIT_MIN_ELEMENTS > np.prod(SMALL)  # the default split sizes (conftest)
 STEPS = 3
 
 

@@ -18,7 +18,7 @@ gradient multiplies dout by the 0/1 mask ``~mask`` and adds 0, which turns the -
 ``negative · 0`` into 0.0 (IEEE: -0 + 0 = +0) and changes no other value: for finite dout
 the result equals the select, zeros all +0.0; an inf or NaN in dout at a blocked position
 gives NaN instead of 0, which only happens once training has diverged. A convnet's
-activations (at least ``SPLIT_MIN_ELEMENTS``) run in batch parts on the owned threads,
+activations (``threads.worth_splitting``) run in batch parts on the owned threads,
 written into arrays of x's memory layout (a conv output's channels-last layout is kept).
 
 Why in place: in evaluation the ReLU after an Affine or a Convolution may overwrite that
@@ -40,7 +40,7 @@ from types import EllipsisType
 import numpy as np
 
 from .caches import zeros
-from .threads import SPLIT_MIN_ELEMENTS, in_parts
+from .threads import in_parts, worth_splitting
 
 __all__ = ["max_zero", "relu", "relu_grad", "relu_in_place"]
 
@@ -85,7 +85,7 @@ def relu(x: np.ndarray, keep_mask: bool = True) -> tuple[np.ndarray, np.ndarray 
     if x.size < ZERO_ROW_MIN_SIZE or x.dtype.kind not in "fiu":  # bool: np.maximum's own result type
         return np.maximum(x, 0), (x <= 0 if keep_mask else None)  # a Python 0 keeps x's dtype
     out = np.empty_like(x)
-    if x.size < SPLIT_MIN_ELEMENTS:
+    if not worth_splitting(x.size):
         max_zero(x, out)
         return out, (x <= 0 if keep_mask else None)
     mask = np.empty_like(x, dtype=bool) if keep_mask else None
@@ -104,7 +104,7 @@ def relu_in_place(x: np.ndarray) -> np.ndarray:
     large (as ``relu``)."""
     if x.size < ZERO_ROW_MIN_SIZE or x.dtype.kind not in "fiu":
         np.maximum(x, 0, out=x)
-    elif x.size < SPLIT_MIN_ELEMENTS:
+    elif not worth_splitting(x.size):
         max_zero(x, x)
     else:
         def part(b: slice | EllipsisType) -> None:
@@ -117,7 +117,7 @@ def relu_in_place(x: np.ndarray) -> np.ndarray:
 
 def relu_grad(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``np.where(mask, 0, dout)`` as a new array (dout is left as it was)."""
-    if dout.size < SPLIT_MIN_ELEMENTS:
+    if not worth_splitting(dout.size):
         dx = np.multiply(dout, ~mask)
         dx += 0  # -0.0 -> 0.0; a Python int keeps any dtype, integer dout too
         return dx

@@ -31,13 +31,13 @@ from . import cache_sizes, tuning, winograd
 from .blas_limits import blas_threads
 from .blocks import inner_dot, rows_dot
 from .threads import (
-    SPLIT_MIN_ELEMENTS,
     chunk_threads,
     in_chunks,
     in_parts,
     parts_at_once,
     side_by_side,
     sum_in_chunks,
+    worth_splitting,
 )
 
 __all__ = [
@@ -120,7 +120,7 @@ def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np
         return _im2col_one_channel(x, FH, FW, stride, pad, OH, OW)
     windows = _channels_last_windows(x, FH, FW, stride, pad, OH, OW)
     col = np.empty(windows.shape, dtype=windows.dtype)
-    in_parts(lambda b: np.copyto(col[b], windows[b]), N, N * OH * OW * FH * FW * C >= SPLIT_MIN_ELEMENTS)
+    in_parts(lambda b: np.copyto(col[b], windows[b]), N, worth_splitting(N * OH * OW * FH * FW * C))
     return col.view(x.dtype).reshape(N * OH * OW, FH * FW * C)
 
 
@@ -367,7 +367,7 @@ def _im2col_one_channel(x: np.ndarray, FH: int, FW: int, stride: int, pad: int, 
         for i, j in np.ndindex(FH, FW):
             np.copyto(col_t[i, j, b], img[(b, *offset_slices(i, j, OH, OW, stride))])
 
-    in_parts(fill, N, col_t.size >= SPLIT_MIN_ELEMENTS)
+    in_parts(fill, N, worth_splitting(col_t.size))
     return col_t.reshape(FH * FW, N * OH * OW).T
 
 

@@ -51,7 +51,7 @@ from .blocks import inner_dot, rows_dot
 from .cache_sizes import conv_chunk_bytes, core_cache_bytes
 from .conv import _channels_last_windows, conv_input_grad, pad_hw
 from .pool import _max_and_arg_max, max_pool, max_pool_backward, window_pixels
-from .threads import SPLIT_MIN_ELEMENTS, chunk_threads, in_chunks, in_parts, sum_in_chunks
+from .threads import chunk_threads, in_chunks, in_parts, sum_in_chunks, worth_splitting
 
 __all__ = [
     "Forward", "ReluPool", "applies", "conv_relu_pool", "conv_relu_pool_backward", "pooled_order_col", "relu_pool",
@@ -270,7 +270,7 @@ def relu_pool(y: np.ndarray, pool: int) -> ReluPool:
     pairs took 0.78-0.79 of the layers' time with SkylakeX kernels, 0.75-0.78 with Haswell's
     (100 images, 1 thread, Zen 4 VM; benchmarks/results/2026-12-06-kept-tiles/relu_pool-*.txt)."""
     mask = np.empty_like(y, dtype=bool)
-    in_parts(lambda b: np.less_equal(y[b], 0, out=mask[b]), len(y), y.size >= SPLIT_MIN_ELEMENTS)
+    in_parts(lambda b: np.less_equal(y[b], 0, out=mask[b]), len(y), worth_splitting(y.size))
     out, arg_max = max_pool(y, pool, pool, pool)
     max_zero(out, out)
     passed = np.greater(out, 0)

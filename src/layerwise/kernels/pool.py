@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checks import conv_output_shape
 from .conv import add_windows, offset_slices, pad_hw
-from .threads import SPLIT_MIN_ELEMENTS, in_parts
+from .threads import in_parts, worth_splitting
 
 __all__ = ["avg_pool", "avg_pool_backward", "is_channels_last", "max_pool", "max_pool_backward", "window_pixels"]
 
@@ -70,7 +70,7 @@ def max_pool(
     else:
         out = np.empty((*x.shape[:2], OH, OW), dtype=x.dtype)
     arg_max = np.empty_like(out, dtype=np.min_scalar_type(ph * pw - 1)) if with_arg_max else None  # out's layout
-    split = x.size >= SPLIT_MIN_ELEMENTS
+    split = worth_splitting(x.size)
 
     if tiled_fast_path and channels_last and pad == 0 and stride == ph == pw and x.dtype.kind in "biuf":
         x_cl, out_cl = x.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)  # (N, H, W, C) arrays
@@ -190,7 +190,7 @@ def max_pool_backward(
         else:
             add_windows(dx[b], lambda i, j: dout[b] * (arg_max[b] == i * pw + j), ph, pw, OH, OW, stride)
 
-    in_parts(route, N, dx.size >= SPLIT_MIN_ELEMENTS)
+    in_parts(route, N, worth_splitting(dx.size))
     return dx if tiled else dx[:, :, pad : pad + H, pad : pad + W]
 
 

@@ -138,14 +138,42 @@ def run_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R] | None:
         _busy.release()
 
 
-#: Elements below which a pass is not split across threads: handing a part to a pool thread
-#: and waiting for it costs ~25 us, what a float32 pass over ~100,000 elements takes.
+#: Elements below which a pass is not split across threads, until this machine's own size is
+#: known (``kernels.split_sizes``, which says why it differs by machine): on the family-26 AMD
+#: VM handing a part to a pool thread and waiting for it cost ~25 us, what a float32 pass over
+#: ~100,000 elements took.
 SPLIT_MIN_ELEMENTS = 1 << 17
 
-#: Multiply-adds below which a product is not split: the 784-50-10 net's 100x784x50
-#: products (3.9M) take ~90 us on one core and ~100 us as two halves on two Python threads;
-#: SimpleConvNet's (43M) take the same time as OpenBLAS's own two threads.
+#: Multiply-adds below which a product is not split, likewise: there the 784-50-10 net's
+#: 100x784x50 products (3.9M) took ~90 us on one core and ~100 us as two halves on two Python
+#: threads; SimpleConvNet's (43M) took the same time as OpenBLAS's own two threads.
 SPLIT_MIN_MACS = 1 << 24
+
+# The sizes in force: the defaults above, or this machine's (``set_split_sizes``).
+_min_elements, _min_macs = SPLIT_MIN_ELEMENTS, SPLIT_MIN_MACS
+
+
+def set_split_sizes(min_elements: int, min_macs: int) -> None:
+    """The smallest pass (values) and product (multiply-adds) split across owned threads from
+    now on: ``kernels.split_sizes.adopt`` sets this machine's."""
+    global _min_elements, _min_macs
+    _min_elements, _min_macs = int(min_elements), int(min_macs)
+
+
+def current_split_sizes() -> tuple[int, int]:
+    """The smallest pass (values) and product (multiply-adds) split across owned threads now."""
+    return _min_elements, _min_macs
+
+
+def worth_splitting(values: int) -> bool:
+    """Whether a pass over ``values`` values is large enough to split across the owned
+    threads on this machine (``in_parts``' ``split``)."""
+    return values >= _min_elements
+
+
+def owned() -> int:
+    """The threads layerwise splits work across now (``owned_threads``); 0 when it owns none."""
+    return _owned
 
 
 _part = threading.local()  # .inside: this thread is running a part of _Parts (its fn)
@@ -328,9 +356,10 @@ def equal_chunks(n: int, count: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
-def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None, min_macs: int | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays, plus the row ``add`` (a layer's bias) when given; while
-    layerwise owns several threads, a product of at least SPLIT_MIN_MACS multiply-adds is cut
+    layerwise owns several threads, a product of at least ``min_macs`` multiply-adds (this
+    machine's size, ``current_split_sizes``, unless given) is cut
     into parts, one per thread (BLAS is on one thread then: see ``owned_threads``). Row blocks
     of ``a`` when it has many rows (each part adds ``add`` to its own rows, while they are in
     cache), else column blocks of ``b`` when it has many columns: each output value is the same
@@ -343,7 +372,7 @@ def matmul(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.nd
         # As a (1, n) row: for one row of a, NumPy then takes its same-shape add (0.6 us instead
         # of 1.5 us, which single-image inference counts).
         add = add.reshape(1, n)
-    if _owned <= 1 or m * k * n < SPLIT_MIN_MACS:
+    if _owned <= 1 or m * k * n < (_min_macs if min_macs is None else min_macs):
         out = np.dot(a, b)  # for 2-D arrays a @ b, with ~0.35 us less overhead per call
     elif m >= 64 * _owned:
         out = np.empty((m, n), dtype=np.result_type(a, b))

@@ -1,7 +1,8 @@
 """Choices that depend on the machine, measured on it once and kept.
 
 Three choices here, none a constant tuned on one VM (the working-set sizes read off the
-machine's caches are ``kernels.cache_sizes``'s):
+machine's caches are ``kernels.cache_sizes``'s, the sizes from which work is split across owned
+threads ``kernels.split_sizes``'s):
 
 - **How a training step uses several threads** (:func:`training_plan`): BLAS on all of them
   (``"blas"``), BLAS on one and nothing split (``"blas1"``), layerwise owning them and
@@ -56,7 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kept_choices
+from . import kept_choices, split_sizes
 from .blas_limits import blas_limit
 from .processes import processes_plan
 from .threads import owned_threads, split_batches
@@ -125,12 +126,15 @@ def enter_plan(plan: str, threads: int) -> Iterator[None]:
     """The threads as ``plan`` uses them, inside a ``with`` block (restored after)."""
     if plan == "owned":
         with owned_threads():
+            split_sizes.adopt()
             yield
     elif plan == "split":
         with split_batches():
+            split_sizes.adopt()
             yield
     elif plan == "processes":  # owned threads for the optimizer's step; the parts pause them
         with owned_threads(), processes_plan(threads):
+            split_sizes.adopt()
             yield
     else:
         with blas_limit(1 if plan == "blas1" else threads):

@@ -19,8 +19,9 @@ Why it exists (measured):
 - scratch: one flat buffer per dtype, the size of the largest parameter, serves every
   parameter, so a step allocates no parameter-sized array.
 - splitting: Adam on SimpleConvNet's 432,000-weight layer takes ~1 ms on one core; while
-  layerwise owns the threads (``owned_threads``), a parameter of at least
-  ``SPLIT_MIN_ELEMENTS`` elements is updated as slices on all of them (``in_parts``).
+  layerwise owns the threads (``owned_threads``), a parameter at least as large as the
+  smallest whose update by that rule ran faster split on this machine (measured once and kept:
+  ``split_sizes.update_min_elements``) is updated as slices on all of them (``in_parts``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .threads import SPLIT_MIN_ELEMENTS, in_parts
+from . import split_sizes
+from .threads import current_split_sizes, in_parts, owned
 
 __all__ = ["UpdatePlans", "apply_in_parts", "apply_updates"]
 
@@ -107,9 +109,26 @@ def apply_in_parts(apply: Apply, p: np.ndarray, g: np.ndarray, state: dict[str, 
     the threads layerwise owns (``in_parts``). Every rule's ``_apply`` is elementwise, so
     slices give the same numbers; a non-contiguous array (whose flat view would be a copy) is
     not split."""
-    if p.size < SPLIT_MIN_ELEMENTS or not all(a.flags.c_contiguous for a in (p, g, s, *state.values())):
+    if (owned() <= 1 or p.size < split_sizes.SMALLEST or p.size < _update_min_elements(apply, state, p.dtype)
+            or not all(a.flags.c_contiguous for a in (p, g, s, *state.values()))):
         apply(p, g, state, s)
         return
     p, g, s = p.reshape(-1), g.reshape(-1), s.reshape(-1)
     flat = {slot: a.reshape(-1) for slot, a in state.items()}
     in_parts(lambda part: apply(p[part], g[part], {k: a[part] for k, a in flat.items()}, s[part]), p.size)
+
+
+_update_sizes: dict[tuple[str, tuple[str, ...], np.dtype, int], int] = {}  # the kept sizes, looked up once each
+
+
+def _update_min_elements(apply: Apply, state: dict[str, np.ndarray], dtype: np.dtype) -> int:
+    """``split_sizes.update_min_elements`` for the rule whose ``_apply`` is ``apply``."""
+    rule = type(getattr(apply, "__self__", apply)).__name__
+    key = (rule, tuple(state), dtype, owned())
+    size = _update_sizes.get(key)
+    if size is None:
+        size = split_sizes.update_min_elements(rule, apply, key[1], dtype)
+        if size is None:  # not to be had now (tuning off, a worker, another thread measuring)
+            return current_split_sizes()[0]
+        _update_sizes[key] = size
+    return size
