@@ -10,9 +10,10 @@ changes; the numbers do not, but for a product cut along its inner sum (``matmul
 Why measured: a part handed to a pool thread costs a wake-up and data crossing cores, and how
 much differs by machine. The constants these replace came from the family-26 AMD VM, where a
 handoff cost ~25 us and a float32 pass over 2^17 values paid for it. On the Zen 4 VM the same
-split pass took 1.9x as long as whole (95 against 49 us): a pass paid for splitting from 2^19
-values, Adam's update (13 passes) from 2^18, a product from 2^24 multiply-adds (median of 3
-rounds; benchmarks/results/2026-12-06-split-sizes/split_sizes-skylakex.txt).
+pass took 2.0x as long split as whole (102 against 50 us): a pass paid for splitting from
+~470,000 values, Adam's update (13 passes) from ~200,000, SGD's from ~930,000 (in another
+measurement never: 0.97 of whole at 2^20), a product from ~11M multiply-adds (SkylakeX kernels;
+benchmarks/results/2026-12-06-split-sizes/split_sizes-skylakex.txt, and the run's report).
 
 ``LAYERWISE_TUNING=0``, and a worker process of the ``"processes"`` plan that was handed no
 kept sizes, use ``DEFAULTS``: the earlier constants.
