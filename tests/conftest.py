@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from layerwise import cpu
-from layerwise.kernels import split_sizes, threads, updates
+from layerwise.kernels import split_sizes, threads, tuning, updates
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
@@ -69,6 +69,14 @@ def _default_split_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "_min_macs", threads.SPLIT_MIN_MACS)
     monkeypatch.setattr(split_sizes, "_kept_or_measured", lambda key, measure: None)
     monkeypatch.setattr(updates, "_update_sizes", {})
+
+
+@pytest.fixture(autouse=True)
+def _steady_blas_speedup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BLAS's speed-up on all threads reads the same at every plan measurement
+    (``kernels.tuning.blas_speedup``, which a busy test machine would make vary: a plan measured
+    then is not kept); tests/kernels/test_tuning.py measures it for real where it checks it."""
+    monkeypatch.setattr(tuning, "blas_speedup", lambda threads: 1.9)
 
 
 @pytest.fixture

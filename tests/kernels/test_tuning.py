@@ -10,6 +10,8 @@ import layerwise as lw
 from layerwise.kernels import blas_limits, kept_choices, processes, tuning
 from layerwise.kernels import threads as _threads
 
+REAL_BLAS_SPEEDUP = tuning.blas_speedup  # conftest replaces it in every test
+
 
 class FakeClock:
     """Time that passes only when a step runs: each plan's step takes its own fixed time."""
@@ -95,6 +97,32 @@ def cache(monkeypatch, tmp_path):
     return tmp_path / "cache" / "tuning.json"
 
 
+def test_a_plan_measured_while_the_cores_gave_less_than_usual_is_not_kept(monkeypatch, cache):
+    speedups = iter([1.9, 1.9, 1.0, 1.1, 1.8, 1.7])  # before and after each measurement
+    monkeypatch.setattr(tuning, "blas_speedup", lambda threads: next(speedups))
+    first = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="a")
+    assert (first.plan, first.how) == ("blas1", "measured")  # the first: nothing to compare with
+    # every 2-thread plan at the one-thread rate, as on the Zen 4 VM in a slow period
+    slow = _plan(monkeypatch, {"blas": 6.7, "blas1": 6.2, "owned": 6.3}, key="b")
+    assert slow.plan == "blas" and slow.how == (
+        "by shape: BLAS on 2 threads ran 1.00x one thread's speed while the plans were measured, 1.90x usually "
+        "here; measured again next run")
+    assert slow.ms_per_step == {"blas": 6700.0, "blas1": 6200.0, "owned": 6300.0}  # shown, not kept
+    assert "b | 2 threads" not in json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]
+    again = _plan(monkeypatch, {"blas": 4.0, "blas1": 6.2, "owned": 4.5}, key="b")  # 1.7x: as usual
+    assert (again.plan, again.how) == ("blas", "measured")
+
+
+def test_the_usual_speedup_is_the_largest_seen_and_blas_speedup_measures_one(monkeypatch, cache):
+    signature = kept_choices.machine_signature()
+    assert tuning._cores_as_usual(signature, 2, 1.5) is None  # the first: kept as usual
+    assert tuning._cores_as_usual(signature, 2, 1.9) is None  # larger: the new usual
+    assert tuning._cores_as_usual(signature, 2, 1.5) is None  # within 0.75 of 1.9
+    assert tuning._cores_as_usual(signature, 2, 1.2) == 1.9
+    assert tuning._cores_as_usual(signature, 4, 1.2) is None  # another thread count: its own
+    assert 0.2 < REAL_BLAS_SPEEDUP(1) < 5  # the real measurement: one thread against one, about 1
+
+
 def test_a_measured_plan_is_kept_in_the_cache_file_and_reused(monkeypatch, cache):
     probes = []
     plan = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, probes=probes)
@@ -114,7 +142,7 @@ def test_another_machine_or_network_is_measured_anew(monkeypatch, cache):
     monkeypatch.setattr(kept_choices, "machine_signature", lambda: "another CPU")
     assert _plan(monkeypatch, {"blas": 3.0, "blas1": 2.0, "owned": 1.0}).plan == "owned"
     machines = json.loads(cache.read_text())["machines"]
-    assert len(machines) == 2 and set(machines["another CPU"]) == {"net | 2 threads"}
+    assert len(machines) == 2 and set(machines["another CPU"]) == {"net | 2 threads", "blas speedup, 2 threads"}
 
 
 def test_the_shape_rule_stays_unless_another_plan_is_clearly_faster(monkeypatch, cache):
