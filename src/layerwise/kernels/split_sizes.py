@@ -29,12 +29,11 @@ import numpy as np
 
 from . import kept_choices, threads
 
-__all__ = ["DEFAULTS", "KINDS", "adopt", "kept_sizes", "update_min_elements"]
+__all__ = ["DEFAULTS", "adopt", "kept_sizes", "median_seconds", "update_min_elements"]
 
 #: The sizes before they were measured: values of a pass, multiply-adds of a product (an
 #: update's is the pass's).
 DEFAULTS = {"pass": threads.SPLIT_MIN_ELEMENTS, "product": threads.SPLIT_MIN_MACS}
-KINDS = tuple(DEFAULTS)
 #: Splitting must be this much faster at a size, and at every larger size measured.
 MARGIN = 0.05
 #: A size this large means "never split": nothing measured split faster.
@@ -46,8 +45,11 @@ _PRODUCT_ROWS, _PRODUCT_SIZES = 128, (64, 128, 256, 384, 512, 768, 1024)  # (row
 _ROUNDS = 3
 
 
-def _seconds(fn: Callable[[], object], reps: int) -> float:
-    fn()  # first touch, the pool thread started
+def median_seconds(fn: Callable[[], object], reps: int) -> float:
+    """Seconds ``fn()`` takes, the median of ``reps`` calls after one untimed call (the pool
+    thread or BLAS's threads started, the operands touched): the kernels' timing of the choices
+    they measure (``tuning.blas_speedup`` too)."""
+    fn()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -84,8 +86,8 @@ def _compare(sizes: tuple[int, ...], make: Callable[[int], tuple[Callable[[], ob
     for size in sizes:
         one, parts = make(size)
         reps = max(5, min(100, (1 << 23) // work(size)))
-        whole[size] = min(_seconds(one, reps) for _ in range(_ROUNDS))
-        split[size] = min(_seconds(parts, reps) for _ in range(_ROUNDS))
+        whole[size] = min(median_seconds(one, reps) for _ in range(_ROUNDS))
+        split[size] = min(median_seconds(parts, reps) for _ in range(_ROUNDS))
     return whole, split
 
 

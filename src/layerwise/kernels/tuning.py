@@ -224,18 +224,17 @@ def _measured(
         speedup = min(before, blas_speedup(threads))
     except Exception:  # any: the run itself then reports what is wrong with its own step
         return ThreadPlan(by_shape, threads, "by shape: the measurement failed")
-    usual = _cores_as_usual(signature, threads, speedup)
-    if usual is not None:
-        ms = {name: round(statistics.median(times) * 1e3, 4) for name, times in seconds.items()}
-        how = (f"by shape: BLAS on {threads} threads ran {speedup:.2f}x one thread's speed while the plans were "
-               f"measured, {usual:.2f}x usually here; measured again next run")
-        return ThreadPlan(by_shape, threads, how, ms)
     # Medians over the rounds, the figures the log line shows (a choice that contradicted
     # them, as ratios taken round by round could, would puzzle whoever reads it).
     median = {name: statistics.median(times) for name, times in seconds.items()}
+    ms = {name: round(value * 1e3, 4) for name, value in median.items()}
+    usual = _cores_as_usual(signature, threads, speedup)
+    if usual is not None:
+        how = (f"by shape: BLAS on {threads} threads ran {speedup:.2f}x one thread's speed while the plans were "
+               f"measured, {usual:.2f}x usually here; measured again next run")
+        return ThreadPlan(by_shape, threads, how, ms)
     best = min(median, key=median.get)
     plan = best if median[best] < (1 - MARGIN) * median[by_shape] else by_shape
-    ms = {name: round(value * 1e3, 4) for name, value in median.items()}
     record = {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")}
     kept = kept_choices.remember(signature, full_key, record)
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
@@ -251,13 +250,7 @@ def blas_speedup(threads: int) -> float:
     median = {}
     for n in (1, threads):
         with blas_limit(n):
-            np.dot(a, a)  # the threads started, the operands in cache
-            times = []
-            for _ in range(5):
-                start = time.perf_counter()
-                np.dot(a, a)
-                times.append(time.perf_counter() - start)
-        median[n] = statistics.median(times)
+            median[n] = split_sizes.median_seconds(lambda: np.dot(a, a), 5)
     return median[1] / median[threads]
 
 
