@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from layerwise import cpu
-from layerwise.kernels import split_sizes, threads, tuning, updates
+from layerwise.kernels import measuring, split_sizes, threads, updates
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAYERWISE_SHARED", REPO.parent / "shared"))
@@ -68,15 +68,16 @@ def _default_split_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "_min_elements", threads.SPLIT_MIN_ELEMENTS)
     monkeypatch.setattr(threads, "_min_macs", threads.SPLIT_MIN_MACS)
     monkeypatch.setattr(split_sizes, "_kept_or_measured", lambda key, measure: None)
+    monkeypatch.setattr(split_sizes, "_disturbed", set())
     monkeypatch.setattr(updates, "_update_sizes", {})
 
 
 @pytest.fixture(autouse=True)
 def _steady_blas_speedup(monkeypatch: pytest.MonkeyPatch) -> None:
-    """BLAS's speed-up on all threads reads the same at every plan measurement
-    (``kernels.tuning.blas_speedup``, which a busy test machine would make vary: a plan measured
-    then is not kept); tests/kernels/test_tuning.py measures it for real where it checks it."""
-    monkeypatch.setattr(tuning, "blas_speedup", lambda threads: 1.9)
+    """BLAS's speed-up on all threads reads the same around every measurement of a choice
+    (``kernels.measuring.blas_speedup``, which a busy test machine would make vary: a choice
+    measured then is not kept); tests/kernels/test_measuring.py measures it for real."""
+    monkeypatch.setattr(measuring, "blas_speedup", lambda threads: 1.9)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ threads, measured on this machine once and kept."""
 import numpy as np
 import pytest
 
-from layerwise.kernels import kept_choices, split_sizes, threads, tuning, updates
+from layerwise.kernels import kept_choices, measuring, split_sizes, threads, tuning, updates
 from layerwise.optim import Adam
 
 
@@ -56,8 +56,8 @@ def test_sizes_are_measured_once_set_for_the_splits_and_kept(two_threads, monkey
     with threads.owned_threads():
         assert split_sizes.adopt() == found and len(measured) == 2
     kept = split_sizes.kept_sizes()
-    assert set(kept) == {"pass float32, 2 threads", "product float32, 2 threads"}
-    assert kept["pass float32, 2 threads"]["us"]["2048"] == [1e6, 0.5e6]  # whole, split
+    assert set(kept) == {"relu pass float32, 2 threads", "product float32, 2 threads"}
+    assert kept["relu pass float32, 2 threads"]["us"]["2048"] == [1e6, 0.5e6]  # whole, split
 
 
 def test_without_tuning_or_in_a_worker_the_defaults(two_threads, monkeypatch, tmp_path):
@@ -79,11 +79,11 @@ def test_a_real_measurement_gives_sizes_in_range_and_the_plans_adopt_them(two_th
     with tuning.enter_plan("owned", 2):
         elements, macs = threads.current_split_sizes()
     kept = split_sizes.kept_sizes()
-    assert kept["pass float32, 2 threads"]["min"] == elements and kept["product float32, 2 threads"]["min"] == macs
+    assert kept["relu pass float32, 2 threads"]["min"] == elements and kept["product float32, 2 threads"]["min"] == macs
     for size in (elements, macs):
         assert size == split_sizes.NEVER or 1 << 14 <= size <= 1 << 30
     # every size measured both ways, in microseconds
-    assert all(len(v) == 2 and min(v) > 0 for v in kept["pass float32, 2 threads"]["us"].values())
+    assert all(len(v) == 2 and min(v) > 0 for v in kept["relu pass float32, 2 threads"]["us"].values())
 
 
 @pytest.mark.parametrize("pays_from", [1000, split_sizes.NEVER])
@@ -131,3 +131,29 @@ def test_an_updates_measurement_leaves_the_optimizer_alone(two_threads, monkeypa
     assert size == split_sizes.NEVER or size >= 1 << 14
     assert opt.step == 1 and set(opt.state["m"]) == {"W"}  # only the real parameter's state
     assert "update Adam float32, 2 threads" in split_sizes.kept_sizes()
+
+
+def test_sizes_measured_while_the_cores_gave_less_than_usual_are_not_kept(two_threads, monkeypatch, tmp_path):
+    monkeypatch.setenv(kept_choices.CACHE_ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(kept_choices, "_memory", {})
+    signature = kept_choices.machine_signature()
+    measuring.cores_as_usual(signature, 2, 1.9)  # this machine's usual speed-up on 2 threads
+    readings = iter([1.9, 1.0])  # around the pass's measurement: the second core gave nothing after it
+    monkeypatch.setattr(measuring, "blas_speedup", lambda threads: next(readings, 1.9))
+    measured = []
+
+    def measure(dtype):
+        measured.append(dtype)
+        return {n: 1.0 for n in (1024, 2048)}, {n: 0.5 for n in (1024, 2048)}
+
+    monkeypatch.setattr(split_sizes, "_measure_pass", measure)
+    monkeypatch.setattr(split_sizes, "_measure_product", measure)
+    with threads.owned_threads():
+        found = split_sizes.adopt()
+        assert found == {"pass": split_sizes.DEFAULTS["pass"], "product": 1024}  # the pass's default this run
+        assert split_sizes.adopt() == found and len(measured) == 2  # not measured again in this process
+    assert set(split_sizes.kept_sizes()) == {"product float32, 2 threads"}
+    monkeypatch.setattr(split_sizes, "_disturbed", set())  # a later run: measured again, as usual now
+    with threads.owned_threads():
+        assert split_sizes.adopt() == {"pass": 1024, "product": 1024} and len(measured) == 3
+    assert set(split_sizes.kept_sizes()) == {"relu pass float32, 2 threads", "product float32, 2 threads"}

@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise.kernels import blas_limits, kept_choices, processes, tuning
+from layerwise.kernels import blas_limits, kept_choices, measuring, processes, tuning
 from layerwise.kernels import threads as _threads
-
-REAL_BLAS_SPEEDUP = tuning.blas_speedup  # conftest replaces it in every test
 
 
 class FakeClock:
@@ -99,7 +97,7 @@ def cache(monkeypatch, tmp_path):
 
 def test_a_plan_measured_while_the_cores_gave_less_than_usual_is_not_kept(monkeypatch, cache):
     speedups = iter([1.9, 1.9, 1.0, 1.1, 1.8, 1.7])  # before and after each measurement
-    monkeypatch.setattr(tuning, "blas_speedup", lambda threads: next(speedups))
+    monkeypatch.setattr(measuring, "blas_speedup", lambda threads: next(speedups))
     first = _plan(monkeypatch, {"blas": 2.0, "blas1": 1.0, "owned": 3.0}, key="a")
     assert (first.plan, first.how) == ("blas1", "measured")  # the first: nothing to compare with
     # every 2-thread plan at the one-thread rate, as on the Zen 4 VM in a slow period
@@ -111,16 +109,6 @@ def test_a_plan_measured_while_the_cores_gave_less_than_usual_is_not_kept(monkey
     assert "b | 2 threads" not in json.loads(cache.read_text())["machines"][kept_choices.machine_signature()]
     again = _plan(monkeypatch, {"blas": 4.0, "blas1": 6.2, "owned": 4.5}, key="b")  # 1.7x: as usual
     assert (again.plan, again.how) == ("blas", "measured")
-
-
-def test_the_usual_speedup_is_the_largest_seen_and_blas_speedup_measures_one(monkeypatch, cache):
-    signature = kept_choices.machine_signature()
-    assert tuning._cores_as_usual(signature, 2, 1.5) is None  # the first: kept as usual
-    assert tuning._cores_as_usual(signature, 2, 1.9) is None  # larger: the new usual
-    assert tuning._cores_as_usual(signature, 2, 1.5) is None  # within 0.75 of 1.9
-    assert tuning._cores_as_usual(signature, 2, 1.2) == 1.9
-    assert tuning._cores_as_usual(signature, 4, 1.2) is None  # another thread count: its own
-    assert 0.2 < REAL_BLAS_SPEEDUP(1) < 5  # the real measurement: one thread against one, about 1
 
 
 def test_a_measured_plan_is_kept_in_the_cache_file_and_reused(monkeypatch, cache):

@@ -1,4 +1,4 @@
-"""The thread-plan check for real (``kernels.tuning._cores_as_usual``): the usual speed-up of
+"""The thread-plan check for real (``kernels.measuring.cores_as_usual``): the usual speed-up of
 BLAS on 2 threads measured on the quiet machine, then 784-512-512-10's plans measured while
 another process spins on a core (not kept: the shape rule's plan serves), then quiet again
 (measured and kept). A fresh cache folder.
@@ -19,7 +19,7 @@ os.environ["LAYERWISE_CACHE_DIR"] = tempfile.mkdtemp(prefix="plan-check-")
 import numpy as np
 
 import layerwise as lw
-from layerwise.kernels import kept_choices, tuning
+from layerwise.kernels import kept_choices, measuring, tuning
 from layerwise.optim import make_optimizer
 from layerwise.train import Trainer
 
@@ -36,13 +36,13 @@ def main() -> None:
         chosen = trainer.plan_threads()
         print(f"- {situation}: {chosen.plan} ({chosen.how})")
 
-    usual = tuning.blas_speedup(2)
-    tuning._cores_as_usual(kept_choices.machine_signature(), 2, usual)
+    usual = measuring.blas_speedup(2)
+    measuring.cores_as_usual(kept_choices.machine_signature(), 2, usual)
     print(f"- quiet: BLAS on 2 threads {usual:.2f}x one thread (kept as the usual)")
     spinning = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
-        print(f"- another process spinning: {tuning.blas_speedup(2):.2f}x")
+        print(f"- another process spinning: {measuring.blas_speedup(2):.2f}x")
         plan("784-512-512-10's plans measured meanwhile")
     finally:
         spinning.kill()

@@ -10,10 +10,20 @@ changes; the numbers do not, but for a product cut along its inner sum (``matmul
 Why measured: a part handed to a pool thread costs a wake-up and data crossing cores, and how
 much differs by machine. The constants these replace came from the family-26 AMD VM, where a
 handoff cost ~25 us and a float32 pass over 2^17 values paid for it. On the Zen 4 VM the same
-pass took 2.0x as long split as whole (102 against 50 us): a pass paid for splitting from
-~470,000 values, Adam's update (13 passes) from ~200,000, SGD's from ~930,000 (in another
-measurement never: 0.97 of whole at 2^20), a product from ~11M multiply-adds (SkylakeX kernels;
+pass took 2.0x as long split as whole (102 against 50 us): Adam's update (13 passes) paid for
+splitting from ~200,000 values, SGD's from ~930,000 (in another measurement never: 0.97 of
+whole at 2^20), a product from ~11M multiply-adds (SkylakeX kernels;
 benchmarks/results/2026-12-06-split-sizes/split_sizes-skylakex.txt, and the run's report).
+The pass is timed as the ReLU runs it (``activations.max_zero``): NumPy's scalar
+``np.maximum(x, 0)``, 3x slower a value, paid from ~515,000 values where the ReLU's own loop
+pays from ~1,070,000 (at 2^19 values 93 us whole, 145 split; benchmarks/results/
+2026-12-06-split-check/pass_ways-skylakex.txt).
+
+Why checked: each measurement is bracketed by ``measuring.bracketed``; one made while BLAS on
+the owned threads ran well below its usual speed-up here is not kept (the defaults serve the
+rest of the process, and a later run measures again), as a thread plan is not
+(``kernels.tuning``): the VM's slow periods, when its second core gives next to nothing,
+would make "never split" look right, and it would be kept for good.
 
 ``LAYERWISE_TUNING=0``, and a worker process of the ``"processes"`` plan that was handed no
 kept sizes, use ``DEFAULTS``: the earlier constants.
@@ -21,15 +31,16 @@ kept sizes, use ``DEFAULTS``: the earlier constants.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from . import kept_choices, threads
+from . import kept_choices, measuring, threads
+from .activations import max_zero
+from .measuring import median_seconds
 
-__all__ = ["DEFAULTS", "adopt", "kept_sizes", "median_seconds", "update_min_elements"]
+__all__ = ["DEFAULTS", "adopt", "kept_sizes", "update_min_elements"]
 
 #: The sizes before they were measured: values of a pass, multiply-adds of a product (an
 #: update's is the pass's).
@@ -43,19 +54,6 @@ _PASS_SIZES = tuple(1 << e for e in range(14, 23))  # 16K .. 4M values
 SMALLEST = _PASS_SIZES[0]
 _PRODUCT_ROWS, _PRODUCT_SIZES = 128, (64, 128, 256, 384, 512, 768, 1024)  # (rows, d) @ (d, d)
 _ROUNDS = 3
-
-
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    """Seconds ``fn()`` takes, the median of ``reps`` calls after one untimed call (the pool
-    thread or BLAS's threads started, the operands touched): the kernels' timing of the choices
-    they measure (``tuning.blas_speedup`` too)."""
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def smallest_that_pays(whole: dict[int, float], split: dict[int, float]) -> int:
@@ -97,8 +95,8 @@ def _measure_pass(dtype: np.dtype) -> tuple[dict[int, float], dict[int, float]]:
     def make(n: int) -> tuple[Callable[[], object], Callable[[], object]]:
         x = rng.standard_normal(n).astype(dtype)
         out = np.empty_like(x)
-        return (lambda: np.maximum(x, 0, out=out),
-                lambda: threads.in_parts(lambda b: np.maximum(x[b], 0, out=out[b]), n))
+        return (lambda: max_zero(x, out),
+                lambda: threads.in_parts(lambda b: max_zero(x[b], out[b]), n))
 
     return _compare(_PASS_SIZES, make, lambda n: n)
 
@@ -126,10 +124,17 @@ def _valid(record: object) -> bool:
     return isinstance(record, dict) and isinstance(record.get("min"), int) and record["min"] > 0
 
 
+#: Keys measured in this process while the cores did not run as usual (``measuring``): their
+#: defaults serve until the process ends, and a later run measures again.
+_disturbed: set[str] = set()
+
+
 def _kept_or_measured(key: str, measure: Callable[[], tuple[dict[int, float], dict[int, float]]]) -> int | None:
-    """The size kept for ``key``, else measured now and kept; None when it cannot be measured
-    now (tuning off, a worker process, another thread measuring): the caller's default."""
-    if not kept_choices.tuning_enabled():
+    """The size kept for ``key``, else measured now on the owned threads and kept; None when it
+    cannot be measured now (tuning off, a worker process, another thread measuring) or was
+    measured while BLAS on those threads ran well below its usual speed-up here
+    (``measuring.bracketed``): the caller's default."""
+    if not kept_choices.tuning_enabled() or key in _disturbed:
         return None
     signature = kept_choices.machine_signature()
     record = kept_choices.recall(signature, key, _valid)
@@ -138,8 +143,12 @@ def _kept_or_measured(key: str, measure: Callable[[], tuple[dict[int, float], di
             if held:  # else another thread measures, maybe waiting on the pool: not now
                 record = kept_choices.recall(signature, key, _valid)
                 if record is None:
-                    record = _record(*measure())
-                    kept_choices.remember(signature, key, record)
+                    measured, _, usual = measuring.bracketed(signature, threads.owned(), lambda: _record(*measure()))
+                    if usual is None:
+                        record = measured
+                        kept_choices.remember(signature, key, record)
+                    else:
+                        _disturbed.add(key)
     return None if record is None else record["min"]
 
 
@@ -152,8 +161,10 @@ def adopt() -> dict[str, int]:
         return dict(DEFAULTS)
     dtype = np.dtype(np.float32)
     found = {}
-    for kind, measure in (("pass", _measure_pass), ("product", _measure_product)):
-        size = _kept_or_measured(f"split {kind} {dtype.name}, {workers} threads", lambda m=measure: m(dtype))
+    # "relu pass": timed with the loop the ReLU runs (max_zero). Records under "pass" timed the
+    # scalar np.maximum, 3x slower a value, so that splitting paid from half the size: unused.
+    for kind, what, measure in (("pass", "relu pass", _measure_pass), ("product", "product", _measure_product)):
+        size = _kept_or_measured(f"split {what} {dtype.name}, {workers} threads", lambda m=measure: m(dtype))
         found[kind] = DEFAULTS[kind] if size is None else size
     threads.set_split_sizes(found["pass"], found["product"])
     return found

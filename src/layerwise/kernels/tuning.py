@@ -24,7 +24,7 @@ threads ``kernels.split_sizes``'s):
   So the Trainer times a copy of the network under each plan the first time that network
   trains on this machine with that many threads (unless BLAS's speed-up on those threads was
   well below the machine's usual meanwhile: then the shape rule's plan serves and nothing is
-  kept, ``_cores_as_usual``), and keeps the winner in a small JSON file
+  kept, ``measuring.cores_as_usual``), and keeps the winner in a small JSON file
   (``kernels.kept_choices.cache_file``), keyed by the machine (CPU model, cores, BLAS and its kernels): later
   runs start at once and make the same choice. The choice decides which kernels compute a
   product, so it is kept rather than measured again: a run's numbers then repeat bit for bit
@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kept_choices, split_sizes
+from . import kept_choices, measuring, split_sizes
 from .blas_limits import blas_limit
 from .processes import processes_plan
 from .threads import owned_threads, split_batches
@@ -88,9 +88,6 @@ MARGIN = 0.03
 _SETTLE_S, _SETTLE_STEPS, _REP_S = 0.15, 3, 0.05
 #: Rounds of turns: each plan is timed this many times (about 0.6 s a plan in all).
 _ROUNDS = 3
-#: A plan is not kept when BLAS on all the run's threads ran less than this fraction of the
-#: machine's usual speed-up over one thread while it was measured (``_cores_as_usual``).
-USUAL_SPEEDUP_FRACTION = 0.75
 #: Runs with fewer multiply-adds in their products than this take the shape rule's plan
 #: unmeasured: measuring takes 2-3 s, and a run this short (10-50 s of training on one core)
 #: gains less than that from the best plan. One Fashion-MNIST epoch of DeepConvNet is 1.6e12,
@@ -218,17 +215,16 @@ def _measured(
     plans: tuple[str, ...] = PLANS,
 ) -> ThreadPlan:
     try:
-        before = blas_speedup(threads)
         with np.errstate(all="ignore"):  # a copy whose loss blows up must not print warnings
-            seconds = measure_plans(probe(), threads, plans)
-        speedup = min(before, blas_speedup(threads))
+            step = probe()
+            seconds, speedup, usual = measuring.bracketed(
+                signature, threads, lambda: measure_plans(step, threads, plans))
     except Exception:  # any: the run itself then reports what is wrong with its own step
         return ThreadPlan(by_shape, threads, "by shape: the measurement failed")
     # Medians over the rounds, the figures the log line shows (a choice that contradicted
     # them, as ratios taken round by round could, would puzzle whoever reads it).
     median = {name: statistics.median(times) for name, times in seconds.items()}
     ms = {name: round(value * 1e3, 4) for name, value in median.items()}
-    usual = _cores_as_usual(signature, threads, speedup)
     if usual is not None:
         how = (f"by shape: BLAS on {threads} threads ran {speedup:.2f}x one thread's speed while the plans were "
                f"measured, {usual:.2f}x usually here; measured again next run")
@@ -238,39 +234,6 @@ def _measured(
     record = {"plan": plan, "ms_per_step": ms, "measured": time.strftime("%Y-%m-%d")}
     kept = kept_choices.remember(signature, full_key, record)
     return ThreadPlan(plan, threads, "measured" if kept else "measured, not kept", ms)
-
-
-def blas_speedup(threads: int) -> float:
-    """How many times faster BLAS multiplies two 768x768 float32 matrices on ``threads`` threads
-    than on one, now: the median of 5 products each way (~80 ms in all here). Not the best of a
-    few: with another process spinning on one of 2 cores, the best of 3 512x512 products still
-    read 1.77x (a product fits between the scheduler's switches), the median of 5 768x768 ones
-    1.02x, against 1.89x on the quiet VM."""
-    a = np.random.default_rng(0).standard_normal((768, 768)).astype(np.float32)
-    median = {}
-    for n in (1, threads):
-        with blas_limit(n):
-            median[n] = split_sizes.median_seconds(lambda: np.dot(a, a), 5)
-    return median[1] / median[threads]
-
-
-def _cores_as_usual(signature: str, threads: int, speedup: float) -> float | None:
-    """None when ``speedup`` (``blas_speedup`` while the plans were measured) is within
-    ``USUAL_SPEEDUP_FRACTION`` of the largest kept for this machine and thread count, or when
-    none is kept yet; else that largest. The largest is kept up to date.
-
-    Why: the VM has periods in which its second core gives next to nothing (784-512-512-10's
-    2-thread plans all measured at the one-thread rate, 6.2-6.8 ms a step against 3.7-4.8 in
-    other runs; "blas1" was kept, and later runs trained on one thread at 1.61x PyTorch's time:
-    benchmarks/results/2026-12-06-split-sizes). The guest sees no stolen time then. A plan
-    measured so is used for nothing: the shape rule's serves this run, and the next measures
-    again. The usual speed-up is the machine's own (a pair of SMT siblings gives ~1.1x)."""
-    key = f"blas speedup, {threads} threads"
-    record = kept_choices.recall(signature, key, lambda r: isinstance(r, dict) and isinstance(r.get("usual"), float))
-    usual = None if record is None else record["usual"]
-    if usual is None or speedup > usual:
-        kept_choices.remember(signature, key, {"usual": round(speedup, 3), "measured": time.strftime("%Y-%m-%d")})
-    return usual if usual is not None and speedup < USUAL_SPEEDUP_FRACTION * usual else None
 
 
 #: The ways a 3×3 convolution can compute (``conv_way``): im2col, or Winograd's F(2×2, 3×3) with
