@@ -19,7 +19,8 @@ The pass is timed as the ReLU runs it (``activations.max_zero``): NumPy's scalar
 pays from ~1,070,000 (at 2^19 values 93 us whole, 145 split; benchmarks/results/
 2026-12-06-split-check/pass_ways-skylakex.txt).
 
-Why checked: each measurement is bracketed by ``measuring.bracketed``; one made while BLAS on
+Why checked: each measurement is bracketed by ``measuring.bracketed`` (two readings of ~80 ms
+each, once per machine); one made while BLAS on
 the owned threads ran well below its usual speed-up here is not kept (the defaults serve the
 rest of the process, and a later run measures again), as a thread plan is not
 (``kernels.tuning``): the VM's slow periods, when its second core gives next to nothing,
