@@ -9,10 +9,10 @@ changes; the numbers do not, but for a product cut along its inner sum (``matmul
 
 Why measured: a part handed to a pool thread costs a wake-up and data crossing cores, and how
 much differs by machine. The constants these replace came from the family-26 AMD VM, where a
-handoff cost ~25 us and a float32 pass over 2^17 values paid for it. On the Zen 4 VM the same
-pass took 2.0x as long split as whole (102 against 50 us): Adam's update (13 passes) paid for
-splitting from ~200,000 values, SGD's from ~930,000 (in another measurement never: 0.97 of
-whole at 2^20), a product from ~11M multiply-adds (SkylakeX kernels;
+handoff cost ~25 us and a float32 pass over 2^17 values paid for it. On the Zen 4 VM a pass
+that size took 2.0x as long split as whole (102 against 50 us, the scalar loop below): Adam's
+update (13 passes) paid for splitting from ~200,000 values, SGD's from ~930,000 (in another
+measurement never: 0.97 of whole at 2^20), a product from ~11M multiply-adds (SkylakeX kernels;
 benchmarks/results/2026-12-06-split-sizes/split_sizes-skylakex.txt, and the run's report).
 The pass is timed as the ReLU runs it (``activations.max_zero``): NumPy's scalar
 ``np.maximum(x, 0)``, 3x slower a value, paid from ~515,000 values where the ReLU's own loop
@@ -20,11 +20,11 @@ pays from ~1,070,000 (at 2^19 values 93 us whole, 145 split; benchmarks/results/
 2026-12-06-split-check/pass_ways-skylakex.txt).
 
 Why checked: each measurement is bracketed by ``measuring.bracketed`` (two readings of ~80 ms
-each, once per machine); one made while BLAS on
-the owned threads ran well below its usual speed-up here is not kept (the defaults serve the
-rest of the process, and a later run measures again), as a thread plan is not
-(``kernels.tuning``): the VM's slow periods, when its second core gives next to nothing,
-would make "never split" look right, and it would be kept for good.
+each, once per machine); one made while BLAS on the owned threads ran well below its usual
+speed-up here is not kept (the defaults serve the rest of the process, and a later run
+measures again), as a thread plan is not (``kernels.tuning``): the VM's slow periods, when its
+second core gives next to nothing, would make "never split" look right, and it would be kept
+for good.
 
 ``LAYERWISE_TUNING=0``, and a worker process of the ``"processes"`` plan that was handed no
 kept sizes, use ``DEFAULTS``: the earlier constants.
