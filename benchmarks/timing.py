@@ -1,5 +1,9 @@
 """The median time of a call, after warm-up calls: the one timing loop the benchmark tools and
-the scripts under ``benchmarks/results/`` share."""
+the scripts under ``benchmarks/results/`` share.
+
+Not ``layerwise.kernels.measuring.median_seconds`` (the same loop, for the choices the library
+measures): ``benchmarks.before_after`` runs this code beside layerwise from older revisions,
+which do not have that module."""
 
 from __future__ import annotations
 

@@ -22,12 +22,12 @@ import layerwise as lw
 from layerwise.kernels import threads, tuning
 from layerwise.kernels.activations import max_zero
 from layerwise.kernels.blas_limits import blas_limit
-from layerwise.kernels.measuring import median_seconds
 from layerwise.kernels.memory import keep_freed_memory
 from layerwise.models import batch_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for benchmarks
 from benchmarks.nets import NETS
+from benchmarks.timing import median_seconds
 from benchmarks.worker import _blas
 
 ROUNDS, STEPS = 5, 100
